@@ -1,0 +1,148 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Prefix is where the control API lives on the sandbox port; AWS never uses this path.
+const Prefix = "/_sandbox/"
+
+// Sources are what the control API reads; nil ones answer 404.
+type Sources struct {
+	Faults      *Registry
+	Calls       func(CallFilter) []Call
+	Traffic     func() Traffic
+	Topology    func() any
+	MongoEvents func() any
+	Logger      *slog.Logger
+}
+
+// NewHandler returns the control API, to be mounted at Prefix.
+func NewHandler(src Sources) http.Handler {
+	log := src.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Faults != nil, "faults") {
+			return
+		}
+		writeJSON(w, http.StatusOK, src.Faults.List())
+	})
+	mux.HandleFunc("POST /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Faults != nil, "faults") {
+			return
+		}
+		var f Fault
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			writeJSON(w, http.StatusBadRequest, &FieldError{"body", fmt.Sprintf("not a fault: %v", err)})
+			return
+		}
+		added, err := src.Faults.Add(f)
+		var fe *FieldError
+		switch {
+		case errors.As(err, &fe):
+			writeJSON(w, http.StatusBadRequest, fe)
+			return
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, &FieldError{"", err.Error()})
+			return
+		}
+		log.Info("fault added", "id", added.ID, "target", added.Target, "kind", added.Kind, "rate", added.Rate)
+		writeJSON(w, http.StatusCreated, added)
+	})
+	mux.HandleFunc("DELETE /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Faults != nil, "faults") {
+			return
+		}
+		if err := src.Faults.Clear(); err != nil {
+			writeJSON(w, http.StatusInternalServerError, &FieldError{"", err.Error()})
+			return
+		}
+		log.Info("faults cleared")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /_sandbox/faults/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Faults != nil, "faults") {
+			return
+		}
+		id := r.PathValue("id")
+		ok, err := src.Faults.Delete(id)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, &FieldError{"id", err.Error()})
+			return
+		}
+		if !ok {
+			writeJSON(w, http.StatusNotFound, &FieldError{"id", fmt.Sprintf("no fault %q", id)})
+			return
+		}
+		log.Info("fault deleted", "id", id)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /_sandbox/calls", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Calls != nil, "calls") {
+			return
+		}
+		q := r.URL.Query()
+		f := CallFilter{Service: q.Get("service"), Operation: q.Get("operation")}
+		if s := q.Get("since"); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, &FieldError{"since", "must be an RFC 3339 time"})
+				return
+			}
+			f.Since = t
+		}
+		calls := src.Calls(f)
+		if calls == nil {
+			calls = []Call{}
+		}
+		writeJSON(w, http.StatusOK, calls)
+	})
+	mux.HandleFunc("GET /_sandbox/traffic", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Traffic != nil, "traffic") {
+			return
+		}
+		writeJSON(w, http.StatusOK, src.Traffic())
+	})
+	mux.HandleFunc("GET /_sandbox/topology", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Topology != nil, "topology") {
+			return
+		}
+		writeJSON(w, http.StatusOK, src.Topology())
+	})
+	mux.HandleFunc("GET /_sandbox/mongo/events", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.MongoEvents != nil, "mongo events") {
+			return
+		}
+		writeJSON(w, http.StatusOK, src.MongoEvents())
+	})
+	mux.HandleFunc("/_sandbox/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, &FieldError{"path", fmt.Sprintf("no control endpoint %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+func need(w http.ResponseWriter, ok bool, what string) bool {
+	if !ok {
+		writeJSON(w, http.StatusNotFound, &FieldError{"path", what + " are not available in this sandbox"})
+	}
+	return ok
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
