@@ -1,0 +1,45 @@
+# Build tools are pinned in tools/go.mod and run with `go tool`, so a fresh machine gets the
+# same versions with no manual step.
+TOOL := go tool -modfile=tools/go.mod
+GO_PACKAGES := ./...
+
+.PHONY: all build dev test test-short generate checkgenerate lint bench chaos clean
+
+all: build
+
+build:
+	go build -o bin/ferry ./cmd/ferry
+
+## dev: run ferry on the embedded default (Temporal + UI, sandbox, worker, API)
+dev:
+	go run ./cmd/ferry dev
+
+## test: every test, including the integration tests that boot the embedded stack
+test:
+	go test -count=1 -timeout 20m $(GO_PACKAGES)
+
+## test-short: unit tests only
+test-short:
+	go test -short -count=1 $(GO_PACKAGES)
+
+generate:
+	$(TOOL) buf generate
+
+## checkgenerate: fails when gen/ is stale against proto/
+checkgenerate: generate
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+		echo "gen/ is stale: run 'make generate' and commit the result"; \
+		git status --porcelain -- gen; exit 1; fi
+
+lint:
+	$(TOOL) buf lint
+	go vet $(GO_PACKAGES)
+	$(TOOL) workflowcheck ./workflows/...
+	$(TOOL) staticcheck $(GO_PACKAGES)
+
+## bench: benchmarks print numbers; tests assert behaviour
+bench:
+	go test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m $(GO_PACKAGES)
+
+clean:
+	rm -rf bin
