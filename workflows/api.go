@@ -1,0 +1,265 @@
+// Package workflows holds ferry's deterministic orchestration: one file per migration plus
+// the shared steering (approvals, pause, rollback, audit). This file is the contract that the
+// API server and the worker both import: task queue, handler names, search attributes,
+// workflow-ID helpers and the structs that cross the Temporal boundary.
+//
+// Every workflow, signal, query and update takes one struct and returns one struct, so a
+// field can be added without breaking running workflows.
+package workflows
+
+import (
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// TaskQueue is the one queue every ferry worker polls. Workers are stateless, so adding
+// workers on this queue is how ferry scales.
+const TaskQueue = "ferry"
+
+// Signal names. The Temporal UI and `temporal workflow signal` can send them too, which is
+// why each workflow re-checks authorisation rules (four-eyes) itself.
+const (
+	SignalApprove  = "approve"
+	SignalPause    = "pause"
+	SignalResume   = "resume"
+	SignalRollback = "rollback"
+)
+
+// Update names. Updates run the same handlers as the signals but give the caller an
+// immediate yes or no (e.g. "nothing awaits approval").
+const (
+	UpdateApprove  = "approve-update"
+	UpdatePause    = "pause-update"
+	UpdateResume   = "resume-update"
+	UpdateRollback = "rollback-update"
+)
+
+// QueryProgress returns a Progress.
+const QueryProgress = "progress"
+
+// Kind values, as stored in the FerryKind search attribute.
+const (
+	KindDNSShift = "dns-shift"
+	KindPing     = "ping"
+)
+
+// State values, as stored in the FerryState search attribute and in Progress.State.
+const (
+	StateRunning          = "running"
+	StateAwaitingApproval = "awaiting-approval"
+	StatePaused           = "paused"
+	StateRollingBack      = "rolling-back"
+	StateCompleted        = "completed"
+	StateRolledBack       = "rolled-back"
+	StateFailed           = "failed"
+	StateCancelled        = "cancelled"
+)
+
+// Search attributes, registered by `ferry dev` (and by `ferry setup` on other clusters) so
+// the Temporal UI and ListMigrations can filter without opening payloads.
+var (
+	SAKind             = temporal.NewSearchAttributeKeyKeyword("FerryKind")
+	SAPhase            = temporal.NewSearchAttributeKeyKeyword("FerryPhase")
+	SAState            = temporal.NewSearchAttributeKeyKeyword("FerryState")
+	SASourceRegion     = temporal.NewSearchAttributeKeyKeyword("FerrySourceRegion")
+	SATargetRegion     = temporal.NewSearchAttributeKeyKeyword("FerryTargetRegion")
+	SAInitiator        = temporal.NewSearchAttributeKeyKeyword("FerryInitiator")
+	SAAwaitingApproval = temporal.NewSearchAttributeKeyBool("FerryAwaitingApproval")
+)
+
+// SearchAttributeKeys lists every ferry search attribute, for registration.
+var SearchAttributeKeys = []temporal.SearchAttributeKey{
+	SAKind, SAPhase, SAState, SASourceRegion, SATargetRegion, SAInitiator, SAAwaitingApproval,
+}
+
+// DNSShiftWorkflowID derives the workflow id from the record, so two shifts of one record
+// can never run at once: the id is the lock.
+func DNSShiftWorkflowID(zone, recordName, recordType string) string {
+	return "dns/" + strings.TrimSuffix(zone, ".") + "/" + strings.TrimSuffix(recordName, ".") + "/" + recordType
+}
+
+// ActionRequest is the payload of approve, pause, resume and rollback signals and updates.
+type ActionRequest struct {
+	// Identity is who asks; the API fills it from authentication.
+	Identity string
+	// Reason is free text for the audit trail.
+	Reason string
+	// Step optionally names the step an approval is for; empty means the one waiting.
+	Step string
+}
+
+// AuditEntry records one action on a migration.
+type AuditEntry struct {
+	Time     time.Time
+	Identity string
+	Action   string
+	Reason   string
+	Step     string
+}
+
+// ApprovalPolicy is the normalised approval configuration of a migration.
+type ApprovalPolicy struct {
+	// RequiredApprovers is how many distinct identities must approve each gate (>= 1).
+	RequiredApprovers int
+	// AllowSelfApproval lets the initiator approve (four-eyes off).
+	AllowSelfApproval bool
+}
+
+// StepProgress is one step of a migration as the progress query reports it.
+type StepProgress struct {
+	Name      string
+	Status    string // pending, running, done, failed, rolled-back
+	StartTime time.Time
+	EndTime   time.Time
+	Detail    string
+}
+
+// PendingApproval is a gate that waits for approvers.
+type PendingApproval struct {
+	Step       string
+	Required   int
+	ApprovedBy []string
+}
+
+// GateResult is a gate's latest evaluation.
+type GateResult struct {
+	Name    string
+	Healthy bool
+	Detail  string
+	Time    time.Time
+}
+
+// Progress is the full state of any migration, returned by QueryProgress.
+type Progress struct {
+	Kind            string
+	State           string
+	Phase           string
+	Message         string
+	Initiator       string
+	PlanHash        string
+	Steps           []StepProgress
+	PendingApproval *PendingApproval
+	Audit           []AuditEntry
+	DNS             *DNSProgress
+}
+
+// PingInput starts the ping workflow: a minimal real workflow used by `ferry dev`'s smoke
+// test and the foundation's integration tests to prove a worker executes work.
+type PingInput struct {
+	Message string
+}
+
+// PingResult is the ping workflow's answer.
+type PingResult struct {
+	Message string
+	// Worker is the identity of the worker that ran the activity.
+	Worker string
+}
+
+// --- DNS shift ---------------------------------------------------------------------------
+
+// DNSShiftSpec is the validated, normalised DNS shift spec (built from the proto by
+// package spec). It holds no observed state: the workflow's preflight reads that.
+type DNSShiftSpec struct {
+	Zone       string // hosted zone name ("shop.example.") or id ("Z...")
+	RecordName string // fully qualified, trailing dot
+	RecordType string
+	From       string // set identifier serving traffic now
+	To         string // set identifier receiving traffic
+	// Percents on To after each step, strictly increasing, ending at 100.
+	Percents []int
+	// ApproveAfter[i] says whether step i waits for approval after its dwell.
+	ApproveAfter  []bool
+	TotalWeight   int
+	BakeTime      time.Duration
+	GateInterval  time.Duration
+	Gates         []Gate
+	RollbackMode  string // "immediate" | "gradual"
+	OnGateFailure string // "rollback" | "pause"
+}
+
+// Gate is one normalised gate. Exactly one of the check fields is set.
+type Gate struct {
+	Name             string
+	FailureThreshold int
+	HTTP             *HTTPProbe
+	HealthCheckID    string
+	Alarm            *AlarmRef
+	ErrorRate        *ErrorRateRef
+}
+
+// HTTPProbe is an HTTP GET gate.
+type HTTPProbe struct {
+	URL          string
+	ExpectStatus int
+	Timeout      time.Duration
+}
+
+// AlarmRef names a CloudWatch alarm.
+type AlarmRef struct {
+	Name   string
+	Region string
+}
+
+// ErrorRateRef gates on the sandbox's measured error rate for a region.
+type ErrorRateRef struct {
+	Region       string
+	MaxErrorRate float64
+}
+
+// DNSShiftInput starts a DNS shift workflow.
+type DNSShiftInput struct {
+	Spec      DNSShiftSpec
+	Name      string
+	Reason    string
+	Initiator string
+	Approvals ApprovalPolicy
+	// PlanHash, when set, makes the workflow refuse to run if the plan computed from the
+	// state it reads now has another hash (the state drifted since `ferry plan`).
+	PlanHash string
+}
+
+// DNSShiftResult is how a DNS shift ended.
+type DNSShiftResult struct {
+	State      string
+	FromWeight int
+	ToWeight   int
+	Message    string
+}
+
+// DNSProgress is the DNS-specific part of Progress.
+type DNSProgress struct {
+	FromWeight int
+	ToWeight   int
+	StepIndex  int
+	Gates      []GateResult
+}
+
+// --- plans (dry runs) ----------------------------------------------------------------------
+
+// PlannedStep is one step a plan would run.
+type PlannedStep struct {
+	Name          string
+	Description   string
+	NeedsApproval bool
+	Wait          time.Duration
+}
+
+// Plan is the result of a dry run: every step, the state it was computed from, and a hash
+// over both that a later start can pin.
+type Plan struct {
+	ID           string
+	Kind         string
+	Steps        []PlannedStep
+	Observations []string
+	Hash         string
+}
+
+// PlanDNSShiftInput asks for a DNS shift plan. The plan runs as a short workflow so the
+// read-only calls happen on workers, which hold the cloud credentials; the API server only
+// talks to Temporal.
+type PlanDNSShiftInput struct {
+	Spec DNSShiftSpec
+}
