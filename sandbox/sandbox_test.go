@@ -1,0 +1,123 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/sandbox/control"
+	"github.com/ferryhq/ferry/sandbox/topology"
+)
+
+func eventually(t *testing.T, within time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v: %s", within, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func start(t *testing.T) (*Sandbox, *control.Client) {
+	t.Helper()
+	topo := topology.Default()
+	topo.Traffic.RequestsPerSec = 200
+	sb, err := Start(context.Background(), Options{Addr: "127.0.0.1:0", Topology: topo, Fast: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sb.Close()) })
+	return sb, &control.Client{BaseURL: sb.Addr()}
+}
+
+func TestTrafficFollowsWeightsAndFaults(t *testing.T) {
+	sb, cc := start(t)
+	ctx := context.Background()
+	traffic := func() control.Traffic {
+		tr, err := cc.Traffic(ctx)
+		require.NoError(t, err)
+		return tr
+	}
+	eventually(t, 10*time.Second, func() bool { return traffic().Regions["eu-west-1"].Total >= 50 }, "clients reach eu-west-1")
+	assert.Zero(t, traffic().Regions["eu-west-2"].Total, "weight 0 gets nothing")
+
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	require.NoError(t, err)
+	r53 := route53.NewFromConfig(cfg, func(o *route53.Options) { o.BaseEndpoint = aws.String(sb.Addr()) })
+	zone, _ := sb.AWS().ZoneID("shop.example.")
+	set := func(id string, w int64, ip string) types.Change {
+		return types.Change{Action: types.ChangeActionUpsert, ResourceRecordSet: &types.ResourceRecordSet{
+			Name: aws.String("www.shop.example."), Type: types.RRTypeA, SetIdentifier: aws.String(id), Weight: aws.Int64(w),
+			TTL: aws.Int64(60), ResourceRecords: []types.ResourceRecord{{Value: aws.String(ip)}}}}
+	}
+	_, err = r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zone),
+		ChangeBatch: &types.ChangeBatch{Changes: []types.Change{set("eu-west-1", 0, "198.51.100.10"), set("eu-west-2", 100, "198.51.100.20")}}})
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, func() bool { return traffic().Regions["eu-west-2"].Total >= 50 }, "traffic moves to eu-west-2")
+	assert.Zero(t, traffic().Regions["eu-west-2"].Errors)
+
+	f, err := cc.AddFault(ctx, control.Fault{Target: "app:eu-west-2", Kind: "unhealthy", Rate: 1})
+	require.NoError(t, err)
+	assert.NotEmpty(t, f.ID)
+	resp, err := http.Get(sb.Addr() + "/_apps/eu-west-2/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, err = http.Get(sb.Addr() + "/_apps/eu-west-2/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "requests fail at the fault rate")
+	// Route 53 leaves out record sets whose health check fails (unless all fail), so the
+	// clients go back to eu-west-1 although its weight is 0.
+	before := traffic().Regions["eu-west-1"].Total
+	eventually(t, 10*time.Second, func() bool { return traffic().Regions["eu-west-1"].Total >= before+50 }, "failover to eu-west-1")
+
+	hc, err := r53.GetHealthCheckStatus(ctx, &route53.GetHealthCheckStatusInput{HealthCheckId: aws.String("22222222-2222-4222-8222-222222222222")})
+	require.NoError(t, err)
+	assert.Contains(t, *hc.HealthCheckObservations[0].StatusReport.Status, "Failure")
+
+	faults, err := cc.ListFaults(ctx)
+	require.NoError(t, err)
+	require.Len(t, faults, 1)
+	require.NoError(t, cc.DeleteFault(ctx, f.ID))
+	require.Error(t, cc.DeleteFault(ctx, f.ID))
+
+	calls, err := cc.Calls(ctx, control.CallFilter{Operation: "ChangeResourceRecordSets"})
+	require.NoError(t, err)
+	require.Len(t, calls, 1)
+	assert.Equal(t, "100", calls[0].Params["Change.2.Weight"])
+}
+
+func TestControlRejectsBadFaults(t *testing.T) {
+	_, cc := start(t)
+	ctx := context.Background()
+	cases := []struct {
+		f     control.Fault
+		field string
+	}{
+		{control.Fault{Target: "aws:ec2:CopyImage", Kind: "explode", Rate: 1}, "kind"},
+		{control.Fault{Target: "aws:ec2:CopyImage", Kind: "throttle", Rate: 2}, "rate"},
+		{control.Fault{Target: "gcp:compute", Kind: "throttle", Rate: 1}, "target"},
+		{control.Fault{Target: "app:eu-west-9", Kind: "unhealthy", Rate: 1}, "target"},
+		{control.Fault{Target: "mongo:rs0:27017", Kind: "down", Rate: 1}, "target"}, // no MongoDB simulator wired
+	}
+	for _, c := range cases {
+		_, err := cc.AddFault(ctx, c.f)
+		var ae *control.APIError
+		require.True(t, errors.As(err, &ae), "%v", c.f)
+		assert.Equal(t, http.StatusBadRequest, ae.Status)
+		assert.Equal(t, c.field, ae.Field, ae.Error())
+	}
+	require.NoError(t, cc.ClearFaults(ctx))
+}
