@@ -56,13 +56,16 @@ func TestTrafficFollowsWeightsAndFaults(t *testing.T) {
 	require.NoError(t, err)
 	r53 := route53.NewFromConfig(cfg, func(o *route53.Options) { o.BaseEndpoint = aws.String(sb.Addr()) })
 	zone, _ := sb.AWS().ZoneID("shop.example.")
-	set := func(id string, w int64, ip string) types.Change {
+	// An UPSERT replaces the whole set, so the health check id must be sent again.
+	set := func(id string, w int64, ip, hc string) types.Change {
 		return types.Change{Action: types.ChangeActionUpsert, ResourceRecordSet: &types.ResourceRecordSet{
 			Name: aws.String("www.shop.example."), Type: types.RRTypeA, SetIdentifier: aws.String(id), Weight: aws.Int64(w),
-			TTL: aws.Int64(60), ResourceRecords: []types.ResourceRecord{{Value: aws.String(ip)}}}}
+			TTL: aws.Int64(60), ResourceRecords: []types.ResourceRecord{{Value: aws.String(ip)}}, HealthCheckId: aws.String(hc)}}
 	}
 	_, err = r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zone),
-		ChangeBatch: &types.ChangeBatch{Changes: []types.Change{set("eu-west-1", 0, "198.51.100.10"), set("eu-west-2", 100, "198.51.100.20")}}})
+		ChangeBatch: &types.ChangeBatch{Changes: []types.Change{
+			set("eu-west-1", 0, "198.51.100.10", "11111111-1111-4111-8111-111111111111"),
+			set("eu-west-2", 100, "198.51.100.20", "22222222-2222-4222-8222-222222222222")}}})
 	require.NoError(t, err)
 	eventually(t, 10*time.Second, func() bool { return traffic().Regions["eu-west-2"].Total >= 50 }, "traffic moves to eu-west-2")
 	assert.Zero(t, traffic().Regions["eu-west-2"].Errors)
