@@ -263,3 +263,15 @@ type Plan struct {
 type PlanDNSShiftInput struct {
 	Spec DNSShiftSpec
 }
+
+// ActionResult answers an approve, pause, resume or rollback update (added with the DNS
+// shift): the caller learns at once what its action did, e.g. "approved 1 of 2".
+type ActionResult struct {
+	// State is the migration state after the action.
+	State   string
+	Message string
+}
+
+// SystemIdentity is the identity ferry records for actions it takes itself (a gate failing,
+// an automatic rollback), so the audit trail separates people from automation.
+const SystemIdentity = "ferry"

@@ -1,0 +1,487 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Steering is the part every migration shares: the audit trail, approvals (N distinct
+// approvers, four-eyes), pause and resume, rollback requests, state and phase kept in the
+// search attributes and the Temporal UI's current details, and the progress query.
+//
+// A migration workflow creates one in its setup, drives it from its run loop (SetPhase,
+// StartStep, AwaitApproval, WaitWhilePaused, RollbackRequest, Finish) and fills its own
+// part of Progress through Update. Handlers registered here serve both the signals (which
+// the Temporal UI and CLI can send, so they re-check every rule and audit refusals) and
+// the updates (which run the same checks as validators so callers get an immediate no).
+//
+// Steering holds workflow state only; it is deterministic and must be used from workflow
+// code.
+type Steering struct {
+	opts   SteeringOptions
+	logger log.Logger
+
+	p           Progress
+	paused      bool
+	rollback    *ActionRequest
+	rollingBack bool
+	finished    bool
+	pending     *approvalGate
+
+	// Last values written to search attributes and current details, so unchanged values
+	// are not upserted again (each upsert is a history event).
+	saState, saPhase, details string
+	saAwaiting                bool
+	saWritten                 bool
+}
+
+// SteeringOptions configures a Steering.
+type SteeringOptions struct {
+	Kind      string
+	Initiator string
+	PlanHash  string
+	Approvals ApprovalPolicy
+	// Details renders the Temporal UI's current details (markdown) from the progress;
+	// nil uses a generic rendering.
+	Details func(Progress) string
+	// Logger is the workflow logger, scoped with the migration id.
+	Logger log.Logger
+}
+
+type approvalGate struct {
+	step       string
+	required   int
+	approvedBy []string
+	done       bool
+}
+
+// NewSteering registers the progress query, the approve/pause/resume/rollback signals and
+// updates, and writes the initial state.
+func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) {
+	if opts.Approvals.RequiredApprovers < 1 {
+		opts.Approvals.RequiredApprovers = 1
+	}
+	if opts.Logger == nil {
+		opts.Logger = workflow.GetLogger(ctx)
+	}
+	s := &Steering{
+		opts:   opts,
+		logger: opts.Logger,
+		p: Progress{
+			Kind:      opts.Kind,
+			State:     StateRunning,
+			Initiator: opts.Initiator,
+			PlanHash:  opts.PlanHash,
+		},
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) {
+		return s.Progress(), nil
+	}); err != nil {
+		return nil, fmt.Errorf("register progress query: %w", err)
+	}
+	actions := []struct {
+		signal, update string
+		action         string
+		validate       func(ActionRequest) error
+		apply          func(workflow.Context, ActionRequest) string
+	}{
+		{SignalApprove, UpdateApprove, "approve", s.validateApprove, s.applyApprove},
+		{SignalPause, UpdatePause, "pause", s.validatePause, s.applyPause},
+		{SignalResume, UpdateResume, "resume", s.validateResume, s.applyResume},
+		{SignalRollback, UpdateRollback, "rollback", s.validateRollback, s.applyRollback},
+	}
+	for _, a := range actions {
+		a := a
+		err := workflow.SetUpdateHandlerWithOptions(ctx, a.update,
+			func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
+				// The validator already ran, but re-checking keeps the handler safe if an
+				// update is ever admitted without it (e.g. replays of older histories).
+				if err := a.validate(req); err != nil {
+					return ActionResult{}, err
+				}
+				msg := a.apply(ctx, req)
+				return ActionResult{State: s.state(), Message: msg}, nil
+			},
+			workflow.UpdateHandlerOptions{
+				Validator: func(_ workflow.Context, req ActionRequest) error { return a.validate(req) },
+			})
+		if err != nil {
+			return nil, fmt.Errorf("register update %s: %w", a.update, err)
+		}
+		ch := workflow.GetSignalChannel(ctx, a.signal)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			for {
+				var req ActionRequest
+				if more := ch.Receive(ctx, &req); !more {
+					return
+				}
+				if err := a.validate(req); err != nil {
+					// Signals cannot be answered, so a refusal is only visible here: in the
+					// audit trail and the log.
+					s.logger.Warn("refused signal", "signal", a.signal, "identity", req.Identity, "reason", err.Error())
+					s.Audit(ctx, req.Identity, a.action+" refused", err.Error(), req.Step)
+					continue
+				}
+				a.apply(ctx, req)
+			}
+		})
+	}
+	s.refresh(ctx)
+	return s, nil
+}
+
+// Logger returns the migration's logger.
+func (s *Steering) Logger() log.Logger { return s.logger }
+
+// Progress returns a copy of the progress for the query.
+func (s *Steering) Progress() Progress {
+	p := s.p
+	p.State = s.state()
+	p.Steps = slices.Clone(s.p.Steps)
+	p.Audit = slices.Clone(s.p.Audit)
+	if s.pending != nil && !s.pending.done {
+		p.PendingApproval = &PendingApproval{
+			Step:       s.pending.step,
+			Required:   s.pending.required,
+			ApprovedBy: slices.Clone(s.pending.approvedBy),
+		}
+	}
+	if s.p.DNS != nil {
+		d := *s.p.DNS
+		d.Gates = slices.Clone(d.Gates)
+		p.DNS = &d
+	}
+	return p
+}
+
+// state derives the state from the flags, so no code path can leave a stale state behind.
+func (s *Steering) state() string {
+	switch {
+	case s.finished:
+		return s.p.State
+	case s.rollingBack:
+		return StateRollingBack
+	case s.paused:
+		return StatePaused
+	case s.pending != nil && !s.pending.done:
+		return StateAwaitingApproval
+	}
+	return StateRunning
+}
+
+// --- what the workflow calls ---------------------------------------------------------------
+
+// SetPhase records the phase (e.g. "step 2/5: 25%") and a one-line message.
+func (s *Steering) SetPhase(ctx workflow.Context, phase, message string) {
+	s.p.Phase, s.p.Message = phase, message
+	s.refresh(ctx)
+}
+
+// SetMessage updates the one-line message only.
+func (s *Steering) SetMessage(ctx workflow.Context, message string) {
+	s.p.Message = message
+	s.refresh(ctx)
+}
+
+// Update lets the migration change its own part of the progress (steps, DNS, ...).
+func (s *Steering) Update(ctx workflow.Context, f func(p *Progress)) {
+	f(&s.p)
+	s.refresh(ctx)
+}
+
+// SetSteps replaces the step list (all pending).
+func (s *Steering) SetSteps(ctx workflow.Context, names, details []string) {
+	s.p.Steps = make([]StepProgress, len(names))
+	for i, n := range names {
+		s.p.Steps[i] = StepProgress{Name: n, Status: "pending"}
+		if i < len(details) {
+			s.p.Steps[i].Detail = details[i]
+		}
+	}
+	s.refresh(ctx)
+}
+
+// StartStep marks step i running.
+func (s *Steering) StartStep(ctx workflow.Context, i int) {
+	if i < 0 || i >= len(s.p.Steps) {
+		return
+	}
+	s.p.Steps[i].Status = "running"
+	s.p.Steps[i].StartTime = workflow.Now(ctx)
+	s.p.Steps[i].EndTime = time.Time{}
+	s.refresh(ctx)
+}
+
+// EndStep marks step i with status (done, failed, rolled-back) and an optional detail.
+func (s *Steering) EndStep(ctx workflow.Context, i int, status, detail string) {
+	if i < 0 || i >= len(s.p.Steps) {
+		return
+	}
+	s.p.Steps[i].Status = status
+	s.p.Steps[i].EndTime = workflow.Now(ctx)
+	if detail != "" {
+		s.p.Steps[i].Detail = detail
+	}
+	s.refresh(ctx)
+}
+
+// Audit appends to the audit trail.
+func (s *Steering) Audit(ctx workflow.Context, identity, action, reason, step string) {
+	if identity == "" {
+		identity = "(unknown)"
+	}
+	s.p.Audit = append(s.p.Audit, AuditEntry{
+		Time: workflow.Now(ctx), Identity: identity, Action: action, Reason: reason, Step: step,
+	})
+	s.refresh(ctx)
+}
+
+// Paused reports whether a pause is in force.
+func (s *Steering) Paused() bool { return s.paused }
+
+// Pause pauses on ferry's own behalf (e.g. a gate failed and the spec says pause).
+func (s *Steering) Pause(ctx workflow.Context, reason, step string) {
+	if s.paused || s.finished || s.rollingBack {
+		return
+	}
+	s.paused = true
+	s.Audit(ctx, SystemIdentity, "pause", reason, step)
+}
+
+// WaitWhilePaused blocks while paused; it returns early when a rollback is requested, so a
+// paused migration can always be rolled back.
+func (s *Steering) WaitWhilePaused(ctx workflow.Context) error {
+	if !s.paused {
+		return nil
+	}
+	s.logger.Info("paused; waiting for resume or rollback")
+	return workflow.Await(ctx, func() bool { return !s.paused || s.rollback != nil })
+}
+
+// RollbackRequest returns the pending rollback request, or nil.
+func (s *Steering) RollbackRequest() *ActionRequest { return s.rollback }
+
+// RequestRollback asks for a rollback on ferry's own behalf (e.g. a gate failed).
+func (s *Steering) RequestRollback(ctx workflow.Context, reason, step string) {
+	if s.rollback != nil || s.rollingBack || s.finished {
+		return
+	}
+	s.rollback = &ActionRequest{Identity: SystemIdentity, Reason: reason, Step: step}
+	s.Audit(ctx, SystemIdentity, "rollback", reason, step)
+}
+
+// BeginRollback records that the rollback is running: further pause and rollback requests
+// are refused until it ends, and a pause in force is lifted (a rollback must not stall).
+func (s *Steering) BeginRollback(ctx workflow.Context) {
+	s.rollingBack = true
+	s.paused = false
+	if s.pending != nil {
+		s.pending.done = true
+	}
+	s.refresh(ctx)
+}
+
+// Sleep waits d, returning early (true) when a rollback is requested.
+func (s *Steering) Sleep(ctx workflow.Context, d time.Duration, summary string) (interrupted bool, err error) {
+	if d <= 0 {
+		return s.rollback != nil, nil
+	}
+	return workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout:      d,
+		TimerOptions: workflow.TimerOptions{Summary: summary},
+	}, func() bool { return s.rollback != nil && !s.rollingBack })
+}
+
+// AwaitApproval opens an approval gate for step and blocks until enough distinct approvers
+// approved (true) or a rollback was requested (false).
+func (s *Steering) AwaitApproval(ctx workflow.Context, step string) (approved bool, err error) {
+	if s.rollback != nil {
+		return false, nil
+	}
+	g := &approvalGate{step: step, required: s.opts.Approvals.RequiredApprovers}
+	s.pending = g
+	s.Audit(ctx, SystemIdentity, "awaiting approval", fmt.Sprintf("%d approver(s) needed", g.required), step)
+	s.logger.Info("awaiting approval", "step", step, "required", g.required)
+	err = workflow.Await(ctx, func() bool { return g.done || s.rollback != nil })
+	approved = g.done && s.rollback == nil
+	s.pending = nil
+	s.refresh(ctx)
+	return approved, err
+}
+
+// Finish records the final state; every later action is refused.
+func (s *Steering) Finish(ctx workflow.Context, state, message string) {
+	s.finished = true
+	s.rollingBack = false
+	s.paused = false
+	s.pending = nil
+	s.p.State = state
+	s.p.Message = message
+	s.refresh(ctx)
+}
+
+// --- handlers --------------------------------------------------------------------------------
+
+var errFinished = errors.New("the migration has finished; nothing to steer")
+
+func (s *Steering) validateApprove(req ActionRequest) error {
+	g := s.pending
+	switch {
+	case s.finished:
+		return errFinished
+	case g == nil || g.done:
+		return errors.New("nothing awaits approval")
+	case req.Step != "" && req.Step != g.step:
+		return fmt.Errorf("approval is for step %q, but step %q awaits approval", req.Step, g.step)
+	case strings.TrimSpace(req.Identity) == "":
+		return errors.New("an approval needs an identity (who approves)")
+	case req.Identity == s.opts.Initiator && !s.opts.Approvals.AllowSelfApproval:
+		return fmt.Errorf("%s started this migration and cannot approve it (four-eyes); ask someone else, or set approvals.allowSelfApproval in the spec", req.Identity)
+	case slices.Contains(g.approvedBy, req.Identity):
+		return fmt.Errorf("%s already approved step %q; it needs %d distinct approvers", req.Identity, g.step, g.required)
+	}
+	return nil
+}
+
+func (s *Steering) applyApprove(ctx workflow.Context, req ActionRequest) string {
+	g := s.pending
+	g.approvedBy = append(g.approvedBy, req.Identity)
+	if len(g.approvedBy) >= g.required {
+		g.done = true
+	}
+	msg := fmt.Sprintf("approved %d of %d", len(g.approvedBy), g.required)
+	s.Audit(ctx, req.Identity, "approve", joinReason(req.Reason, msg), g.step)
+	return msg
+}
+
+func (s *Steering) validatePause(req ActionRequest) error {
+	switch {
+	case s.finished:
+		return errFinished
+	case s.rollingBack || s.rollback != nil:
+		return errors.New("a rollback is running; it cannot be paused")
+	case s.paused:
+		return errors.New("already paused")
+	}
+	return nil
+}
+
+func (s *Steering) applyPause(ctx workflow.Context, req ActionRequest) string {
+	s.paused = true
+	s.Audit(ctx, req.Identity, "pause", req.Reason, req.Step)
+	return "paused: no further step starts until resume (a running dwell keeps counting)"
+}
+
+func (s *Steering) validateResume(req ActionRequest) error {
+	switch {
+	case s.finished:
+		return errFinished
+	case !s.paused:
+		return errors.New("not paused")
+	}
+	return nil
+}
+
+func (s *Steering) applyResume(ctx workflow.Context, req ActionRequest) string {
+	s.paused = false
+	s.Audit(ctx, req.Identity, "resume", req.Reason, req.Step)
+	return "resumed"
+}
+
+func (s *Steering) validateRollback(req ActionRequest) error {
+	switch {
+	case s.finished:
+		return errFinished
+	case s.rollingBack || s.rollback != nil:
+		return errors.New("already rolling back")
+	}
+	return nil
+}
+
+func (s *Steering) applyRollback(ctx workflow.Context, req ActionRequest) string {
+	r := req
+	s.rollback = &r
+	s.Audit(ctx, req.Identity, "rollback", req.Reason, req.Step)
+	return "rollback requested"
+}
+
+func joinReason(reason, msg string) string {
+	if reason == "" {
+		return msg
+	}
+	return reason + " (" + msg + ")"
+}
+
+// --- visibility ------------------------------------------------------------------------------
+
+// refresh writes state, phase and awaiting-approval to the search attributes and the
+// current details, when they changed.
+func (s *Steering) refresh(ctx workflow.Context) {
+	state := s.state()
+	awaiting := s.pending != nil && !s.pending.done
+	if !s.saWritten || state != s.saState || s.p.Phase != s.saPhase || awaiting != s.saAwaiting {
+		err := workflow.UpsertTypedSearchAttributes(ctx,
+			SAState.ValueSet(state),
+			SAPhase.ValueSet(s.p.Phase),
+			SAAwaitingApproval.ValueSet(awaiting),
+		)
+		if err != nil {
+			// Visibility must never stop a migration; the progress query still tells all.
+			s.logger.Warn("upsert search attributes", "error", err)
+		}
+		s.saWritten, s.saState, s.saPhase, s.saAwaiting = true, state, s.p.Phase, awaiting
+	}
+	render := s.opts.Details
+	if render == nil {
+		render = RenderDetails
+	}
+	if d := render(s.Progress()); d != s.details {
+		workflow.SetCurrentDetails(ctx, d)
+		s.details = d
+	}
+}
+
+// RenderDetails is the generic current-details markdown: state, phase, message, pending
+// approval, steps and the last audit entries.
+func RenderDetails(p Progress) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** · state **%s**", p.Kind, p.State)
+	if p.Phase != "" {
+		fmt.Fprintf(&b, " · %s", p.Phase)
+	}
+	b.WriteString("\n\n")
+	if p.Message != "" {
+		b.WriteString(p.Message + "\n\n")
+	}
+	if a := p.PendingApproval; a != nil {
+		fmt.Fprintf(&b, "⏳ **awaiting approval** of %s: %d of %d", a.Step, len(a.ApprovedBy), a.Required)
+		if len(a.ApprovedBy) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(a.ApprovedBy, ", "))
+		}
+		b.WriteString(" — send signal `approve` or `ferry approve`\n\n")
+	}
+	if len(p.Steps) > 0 {
+		b.WriteString("| step | status |\n| --- | --- |\n")
+		for _, st := range p.Steps {
+			fmt.Fprintf(&b, "| %s | %s |\n", st.Name, st.Status)
+		}
+		b.WriteString("\n")
+	}
+	if n := len(p.Audit); n > 0 {
+		b.WriteString("Recent:\n")
+		for _, e := range p.Audit[max(0, n-3):] {
+			fmt.Fprintf(&b, "- %s %s %s", e.Time.UTC().Format(time.TimeOnly), e.Identity, e.Action)
+			if e.Reason != "" {
+				fmt.Fprintf(&b, ": %s", e.Reason)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
