@@ -46,37 +46,7 @@ func (s *Server) serveCloudWatch(w http.ResponseWriter, q *req) {
 		}
 		in = m
 	}
-	handlers := map[string]struct {
-		h        func(*Server, *req, cbor.Map) (cbor.Map, *apiError)
-		mutating bool
-	}{
-		"DescribeAlarms": {(*Server).describeAlarms, false},
-		"SetAlarmState":  {(*Server).setAlarmState, true},
-		"PutMetricAlarm": {(*Server).putMetricAlarm, true},
-		"DeleteAlarms":   {(*Server).deleteAlarms, true},
-	}
-	op, ok := handlers[q.op]
-	if !ok {
-		s.writeCBORError(w, q, &apiError{http.StatusBadRequest, "UnknownOperationException",
-			fmt.Sprintf("the sandbox does not simulate CloudWatch %s", q.op)})
-		return
-	}
-	if _, ok := s.cw[q.region]; !ok {
-		s.writeCBORError(w, q, &apiError{http.StatusBadRequest, "InvalidClientTokenId", fmt.Sprintf("region %q is not enabled in this sandbox", q.region)})
-		return
-	}
-	if e := s.before(q.http.Context(), q, op.mutating); e != nil {
-		s.record(q, e)
-		s.writeCBORError(w, q, e)
-		return
-	}
-	if q.call != nil {
-		q.call.Params = cborFlat(in)
-	}
-	s.mu.Lock()
-	out, e := op.h(s, q, in)
-	s.mu.Unlock()
-	s.record(q, e)
+	out, e := s.runCloudWatch(q, in)
 	if e != nil {
 		s.writeCBORError(w, q, e)
 		return
@@ -88,6 +58,46 @@ func (s *Server) serveCloudWatch(w http.ResponseWriter, q *req) {
 	w.Header().Set("Content-Type", "application/cbor")
 	w.Header().Set("X-Amzn-RequestId", q.id)
 	_, _ = w.Write(cbor.Encode(out))
+}
+
+var cwOps = map[string]struct {
+	h        func(*Server, *req, cbor.Map) (cbor.Map, *apiError)
+	mutating bool
+}{
+	"DescribeAlarms": {(*Server).describeAlarms, false},
+	"SetAlarmState":  {(*Server).setAlarmState, true},
+	"PutMetricAlarm": {(*Server).putMetricAlarm, true},
+	"DeleteAlarms":   {(*Server).deleteAlarms, true},
+}
+
+// runCloudWatch runs one operation on a decoded input, whatever protocol carried it.
+func (s *Server) runCloudWatch(q *req, in cbor.Map) (cbor.Map, *apiError) {
+	op, ok := cwOps[q.op]
+	if !ok {
+		return nil, &apiError{http.StatusBadRequest, "UnknownOperationException",
+			fmt.Sprintf("the sandbox does not simulate CloudWatch %s", q.op)}
+	}
+	if _, ok := s.cw[q.region]; !ok {
+		return nil, &apiError{http.StatusBadRequest, "InvalidClientTokenId", fmt.Sprintf("region %q is not enabled in this sandbox", q.region)}
+	}
+	if e := s.before(q.http.Context(), q, op.mutating); e != nil {
+		s.record(q, e)
+		return nil, e
+	}
+	if q.call != nil {
+		q.call.Params = cborFlat(in)
+	}
+	s.mu.Lock()
+	out, e := op.h(s, q, in)
+	s.mu.Unlock()
+	s.record(q, e)
+	if e != nil {
+		return nil, e
+	}
+	if out == nil {
+		out = cbor.Map{}
+	}
+	return out, nil
 }
 
 func (s *Server) writeCBORError(w http.ResponseWriter, q *req, e *apiError) {

@@ -4,7 +4,8 @@
 // against it with only an endpoint override.
 //
 // One http.Handler serves all services. Route 53 is recognised by its path, CloudWatch by
-// the Smithy RPC v2 path its current SDKs use, and EC2 by the SigV4 credential scope. The
+// the Smithy RPC v2 CBOR path its current SDKs use (or, by scope, the awsJson1_0 the AWS
+// CLI v1 sends, or the older Query protocol), and EC2 by the SigV4 credential scope. The
 // region is the scope's region; signatures are not verified.
 package awssim
 
@@ -167,8 +168,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "ec2":
 			s.serveEC2(w, q)
 		case "monitoring":
-			s.writeEC2Error(w, q, &apiError{http.StatusBadRequest, "UnsupportedProtocol",
-				"the sandbox serves CloudWatch over Smithy RPC v2 CBOR only (as aws-sdk-go-v2 and botocore send it), not the Query protocol"})
+			q.service = "cloudwatch"
+			if strings.HasPrefix(r.Header.Get("X-Amz-Target"), cwTargetPrefix) {
+				s.serveCloudWatchJSON(w, q)
+			} else {
+				s.serveCloudWatchQuery(w, q)
+			}
 		default:
 			s.writeEC2Error(w, q, &apiError{http.StatusBadRequest, "UnknownService",
 				fmt.Sprintf("the sandbox does not simulate service %q (credential scope names it); it serves ec2, route53 and monitoring", service)})
