@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 func TestReconfigRejections(t *testing.T) {
@@ -222,8 +224,9 @@ func TestStepDown(t *testing.T) {
 	// With both secondaries lagging far behind, nobody catches up within 1 s.
 	require.NoError(t, c.SetLag(hosts[1], time.Hour))
 	require.NoError(t, c.SetLag(hosts[2], time.Hour))
-	_, err := cl.Database("app").Collection("x").InsertOne(ctxT(t, 5*time.Second), bson.D{{Key: "a", Value: 1}})
-	_ = err // w:majority cannot be satisfied; the write itself is what matters
+	w1 := cl.Database("app").Collection("x", options.Collection().SetWriteConcern(writeconcern.W1()))
+	_, err := w1.InsertOne(ctxT(t, 5*time.Second), bson.D{{Key: "a", Value: 1}})
+	require.NoError(t, err)
 	err = stepDown(t, prim, 60, 1)
 	require.Equal(t, int32(262), code(err), "%v", err)
 	require.Contains(t, err.Error(), "No electable secondaries caught up as of")
