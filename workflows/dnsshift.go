@@ -1,0 +1,450 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryhq/ferry/activities"
+)
+
+// Error types of the DNS shift's own non-retryable failures.
+const (
+	ErrPlanDrifted = "PlanDrifted"
+	ErrPlanInvalid = "PlanInvalid"
+)
+
+// Activity method values, called through nil pointers: the worker registers the real
+// structs, the workflow only needs the names and types.
+var (
+	r53   *activities.Route53
+	gates *activities.Gates
+)
+
+// DNSShift moves traffic between two weighted record sets along the spec's schedule:
+// preflight, optional plan-hash check, then per step one UPSERT batch of both weights,
+// INSYNC, a dwell of max(bake, TTL) with gates, and an approval when asked. Gate failures
+// and rollback requests restore the original weights (immediately or gradually).
+func DNSShift(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
+	w := &dnsShift{}
+	if err := w.setup(ctx, in); err != nil {
+		return DNSShiftResult{State: StateFailed, Message: err.Error()}, err
+	}
+	return w.run(ctx)
+}
+
+// PlanDNSShift is the dry run: it reads the record sets (on a worker, which holds the cloud
+// credentials) and returns the plan with its hash. It changes nothing.
+func PlanDNSShift(ctx workflow.Context, in PlanDNSShiftInput) (Plan, error) {
+	obs, err := preflight(ctx, in.Spec)
+	if err != nil {
+		return Plan{}, err
+	}
+	p, err := ComputeDNSShiftPlan(in.Spec, obs)
+	if err != nil {
+		return Plan{}, temporal.NewNonRetryableApplicationError("plan dns shift: "+err.Error(), ErrPlanInvalid, err)
+	}
+	return p.Plan, nil
+}
+
+type dnsShift struct {
+	in     DNSShiftInput
+	spec   DNSShiftSpec
+	s      *Steering
+	log    log.Logger
+	obs    activities.PreflightOutput
+	plan   DNSShiftPlan
+	from   int // weights in force (as last submitted)
+	to     int
+	step   int // index of the step whose weights are in force; -1 before the first
+	fails  map[string]int
+	result []GateResult
+}
+
+func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
+	w.in, w.spec, w.step = in, in.Spec, -1
+	w.fails = map[string]int{}
+	w.log = log.With(workflow.GetLogger(ctx), "migration", workflow.GetInfo(ctx).WorkflowExecution.ID)
+	s, err := NewSteering(ctx, SteeringOptions{
+		Kind:      KindDNSShift,
+		Initiator: in.Initiator,
+		PlanHash:  in.PlanHash,
+		Approvals: in.Approvals,
+		Logger:    w.log,
+		Details:   w.details,
+	})
+	if err != nil {
+		return err
+	}
+	w.s = s
+	return nil
+}
+
+func (w *dnsShift) details(p Progress) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "`%s %s` in %s: **%s=%d → %s=%d**\n\n", w.spec.RecordName, w.spec.RecordType, w.spec.Zone, w.spec.From, w.from, w.spec.To, w.to)
+	for _, g := range w.result {
+		mark := "✅"
+		if !g.Healthy {
+			mark = "❌"
+		}
+		fmt.Fprintf(&b, "%s %s: %s\n\n", mark, g.Name, g.Detail)
+	}
+	b.WriteString(RenderDetails(p))
+	return b.String()
+}
+
+func (w *dnsShift) run(ctx workflow.Context) (DNSShiftResult, error) {
+	res, err := w.execute(ctx)
+	if err == nil {
+		return res, nil
+	}
+	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		// Cancelling stops where it is without undoing: the weights in force are a valid
+		// state (both set, total > 0) and someone chose to stop here. The bookkeeping
+		// needs a context that is not cancelled itself.
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		msg := fmt.Sprintf("cancelled; weights left at %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
+		w.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
+		w.s.Finish(dctx, StateCancelled, msg)
+		w.log.Info("dns shift cancelled", "from", w.from, "to", w.to)
+		return w.res(StateCancelled, msg), err
+	}
+	msg := fmt.Sprintf("failed: %v; weights left at %s=%d %s=%d", err, w.spec.From, w.from, w.spec.To, w.to)
+	w.s.Audit(ctx, SystemIdentity, "failed", err.Error(), "")
+	w.s.Finish(ctx, StateFailed, msg)
+	w.log.Error("dns shift failed", "error", err)
+	return w.res(StateFailed, msg), err
+}
+
+func (w *dnsShift) res(state, msg string) DNSShiftResult {
+	return DNSShiftResult{State: state, FromWeight: w.from, ToWeight: w.to, Message: msg}
+}
+
+func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
+	w.s.SetPhase(ctx, "preflight", "reading the record sets")
+	obs, err := preflight(ctx, w.spec)
+	if err != nil {
+		return DNSShiftResult{}, err
+	}
+	w.obs = obs
+	plan, err := ComputeDNSShiftPlan(w.spec, obs)
+	if err != nil {
+		return DNSShiftResult{}, temporal.NewNonRetryableApplicationError("plan dns shift: "+err.Error(), ErrPlanInvalid, err)
+	}
+	w.plan = plan
+	w.from, w.to = plan.OriginalFrom, plan.OriginalTo
+	if w.in.PlanHash != "" && w.in.PlanHash != plan.Plan.Hash {
+		msg := fmt.Sprintf("plan drifted: the plan approved had hash %s, but the state read now gives %s (%s); run `ferry plan` again and start with the new hash",
+			w.in.PlanHash, plan.Plan.Hash, strings.Join(plan.Plan.Observations[:3], "; "))
+		return DNSShiftResult{}, temporal.NewNonRetryableApplicationError(msg, ErrPlanDrifted, nil)
+	}
+	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))
+	for i, st := range plan.Steps {
+		names[i], descs[i] = st.Name, st.Description
+	}
+	w.s.SetSteps(ctx, names, descs)
+	w.s.Update(ctx, func(p *Progress) {
+		p.PlanHash = plan.Plan.Hash
+		p.DNS = &DNSProgress{FromWeight: w.from, ToWeight: w.to, StepIndex: -1}
+	})
+	w.s.Audit(ctx, SystemIdentity, "preflight",
+		fmt.Sprintf("plan %s: %d step(s); %s", plan.Plan.Hash, len(plan.Steps), strings.Join(plan.Plan.Observations, "; ")), "")
+
+	for i, st := range plan.Steps {
+		if err := w.s.WaitWhilePaused(ctx); err != nil {
+			return DNSShiftResult{}, err
+		}
+		if w.s.RollbackRequest() != nil {
+			return w.rollback(ctx)
+		}
+		w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, len(plan.Steps), st.Percent), st.Description)
+		w.s.StartStep(ctx, i)
+		if err := w.apply(ctx, st.FromWeight, st.ToWeight, st.Name); err != nil {
+			w.s.EndStep(ctx, i, "failed", err.Error())
+			return DNSShiftResult{}, err
+		}
+		w.step = i
+		w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = i })
+
+		outcome, reason, err := w.dwell(ctx, st.Name, st.Dwell)
+		if err != nil {
+			return DNSShiftResult{}, err
+		}
+		w.s.EndStep(ctx, i, "done", "")
+		switch outcome {
+		case dwellGateFailed:
+			if w.spec.OnGateFailure == OnGateFailPause {
+				w.s.Pause(ctx, reason, st.Name)
+			} else {
+				w.s.RequestRollback(ctx, reason, st.Name)
+			}
+		}
+		if w.s.RollbackRequest() != nil {
+			return w.rollback(ctx)
+		}
+		if st.NeedsApproval {
+			w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, len(plan.Steps), st.Percent), "waiting for approval to go on")
+			approved, err := w.s.AwaitApproval(ctx, st.Name)
+			if err != nil {
+				return DNSShiftResult{}, err
+			}
+			if !approved {
+				return w.rollback(ctx)
+			}
+		}
+	}
+	msg := fmt.Sprintf("completed: %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
+	w.s.Audit(ctx, SystemIdentity, "completed", msg, "")
+	w.s.Finish(ctx, StateCompleted, msg)
+	w.log.Info("dns shift completed", "from", w.from, "to", w.to)
+	return w.res(StateCompleted, msg), nil
+}
+
+type dwellOutcome int
+
+const (
+	dwellDone dwellOutcome = iota
+	dwellRollback
+	dwellGateFailed
+)
+
+// dwell holds the weights for d, evaluating the gates every GateInterval (so a failure is
+// acted on within one interval). It returns early when a rollback is requested and, with
+// action "rollback", on the first failed gate; with action "pause" the caller pauses and the
+// dwell has already run to its end, because pausing holds the next step, not the clock.
+func (w *dnsShift) dwell(ctx workflow.Context, label string, d time.Duration) (dwellOutcome, string, error) {
+	end := workflow.Now(ctx).Add(d)
+	if len(w.spec.Gates) == 0 {
+		interrupted, err := w.s.Sleep(ctx, d, fmt.Sprintf("dwell %s after %s", d, label))
+		if interrupted {
+			return dwellRollback, "", err
+		}
+		return dwellDone, "", err
+	}
+	every := w.spec.GateInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	failed := ""
+	for {
+		left := end.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			break
+		}
+		wait := min(every, left)
+		interrupted, err := w.s.Sleep(ctx, wait, fmt.Sprintf("dwell after %s: gates in %s, %s left", label, wait, left.Round(time.Second)))
+		if err != nil {
+			return dwellDone, "", err
+		}
+		if interrupted {
+			return dwellRollback, "", nil
+		}
+		reason, err := w.evaluateGates(ctx, label)
+		if err != nil {
+			return dwellDone, "", err
+		}
+		if reason != "" && failed == "" {
+			failed = reason
+			if w.spec.OnGateFailure != OnGateFailPause || w.s.rollingBack {
+				return dwellGateFailed, reason, nil
+			}
+			// Pause at once so no one approves or resumes past a failing gate unawares.
+			w.s.Pause(ctx, reason, label)
+		}
+	}
+	if failed != "" {
+		return dwellGateFailed, failed, nil
+	}
+	return dwellDone, "", nil
+}
+
+// evaluateGates runs the gates once and returns why a gate failed (reached its failure
+// threshold), or "".
+func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (string, error) {
+	checks := make([]activities.GateCheck, len(w.spec.Gates))
+	for i, g := range w.spec.Gates {
+		checks[i] = gateCheck(g)
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		// One quick retry for a transient API error; beyond that the evaluation counts as
+		// failing, since a gate that cannot be read cannot vouch for the step.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2},
+		Summary:     fmt.Sprintf("gates after %s", step),
+	})
+	var out activities.EvaluateGatesOutput
+	err := workflow.ExecuteActivity(actx, gates.EvaluateGates, activities.EvaluateGatesInput{Gates: checks}).Get(ctx, &out)
+	now := workflow.Now(ctx)
+	results := make([]GateResult, len(w.spec.Gates))
+	switch {
+	case err != nil && (temporal.IsCanceledError(err) || ctx.Err() != nil):
+		return "", err
+	case err != nil:
+		for i, g := range w.spec.Gates {
+			results[i] = GateResult{Name: g.Name, Healthy: false, Detail: "could not evaluate: " + err.Error(), Time: now}
+		}
+	default:
+		for i, g := range w.spec.Gates {
+			results[i] = GateResult{Name: g.Name, Healthy: false, Detail: "no result", Time: now}
+			if i < len(out.Results) {
+				r := out.Results[i]
+				results[i] = GateResult{Name: g.Name, Healthy: r.Healthy, Detail: r.Detail, Time: r.Time}
+			}
+		}
+	}
+	failed := ""
+	for i, g := range w.spec.Gates {
+		if results[i].Healthy {
+			w.fails[g.Name] = 0
+			continue
+		}
+		w.fails[g.Name]++
+		threshold := max(g.FailureThreshold, 1)
+		if w.fails[g.Name] >= threshold && failed == "" {
+			failed = fmt.Sprintf("gate failed: %s (%d consecutive): %s", g.Name, w.fails[g.Name], results[i].Detail)
+		}
+	}
+	w.result = results
+	w.s.Update(ctx, func(p *Progress) { p.DNS.Gates = results })
+	if failed != "" {
+		w.s.Audit(ctx, SystemIdentity, "gate failed", failed, step)
+		w.log.Warn("gate failed", "step", step, "reason", failed)
+	}
+	return failed, nil
+}
+
+func gateCheck(g Gate) activities.GateCheck {
+	c := activities.GateCheck{Name: g.Name, HealthCheckID: g.HealthCheckID}
+	if g.HTTP != nil {
+		c.HTTP = &activities.HTTPCheck{URL: g.HTTP.URL, ExpectStatus: g.HTTP.ExpectStatus, Timeout: g.HTTP.Timeout}
+	}
+	if g.Alarm != nil {
+		c.Alarm = &activities.AlarmCheck{Name: g.Alarm.Name, Region: g.Alarm.Region}
+	}
+	if g.ErrorRate != nil {
+		c.ErrorRate = &activities.ErrorRateCheck{Region: g.ErrorRate.Region, MaxErrorRate: g.ErrorRate.MaxErrorRate}
+	}
+	return c
+}
+
+// apply sends one batch setting both weights and waits until Route 53 reports it INSYNC.
+func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error {
+	if from+to <= 0 || from < 0 || to < 0 || from > 255 || to > 255 {
+		// The plan cannot produce this; refusing here keeps the invariant even if it did.
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("refusing weights %s=%d %s=%d: total must be 1..510 and each 0..255", w.spec.From, from, w.spec.To, to), ErrPlanInvalid, nil)
+	}
+	summary := fmt.Sprintf("%s: %s=%d %s=%d", label, w.spec.From, from, w.spec.To, to)
+	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		// The activity already retries Throttling briefly; this policy covers longer
+		// outages. Every attempt sends the identical UPSERT batch, so retrying is safe.
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
+		},
+		Summary: summary,
+	})
+	in := activities.ChangeWeightsInput{
+		ZoneID: w.obs.ZoneID, From: w.obs.From, To: w.obs.To,
+		FromWeight: int64(from), ToWeight: int64(to),
+		Comment: fmt.Sprintf("ferry %s: %s", workflow.GetInfo(ctx).WorkflowExecution.ID, summary),
+	}
+	var ch activities.ChangeWeightsOutput
+	// Activity errors go up unwrapped: a fmt wrapper would become the workflow failure's
+	// outer ApplicationError (type "wrapError") and hide the activity's error type.
+	if err := workflow.ExecuteActivity(cctx, r53.ChangeWeights, in).Get(ctx, &ch); err != nil {
+		return err
+	}
+	w.from, w.to = from, to
+	w.s.Update(ctx, func(p *Progress) { p.DNS.FromWeight, p.DNS.ToWeight = from, to })
+	w.s.Audit(ctx, SystemIdentity, "change weights", fmt.Sprintf("%s (change %s)", summary, ch.ChangeID), label)
+
+	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// AWS documents propagation within 60 s; the generous bound covers a slow
+		// control plane without hiding a change that never converges.
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10,
+		},
+		Summary: fmt.Sprintf("wait INSYNC %s (%s)", ch.ChangeID, summary),
+	})
+	var ins activities.WaitInsyncOutput
+	if err := workflow.ExecuteActivity(wctx, r53.WaitInsync, activities.WaitInsyncInput{ChangeID: ch.ChangeID, PollInterval: 2 * time.Second}).Get(ctx, &ins); err != nil {
+		return err
+	}
+	return nil
+}
+
+// rollback restores the original weights. Immediate: one batch. Gradual: the completed
+// steps in reverse, each with the same dwell and gates, then the original weights; a gate
+// failing on the way down falls back to immediate, because a failing target is a reason
+// to leave faster, not slower. Every batch UPSERTs known weights, so a rollback that is
+// replayed or retried after a worker restart converges on the same state.
+func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
+	req := w.s.RollbackRequest()
+	why := "rollback"
+	if req != nil {
+		why = fmt.Sprintf("rollback by %s: %s", req.Identity, req.Reason)
+	}
+	w.s.BeginRollback(ctx)
+	w.log.Info("rolling back", "reason", why, "mode", w.spec.RollbackMode, "step", w.step)
+	if w.step >= 0 && w.spec.RollbackMode == RollbackGradual {
+		for j := w.step - 1; j >= 0; j-- {
+			st := w.plan.Steps[j]
+			w.s.SetPhase(ctx, fmt.Sprintf("rollback: back to %d%%", st.Percent), why)
+			label := fmt.Sprintf("rollback to %d%%", st.Percent)
+			if err := w.apply(ctx, st.FromWeight, st.ToWeight, label); err != nil {
+				return DNSShiftResult{}, err
+			}
+			w.s.EndStep(ctx, w.step, "rolled-back", "")
+			w.step = j
+			w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = j })
+			outcome, reason, err := w.dwell(ctx, label, st.Dwell)
+			if err != nil {
+				return DNSShiftResult{}, err
+			}
+			if outcome == dwellGateFailed {
+				w.s.Audit(ctx, SystemIdentity, "rollback immediate", reason+"; finishing the rollback in one batch", label)
+				break
+			}
+		}
+	}
+	if w.from != w.plan.OriginalFrom || w.to != w.plan.OriginalTo {
+		w.s.SetPhase(ctx, "rollback: original weights", why)
+		if err := w.apply(ctx, w.plan.OriginalFrom, w.plan.OriginalTo, "rollback to original weights"); err != nil {
+			return DNSShiftResult{}, err
+		}
+	}
+	for j := w.step; j >= 0; j-- {
+		w.s.EndStep(ctx, j, "rolled-back", "")
+	}
+	w.step = -1
+	w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = -1 })
+	msg := fmt.Sprintf("rolled back to %s=%d %s=%d (%s)", w.spec.From, w.from, w.spec.To, w.to, why)
+	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
+	w.s.Finish(ctx, StateRolledBack, msg)
+	return w.res(StateRolledBack, msg), nil
+}
+
+// preflight runs the read-only Route 53 preflight with its options.
+func preflight(ctx workflow.Context, spec DNSShiftSpec) (activities.PreflightOutput, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		// Unknown zones and set identifiers come back non-retryable; the rest (network,
+		// throttling) is worth a few tries before telling a person.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second, MaximumAttempts: 5},
+		Summary:     fmt.Sprintf("preflight %s %s: %s, %s", spec.RecordName, spec.RecordType, spec.From, spec.To),
+	})
+	var out activities.PreflightOutput
+	err := workflow.ExecuteActivity(actx, r53.Preflight, activities.PreflightInput{
+		Zone: spec.Zone, RecordName: spec.RecordName, RecordType: spec.RecordType, From: spec.From, To: spec.To,
+	}).Get(ctx, &out)
+	return out, err
+}
