@@ -143,6 +143,7 @@ func (c *Cluster) handleMessage(cc *connCtx, m *wire.Message) bool {
 	c.mu.Lock()
 	doc := c.dispatch(cc, req)
 	stream := cc.stream
+	pid, counter := cc.n.processID, cc.n.tvCounter
 	c.mu.Unlock()
 
 	raw := mustMarshal(doc)
@@ -155,13 +156,16 @@ func (c *Cluster) handleMessage(cc *connCtx, m *wire.Message) bool {
 	if stream == nil {
 		return c.write(cc, wire.AppendMsg(nil, requestIDs.Add(1), m.Header.RequestID, 0, raw))
 	}
-	return c.streamHello(cc, m.Header.RequestID, raw)
+	return c.streamHello(cc, m.Header.RequestID, raw, pid, counter)
 }
 
 // streamHello implements the exhaust side of the streaming SDAM protocol: after
 // the first awaitable reply, each later reply answers the previous one and is
 // sent when the topology changes or maxAwaitTimeMS passes.
-func (c *Cluster) streamHello(cc *connCtx, responseTo int32, raw []byte) bool {
+//
+// pid and counter are the topologyVersion of the reply in raw: the next reply
+// waits for a version newer than the one the client has, not the current one.
+func (c *Cluster) streamHello(cc *connCtx, responseTo int32, raw []byte, pid bson.ObjectID, counter int64) bool {
 	for {
 		id := requestIDs.Add(1)
 		if !c.write(cc, wire.AppendMsg(nil, id, responseTo, wire.FlagMoreToCome, raw)) {
@@ -170,7 +174,6 @@ func (c *Cluster) streamHello(cc *connCtx, responseTo int32, raw []byte) bool {
 		responseTo = id
 		c.mu.Lock()
 		n := cc.n
-		pid, counter := n.processID, n.tvCounter
 		deadline := time.Now().Add(cc.stream.maxAwait)
 		for n.up && n.processID == pid && n.tvCounter == counter {
 			if !c.waitLocked(deadline, cc.stop) {
@@ -182,6 +185,7 @@ func (c *Cluster) streamHello(cc *connCtx, responseTo int32, raw []byte) bool {
 			return false
 		}
 		doc := c.helloDoc(cc, cc.stream.req)
+		pid, counter = n.processID, n.tvCounter
 		c.mu.Unlock()
 		raw = mustMarshal(doc)
 	}
