@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry/internal/temporalconn"
+	"github.com/ferryhq/ferry/server"
+	"github.com/ferryhq/ferry/worker"
+	"github.com/ferryhq/ferry/workflows"
+)
+
+// addTemporalFlags binds the connection flags shared by `ferry worker` and `ferry server`.
+func addTemporalFlags(cmd *cobra.Command, o *temporalconn.Options) {
+	f := cmd.Flags()
+	f.StringVar(&o.Address, "temporal-address", envOr("FERRY_TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (FERRY_TEMPORAL_ADDRESS)")
+	f.StringVar(&o.Namespace, "temporal-namespace", envOr("FERRY_TEMPORAL_NAMESPACE", "default"), "Temporal namespace (FERRY_TEMPORAL_NAMESPACE)")
+	f.BoolVar(&o.TLS, "temporal-tls", envBool("FERRY_TEMPORAL_TLS", false), "use TLS with the system roots (FERRY_TEMPORAL_TLS)")
+	f.StringVar(&o.CAFile, "temporal-tls-ca", envOr("FERRY_TEMPORAL_TLS_CA", ""), "CA bundle to verify the server (FERRY_TEMPORAL_TLS_CA)")
+	f.StringVar(&o.CertFile, "temporal-tls-cert", envOr("FERRY_TEMPORAL_TLS_CERT", ""), "client certificate for mTLS (FERRY_TEMPORAL_TLS_CERT)")
+	f.StringVar(&o.KeyFile, "temporal-tls-key", envOr("FERRY_TEMPORAL_TLS_KEY", ""), "client key for mTLS (FERRY_TEMPORAL_TLS_KEY)")
+	f.StringVar(&o.ServerName, "temporal-tls-server-name", envOr("FERRY_TEMPORAL_TLS_SERVER_NAME", ""), "TLS server name override (FERRY_TEMPORAL_TLS_SERVER_NAME)")
+	f.StringVar(&o.APIKey, "temporal-api-key", envOr("FERRY_TEMPORAL_API_KEY", ""), "API key, e.g. for Temporal Cloud (FERRY_TEMPORAL_API_KEY)")
+}
+
+func addCloudFlags(cmd *cobra.Command, o *worker.CloudOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.AWSEndpoint, "aws-endpoint", envOr("FERRY_AWS_ENDPOINT", ""), "override every AWS endpoint, e.g. the sandbox http://127.0.0.1:4566; empty = real AWS (FERRY_AWS_ENDPOINT)")
+	f.StringVar(&o.AWSRegion, "aws-region", envOr("FERRY_AWS_REGION", "us-east-1"), "default AWS region (FERRY_AWS_REGION)")
+	f.StringVar(&o.SandboxURL, "sandbox-url", envOr("FERRY_SANDBOX_URL", ""), "sandbox control endpoint for sandbox gates (FERRY_SANDBOX_URL)")
+}
+
+func defaultIdentity(role string) string {
+	host, _ := os.Hostname()
+	return "ferry-" + role + "@" + host + ":" + strconv.Itoa(os.Getpid())
+}
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	var (
+		conn      temporalconn.Options
+		cloud     worker.CloudOptions
+		taskQueue string
+		acts, wft int
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker against any Temporal cluster (run several to scale out)",
+		Long: `Runs ferry's workflows and activities. Workers hold no state: start as many as you like
+on one task queue and they share the work. Every flag is also a FERRY_* variable.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := g.logger()
+			conn.Identity = defaultIdentity("worker")
+			c, err := temporalconn.Dial(conn, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			w, err := worker.New(cmd.Context(), c, worker.Options{
+				TaskQueue: taskQueue, Identity: conn.Identity, Cloud: cloud, Logger: log,
+				MaxConcurrentActivities: acts, MaxConcurrentWorkflowTasks: wft,
+			})
+			if err != nil {
+				return err
+			}
+			log.Info("worker started", "identity", conn.Identity, "temporal", conn.Address, "namespace", conn.Namespace, "taskQueue", taskQueue)
+			return w.Run(interruptOn(cmd))
+		},
+	}
+	addTemporalFlags(cmd, &conn)
+	addCloudFlags(cmd, &cloud)
+	cmd.Flags().StringVar(&taskQueue, "task-queue", envOr("FERRY_TASK_QUEUE", workflows.TaskQueue), "task queue to poll (FERRY_TASK_QUEUE)")
+	cmd.Flags().IntVar(&acts, "max-concurrent-activities", envInt("FERRY_MAX_CONCURRENT_ACTIVITIES", 0), "activities run at once, 0 = SDK default (FERRY_MAX_CONCURRENT_ACTIVITIES)")
+	cmd.Flags().IntVar(&wft, "max-concurrent-workflow-tasks", envInt("FERRY_MAX_CONCURRENT_WORKFLOW_TASKS", 0), "workflow tasks run at once, 0 = SDK default (FERRY_MAX_CONCURRENT_WORKFLOW_TASKS)")
+	return cmd
+}
+
+// interruptOn returns a channel closed when the command's context ends (SIGINT/SIGTERM), in
+// the form worker.Run wants.
+func interruptOn(cmd *cobra.Command) <-chan any {
+	ch := make(chan any)
+	go func() { <-cmd.Context().Done(); close(ch) }()
+	return ch
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	var (
+		conn      temporalconn.Options
+		listen    string
+		tokenFile string
+		uiURL     string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve the ferry API (Connect, gRPC, gRPC-Web) against any Temporal cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := g.logger()
+			if tokenFile == "" {
+				return fmt.Errorf("--token-file is required: a JSON file {\"tokens\":[{\"token\":\"...\",\"identity\":\"alice\",\"roles\":[\"operator\"]}]}")
+			}
+			tokens, err := server.LoadTokens(tokenFile)
+			if err != nil {
+				return err
+			}
+			conn.Identity = defaultIdentity("server")
+			c, err := temporalconn.Dial(conn, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s (is another ferry running?): %w", listen, err)
+			}
+			log.Info("api listening", "addr", "http://"+ln.Addr().String())
+			h := server.Handler(c, server.Options{Namespace: conn.Namespace, UIURL: uiURL, Tokens: tokens, Logger: log})
+			return server.Serve(cmd.Context(), ln, h, log)
+		},
+	}
+	addTemporalFlags(cmd, &conn)
+	cmd.Flags().StringVar(&listen, "listen", envOr("FERRY_LISTEN", "127.0.0.1:8080"), "address to serve the API on (FERRY_LISTEN)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", envOr("FERRY_TOKEN_FILE", ""), "bearer tokens and roles, JSON (FERRY_TOKEN_FILE)")
+	cmd.Flags().StringVar(&uiURL, "temporal-ui-url", envOr("FERRY_TEMPORAL_UI_URL", ""), "Temporal Web UI base URL for links (FERRY_TEMPORAL_UI_URL)")
+	return cmd
+}

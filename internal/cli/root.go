@@ -1,0 +1,120 @@
+// Package cli implements the ferry command: the processes (dev, worker, server, sandbox) and
+// the API client commands (plan, start, get, list, watch, approve, ...).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs the ferry command and returns its exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var exit *exitError
+		if errors.As(err, &exit) {
+			return exit.code
+		}
+		fmt.Fprintln(stderr, "ferry:", err)
+		return 1
+	}
+	return 0
+}
+
+// exitError carries an exit code without printing anything more (the command already said
+// what happened, e.g. `ferry watch` on a migration that rolled back).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return "exit " + strconv.Itoa(e.code) }
+
+type globals struct {
+	stdout, stderr io.Writer
+	logLevel       string
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "ferry",
+		Short: "Run cloud migrations as durable, reversible Temporal workflows",
+		Long: `ferry runs migrations (weighted Route 53 traffic shifts, and soon AMI copies, MongoDB
+primary moves and whole region moves) as durable Temporal workflows that can be planned,
+approved, paused, resumed and rolled back.
+
+Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cloud, worker, API)`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("FERRY_LOG_LEVEL", "info"), "log level: debug, info, warn, error (FERRY_LOG_LEVEL)")
+	root.AddCommand(
+		newDevCmd(g),
+		newWorkerCmd(g),
+		newServerCmd(g),
+		newVersionCmd(g),
+	)
+	addClientCommands(root, g)
+	return root
+}
+
+func (g *globals) logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// envOr returns the environment variable's value, or def when it is unset. Every flag
+// defaults through it so each one is also a FERRY_* variable.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envBool(key string, def bool) bool {
+	if v, ok := os.LookupEnv(key); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+// Version is set at build time with -ldflags "-X github.com/ferryhq/ferry/internal/cli.Version=...".
+var Version = "dev"
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print ferry's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(g.stdout, "ferry", Version)
+		},
+	}
+}

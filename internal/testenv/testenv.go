@@ -1,0 +1,57 @@
+// Package testenv starts the pieces integration tests share: an in-process Temporal (no UI,
+// in-memory store) and helpers to wait on conditions with a deadline instead of sleeping.
+package testenv
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/ferryhq/ferry/internal/devtemporal"
+)
+
+// Temporal starts an embedded Temporal for the test and a client to it; both stop when the
+// test ends.
+func Temporal(t testing.TB) (*devtemporal.Server, client.Client) {
+	t.Helper()
+	srv, err := devtemporal.Start(devtemporal.Options{UIPort: -1})
+	if err != nil {
+		t.Fatalf("start embedded temporal: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace()})
+	if err != nil {
+		t.Fatalf("dial embedded temporal: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return srv, c
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Addr is 127.0.0.1:port.
+func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// Eventually polls cond every 50ms until it returns true or limit passes.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

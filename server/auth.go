@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
+)
+
+// Roles. An identity may hold several.
+const (
+	RoleViewer   = "viewer"   // get, list, watch, plan
+	RoleOperator = "operator" // start, pause, resume, cancel, rollback (and everything a viewer can)
+	RoleApprover = "approver" // approve (and everything a viewer can)
+)
+
+// procedureRoles says which roles may call each RPC. A procedure missing here is refused,
+// so a new RPC is closed until someone decides who may call it.
+var procedureRoles = map[string][]string{
+	ferryv1connect.MigrationServicePlanMigrationProcedure:     {RoleViewer, RoleOperator, RoleApprover},
+	ferryv1connect.MigrationServiceGetMigrationProcedure:      {RoleViewer, RoleOperator, RoleApprover},
+	ferryv1connect.MigrationServiceListMigrationsProcedure:    {RoleViewer, RoleOperator, RoleApprover},
+	ferryv1connect.MigrationServiceWatchMigrationProcedure:    {RoleViewer, RoleOperator, RoleApprover},
+	ferryv1connect.MigrationServiceStartMigrationProcedure:    {RoleOperator},
+	ferryv1connect.MigrationServicePauseMigrationProcedure:    {RoleOperator},
+	ferryv1connect.MigrationServiceResumeMigrationProcedure:   {RoleOperator},
+	ferryv1connect.MigrationServiceCancelMigrationProcedure:   {RoleOperator},
+	ferryv1connect.MigrationServiceRollbackMigrationProcedure: {RoleOperator},
+	ferryv1connect.MigrationServiceApproveStepProcedure:       {RoleApprover},
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Identity string   `json:"identity"`
+	Roles    []string `json:"roles"`
+}
+
+// TokenEntry maps one bearer token to a principal, as stored in the token file.
+type TokenEntry struct {
+	Token string `json:"token"`
+	Principal
+}
+
+// Tokens is the set of accepted bearer tokens.
+type Tokens struct {
+	entries []TokenEntry
+}
+
+type tokenFile struct {
+	Tokens []TokenEntry `json:"tokens"`
+}
+
+// LoadTokens reads a token file: {"tokens":[{"token":"...","identity":"alice","roles":["operator"]}]}.
+func LoadTokens(path string) (*Tokens, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read token file: %w", err)
+	}
+	var f tokenFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse token file %s: %w", path, err)
+	}
+	for i, e := range f.Tokens {
+		if len(e.Token) < 16 {
+			return nil, fmt.Errorf("token file %s: tokens[%d] is shorter than 16 characters", path, i)
+		}
+		if e.Identity == "" {
+			return nil, fmt.Errorf("token file %s: tokens[%d].identity is empty", path, i)
+		}
+		for _, r := range e.Roles {
+			if r != RoleViewer && r != RoleOperator && r != RoleApprover {
+				return nil, fmt.Errorf("token file %s: tokens[%d].roles: unknown role %q (use viewer, operator or approver)", path, i, r)
+			}
+		}
+	}
+	return &Tokens{entries: f.Tokens}, nil
+}
+
+// NewTokens builds a token set in memory (tests).
+func NewTokens(entries ...TokenEntry) *Tokens { return &Tokens{entries: entries} }
+
+// DevTokens are the tokens `ferry dev` creates for a laptop: a local operator and a local
+// approver, so the four-eyes flow can be tried alone.
+type DevTokens struct {
+	Operator string `json:"operator"`
+	Approver string `json:"approver"`
+}
+
+// EnsureDevTokens creates (once) or reads the token file in dataDir for the local operator
+// and approver, returning their tokens.
+func EnsureDevTokens(dataDir, user string) (*Tokens, DevTokens, error) {
+	path := filepath.Join(dataDir, "tokens.json")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		f := tokenFile{Tokens: []TokenEntry{
+			{Token: newToken(), Principal: Principal{Identity: user, Roles: []string{RoleOperator, RoleViewer}}},
+			{Token: newToken(), Principal: Principal{Identity: user + "-approver", Roles: []string{RoleApprover, RoleViewer}}},
+		}}
+		b, _ := json.MarshalIndent(f, "", "  ")
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, DevTokens{}, fmt.Errorf("create data dir: %w", err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, DevTokens{}, fmt.Errorf("write dev tokens: %w", err)
+		}
+	}
+	t, err := LoadTokens(path)
+	if err != nil {
+		return nil, DevTokens{}, err
+	}
+	var d DevTokens
+	for _, e := range t.entries {
+		switch {
+		case slices.Contains(e.Roles, RoleOperator) && d.Operator == "":
+			d.Operator = e.Token
+		case slices.Contains(e.Roles, RoleApprover) && d.Approver == "":
+			d.Approver = e.Token
+		}
+	}
+	return t, d, nil
+}
+
+// DevTokenFile is where `ferry dev` keeps its tokens; the CLI reads it when FERRY_TOKEN is
+// unset.
+func DevTokenFile(dataDir string) string { return filepath.Join(dataDir, "tokens.json") }
+
+func newToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "fy_" + hex.EncodeToString(b)
+}
+
+func (t *Tokens) lookup(token string) (Principal, bool) {
+	if t == nil || token == "" {
+		return Principal{}, false
+	}
+	for _, e := range t.entries {
+		if subtle.ConstantTimeCompare([]byte(e.Token), []byte(token)) == 1 {
+			return e.Principal, true
+		}
+	}
+	return Principal{}, false
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the authenticated caller.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// authInterceptor authenticates bearer tokens and authorises by role on every RPC, unary
+// and streaming.
+type authInterceptor struct{ tokens *Tokens }
+
+func newAuthInterceptor(t *Tokens) *authInterceptor { return &authInterceptor{tokens: t} }
+
+func (a *authInterceptor) authorize(ctx context.Context, procedure string, h interface{ Get(string) string }) (context.Context, error) {
+	auth := h.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || token == "" {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("missing bearer token: set FERRY_TOKEN or --token (ferry dev writes local tokens to .ferry/tokens.json)"))
+	}
+	p, ok := a.tokens.lookup(token)
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown bearer token"))
+	}
+	allowed := procedureRoles[procedure]
+	if !slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(allowed, r) }) {
+		return nil, connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("%s (roles %v) may not call %s: it needs one of %v", p.Identity, p.Roles, procedure, allowed))
+	}
+	return context.WithValue(ctx, principalKey{}, p), nil
+}
+
+func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ctx, err := a.authorize(ctx, req.Spec().Procedure, req.Header())
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := a.authorize(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"errors"
+	"net/url"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
+	"github.com/ferryhq/ferry/workflows"
+)
+
+var kinds = map[string]ferryv1.MigrationKind{
+	workflows.KindDNSShift: ferryv1.MigrationKind_MIGRATION_KIND_DNS_SHIFT,
+}
+
+var states = map[string]ferryv1.MigrationState{
+	workflows.StateRunning:          ferryv1.MigrationState_MIGRATION_STATE_RUNNING,
+	workflows.StateAwaitingApproval: ferryv1.MigrationState_MIGRATION_STATE_AWAITING_APPROVAL,
+	workflows.StatePaused:           ferryv1.MigrationState_MIGRATION_STATE_PAUSED,
+	workflows.StateRollingBack:      ferryv1.MigrationState_MIGRATION_STATE_ROLLING_BACK,
+	workflows.StateCompleted:        ferryv1.MigrationState_MIGRATION_STATE_COMPLETED,
+	workflows.StateRolledBack:       ferryv1.MigrationState_MIGRATION_STATE_ROLLED_BACK,
+	workflows.StateFailed:           ferryv1.MigrationState_MIGRATION_STATE_FAILED,
+	workflows.StateCancelled:        ferryv1.MigrationState_MIGRATION_STATE_CANCELLED,
+}
+
+var stepStatuses = map[string]ferryv1.StepStatus{
+	"pending":     ferryv1.StepStatus_STEP_STATUS_PENDING,
+	"running":     ferryv1.StepStatus_STEP_STATUS_RUNNING,
+	"done":        ferryv1.StepStatus_STEP_STATUS_DONE,
+	"failed":      ferryv1.StepStatus_STEP_STATUS_FAILED,
+	"rolled-back": ferryv1.StepStatus_STEP_STATUS_ROLLED_BACK,
+}
+
+func kindName(k ferryv1.MigrationKind) string {
+	for name, v := range kinds {
+		if v == k {
+			return name
+		}
+	}
+	return ""
+}
+
+func stateName(st ferryv1.MigrationState) string {
+	for name, v := range states {
+		if v == st {
+			return name
+		}
+	}
+	return ""
+}
+
+// summary fills what visibility knows: enough for lists, without asking a worker.
+func (s *migrationService) summary(info *workflowpb.WorkflowExecutionInfo) *ferryv1.Migration {
+	id := info.GetExecution().GetWorkflowId()
+	m := &ferryv1.Migration{
+		Id:        id,
+		StartTime: info.GetStartTime(),
+		CloseTime: info.GetCloseTime(),
+		UiUrl:     s.uiURL(id, info.GetExecution().GetRunId()),
+	}
+	sa := info.GetSearchAttributes().GetIndexedFields()
+	str := func(key string) string {
+		var v string
+		if p, ok := sa[key]; ok {
+			_ = converter.GetDefaultDataConverter().FromPayload(p, &v)
+		}
+		return v
+	}
+	m.Kind = kinds[str(workflows.SAKind.GetName())]
+	m.State = states[str(workflows.SAState.GetName())]
+	m.Phase = str(workflows.SAPhase.GetName())
+	m.Initiator = str(workflows.SAInitiator.GetName())
+	// A workflow that ended outside its own control (terminated, timed out, failed with an
+	// unhandled error) never wrote its final state; the execution status is the truth then.
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		m.State = ferryv1.MigrationState_MIGRATION_STATE_FAILED
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		m.State = ferryv1.MigrationState_MIGRATION_STATE_CANCELLED
+	}
+	return m
+}
+
+func (s *migrationService) uiURL(id, runID string) string {
+	if s.opts.UIURL == "" {
+		return ""
+	}
+	return s.opts.UIURL + "/namespaces/" + url.PathEscape(s.opts.Namespace) + "/workflows/" + url.PathEscape(id) + "/" + url.PathEscape(runID) + "/history"
+}
+
+// applyProgress adds what only the workflow knows (steps, approvals, audit, details).
+func applyProgress(m *ferryv1.Migration, p *workflows.Progress, status enumspb.WorkflowExecutionStatus) {
+	if k, ok := kinds[p.Kind]; ok {
+		m.Kind = k
+	}
+	// While running, and when it returned normally, the workflow's own state is the most
+	// precise (e.g. completed vs rolled-back); otherwise summary's status mapping stands.
+	if st, ok := states[p.State]; ok && (status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED) {
+		m.State = st
+	}
+	m.Phase = p.Phase
+	m.Message = p.Message
+	m.PlanHash = p.PlanHash
+	if p.Initiator != "" {
+		m.Initiator = p.Initiator
+	}
+	for _, st := range p.Steps {
+		m.Steps = append(m.Steps, &ferryv1.Step{
+			Name:      st.Name,
+			Status:    stepStatuses[st.Status],
+			StartTime: ts(st.StartTime),
+			EndTime:   ts(st.EndTime),
+			Detail:    st.Detail,
+		})
+	}
+	if a := p.PendingApproval; a != nil {
+		m.PendingApprovals = append(m.PendingApprovals, &ferryv1.PendingApproval{
+			Step: a.Step, Required: uint32(a.Required), ApprovedBy: a.ApprovedBy,
+		})
+	}
+	for _, e := range p.Audit {
+		m.Audit = append(m.Audit, &ferryv1.AuditEntry{
+			Time: ts(e.Time), Identity: e.Identity, Action: e.Action, Reason: e.Reason, Step: e.Step,
+		})
+	}
+	if d := p.DNS; d != nil {
+		ds := &ferryv1.DnsShiftStatus{FromWeight: uint32(d.FromWeight), ToWeight: uint32(d.ToWeight), StepIndex: int32(d.StepIndex)}
+		for _, g := range d.Gates {
+			ds.Gates = append(ds.Gates, &ferryv1.GateResult{Name: g.Name, Healthy: g.Healthy, Detail: g.Detail, Time: ts(g.Time)})
+		}
+		m.DnsShift = ds
+	}
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func isApplicationError(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app)
+}
+
+func applicationMessage(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}

@@ -1,0 +1,107 @@
+// Package server serves ferry's Connect API: it turns RPCs into Temporal client calls, and
+// adds authentication, validation and the audit identity. It holds no state of its own.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpcreflect"
+	"go.temporal.io/sdk/client"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
+)
+
+// Options configures the API.
+type Options struct {
+	// Namespace the workflows live in (for UI links).
+	Namespace string
+	// UIURL is the Temporal Web UI's base address, for links in Migration.ui_url.
+	UIURL string
+	// Tokens authenticates callers. Nil refuses every call but health and reflection.
+	Tokens *Tokens
+	Logger *slog.Logger
+}
+
+// Handler returns the API's HTTP handler: the MigrationService over Connect, gRPC and
+// gRPC-Web, plus /healthz, the gRPC health protocol and gRPC reflection.
+func Handler(c client.Client, o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	svc := &migrationService{temporal: c, opts: o}
+	path, h := ferryv1connect.NewMigrationServiceHandler(svc,
+		connect.WithInterceptors(newAuthInterceptor(o.Tokens)),
+	)
+	mux.Handle(path, h)
+
+	reflector := grpcreflect.NewStaticReflector(ferryv1connect.MigrationServiceName, healthpb.Health_ServiceDesc.ServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	mux.Handle(healthPath, connect.NewUnaryHandler(healthPath, func(ctx context.Context, r *connect.Request[healthpb.HealthCheckRequest]) (*connect.Response[healthpb.HealthCheckResponse], error) {
+		return connect.NewResponse(&healthpb.HealthCheckResponse{Status: healthStatus(ctx, c, r.Msg.GetService())}), nil
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if healthStatus(r.Context(), c, "") != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "temporal unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+const healthPath = "/grpc.health.v1.Health/Check"
+
+// healthStatus reports SERVING when Temporal answers: without it no RPC can work.
+func healthStatus(ctx context.Context, c client.Client, service string) healthpb.HealthCheckResponse_ServingStatus {
+	if service != "" && service != ferryv1connect.MigrationServiceName {
+		return healthpb.HealthCheckResponse_SERVICE_UNKNOWN
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		return healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	return healthpb.HealthCheckResponse_SERVING
+}
+
+// Serve listens on addr and serves h until ctx ends, then shuts down gracefully. HTTP/2
+// without TLS (h2c) is on so gRPC clients such as grpcurl -plaintext work.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: WatchMigration streams for as long as a migration runs.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("api server shutdown: %w", err)
+	}
+	if logger != nil {
+		logger.Info("api server stopped")
+	}
+	return nil
+}
