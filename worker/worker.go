@@ -26,7 +26,7 @@ type Options struct {
 	// MaxConcurrentWorkflowTasks bounds workflow tasks executing at once (0: SDK default).
 	MaxConcurrentWorkflowTasks int
 	// Cloud holds the endpoints and credentials activities use.
-	Cloud CloudOptions
+	Cloud  CloudOptions
 	Logger *slog.Logger
 }
 

@@ -72,7 +72,9 @@ func newHarness(t *testing.T) *harness {
 	env.RegisterActivity(&activities.Route53{})
 	env.RegisterActivity(&activities.Gates{})
 	env.OnActivity(r53.Preflight, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.PreflightInput) (activities.PreflightOutput, error) { return h.obs, nil })
+		func(context.Context, activities.PreflightInput) (activities.PreflightOutput, error) {
+			return h.obs, nil
+		})
 	env.OnActivity(r53.ChangeWeights, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ChangeWeightsInput) (activities.ChangeWeightsOutput, error) {
 			h.mu.Lock()
