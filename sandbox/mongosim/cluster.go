@@ -1,12 +1,3 @@
-// Package mongosim simulates MongoDB replica-set members that speak the real wire
-// protocol, so the official driver (and ferry's activities through it) can
-// discover a topology, reconfigure it, step primaries down and write data while
-// the simulation enforces mongod's rules, takes time like a real cluster and
-// records what happened for later judgement.
-//
-// One mutex guards the whole replica set: the simulation is small, and a single
-// lock makes every observable state transition atomic, which is what lets the
-// record be trusted.
 package mongosim
 
 import (
@@ -75,6 +66,7 @@ type Cluster struct {
 	// are called ElectionTimeout after it.
 	primaryLostSince time.Time
 	takeover         takeoverState
+	lastPrimary      string // host of the last primary that lost its role
 	events           []Event
 	faults           map[string]Fault
 	nextConnID       int64

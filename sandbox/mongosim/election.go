@@ -132,6 +132,7 @@ func (c *Cluster) stepDownLocked(p *node, reason string, until time.Time, forced
 	if c.primaryLocked() == p {
 		c.noPrimarySince = now
 		c.primaryLostSince = now
+		c.lastPrimary = p.host
 	}
 	c.recordLocked(Event{Kind: EventStepDown, Member: p.host, StepDown: &StepDownEvent{Reason: reason, Forced: forced}})
 	c.setStateLocked(p, stateSecondary, "stepped down: "+reason)
@@ -204,6 +205,9 @@ func (c *Cluster) anyElectable(now time.Time) bool {
 }
 
 func (c *Cluster) startElectionLocked(reason string, now time.Time, previous string) {
+	if previous == "" {
+		previous = c.lastPrimary
+	}
 	c.election = &election{reason: reason, started: now, ends: now.Add(c.timing.ElectionTime), previous: previous}
 	c.log.Info("election started", "reason", reason, "term", c.term+1)
 	c.topologyChangedLocked()

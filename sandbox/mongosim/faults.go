@@ -53,6 +53,7 @@ func (c *Cluster) stopMemberLocked(n *node) {
 		if c.primaryLocked() == n {
 			c.noPrimarySince = time.Now()
 			c.primaryLostSince = time.Now()
+			c.lastPrimary = n.host
 		}
 		c.recordLocked(Event{Kind: EventStepDown, Member: n.host, StepDown: &StepDownEvent{Reason: "shutdown"}})
 	}

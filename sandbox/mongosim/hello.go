@@ -60,7 +60,9 @@ func (c *Cluster) helloDoc(cc *connCtx, req *request) bson.D {
 	n := cc.n
 	now := time.Now()
 	legacyName := req.name == "isMaster" || req.name == "ismaster"
-	writable := n.state == statePrimary && n.up && !n.stepdownPending && c.election == nil
+	// A primary attempting a stepdown stops accepting writes and says so, as
+	// mongod's topology coordinator does while its leader mode is "attempting stepdown".
+	writable := n.state == statePrimary && n.up && !n.stepdownPending
 	var d bson.D
 	if legacyName {
 		d = append(d, bson.E{Key: "ismaster", Value: writable})

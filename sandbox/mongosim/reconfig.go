@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -581,10 +580,4 @@ func (c *Cluster) cmdReplSetInitiate(cc *connCtx, _ *request) (bson.D, error) {
 	return nil, errf(codeInvalidReplicaSetConfig,
 		"replSetInitiate quorum check failed because not all proposed set members responded affirmatively: "+
 			"this node is not empty of replica set state; add it to the existing set %s with replSetReconfig", c.opts.SetName)
-}
-
-func hostPort(host string) int {
-	_, p, _ := net.SplitHostPort(host)
-	port, _ := strconv.Atoi(p)
-	return port
 }
