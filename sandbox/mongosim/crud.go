@@ -218,7 +218,8 @@ func (c *Cluster) cmdDelete(cc *connCtx, req *request) (bson.D, error) {
 		limit, _ := asInt64(st.Lookup("limit"))
 		found, err := n.data.find(ns, q)
 		if err != nil {
-			writeErrs = append(writeErrs, writeErrorDoc(i, err.(*cmdError).Code, err.(*cmdError).Msg))
+			ce := asCmdError(err)
+			writeErrs = append(writeErrs, writeErrorDoc(i, ce.Code, ce.Msg))
 			if ordered(req.body) {
 				break
 			}
@@ -293,10 +294,7 @@ func (c *Cluster) cmdUpdate(cc *connCtx, req *request) (bson.D, error) {
 			modified++
 		}
 		if err != nil {
-			ce, _ := err.(*cmdError)
-			if ce == nil {
-				ce = errf(codeBadValue, "%v", err)
-			}
+			ce := asCmdError(err)
 			writeErrs = append(writeErrs, writeErrorDoc(i, ce.Code, ce.Msg))
 			if ordered(req.body) {
 				break

@@ -1,6 +1,7 @@
 package mongosim
 
 import (
+	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -91,6 +92,15 @@ func (e *cmdError) retryable(isRetryableWrite bool) *cmdError {
 		e.Labels = append(e.Labels, labelRetryableWrite)
 	}
 	return e
+}
+
+// asCmdError keeps a server error as it is and reports anything else as BadValue.
+func asCmdError(err error) *cmdError {
+	var ce *cmdError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return errf(codeBadValue, "%v", err)
 }
 
 func errorDoc(e *cmdError) bson.D {
