@@ -23,6 +23,7 @@ const (
 	statePrimary   memberState = 1
 	stateSecondary memberState = 2
 	stateStartup2  memberState = 5
+	stateArbiter   memberState = 7
 	stateDown      memberState = 8
 	stateRemoved   memberState = 10
 )
@@ -37,6 +38,8 @@ func (s memberState) String() string {
 		return "SECONDARY"
 	case stateStartup2:
 		return "STARTUP2"
+	case stateArbiter:
+		return "ARBITER"
 	case stateDown:
 		return "(not reachable/healthy)"
 	case stateRemoved:

@@ -129,15 +129,16 @@ func commonPrefix(a, b []opEntry) int {
 	return 0
 }
 
-// majorityIndex is the length of n's oplog prefix that a majority of voting
-// members (in n's config) hold.
+// majorityIndex is the length of n's oplog prefix that a write majority holds:
+// a majority of voting members, counting only data-bearing ones (arbiters
+// hold no oplog), as mongod's writeMajorityCount does.
 func (c *Cluster) majorityIndex(n *node) int {
 	if n.cfg == nil {
 		return 0
 	}
 	var lens []int
 	for _, m := range n.cfg.Members {
-		if m.Votes != 1 {
+		if m.Votes != 1 || m.ArbiterOnly {
 			continue
 		}
 		if o := c.nodeByHost(m.Host); o != nil {
@@ -146,11 +147,12 @@ func (c *Cluster) majorityIndex(n *node) int {
 			lens = append(lens, 0)
 		}
 	}
-	if len(lens) == 0 {
+	need := min(n.cfg.majority(), len(lens))
+	if need == 0 {
 		return 0
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(lens)))
-	return lens[len(lens)/2]
+	return lens[need-1]
 }
 
 func (c *Cluster) majorityOpTime(n *node) opTime {
@@ -185,6 +187,9 @@ func (c *Cluster) replicateLocked(now time.Time) {
 			c.rollbackLocked(n, src, common, now)
 		}
 		lag := c.timing.ReplicationLag + n.addedLag
+		if m := n.memberCfg(); m != nil {
+			lag += time.Duration(m.SecondaryDelaySecs) * time.Second
+		}
 		progressed := false
 		for i := len(n.oplog); i < len(src.oplog); i++ {
 			e := src.oplog[i]

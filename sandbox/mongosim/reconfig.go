@@ -561,6 +561,9 @@ func (c *Cluster) propagateConfigsLocked(now time.Time) {
 		n.cfg, n.cfgAt = p.cfg, now
 		isIn := n.inSet()
 		switch {
+		case isIn && n.memberCfg().ArbiterOnly:
+			// Arbiters vote but hold no data: no initial sync, no replication.
+			c.setStateLocked(n, stateArbiter, "joined as arbiter")
 		case isIn && (!wasIn || n.state == stateStartup || n.state == stateRemoved):
 			c.startInitialSyncLocked(n, now)
 		case !isIn && wasIn:

@@ -247,3 +247,33 @@ func stepDown(t *testing.T, cl *mongo.Client, secs, catchUp int) error {
 	return cl.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetStepDown", Value: secs},
 		{Key: "secondaryCatchUpPeriodSecs", Value: catchUp}}).Err()
 }
+
+func TestRemoveMemberAndAddArbiter(t *testing.T) {
+	c := testSet(t, nil)
+	hosts := c.Hosts()
+	cl := connect(t, c.URI())
+	pingPrimary(t, cl)
+
+	cfg := getConfig(t, cl)
+	cfg.Version++
+	cfg.Members = cfg.Members[:2] // drop hosts[2]: one voter fewer
+	require.NoError(t, reconfig(t, cl, cfg))
+	removed := direct(t, hosts[2])
+	eventually(t, 5*time.Second, func() bool {
+		r, err := run(t, removed, bson.D{{Key: "hello", Value: 1}})
+		return err == nil && r.Lookup("setName").Type == 0 && r.Lookup("isreplicaset").Boolean()
+	}, "removed member to leave the set")
+
+	cfg = getConfig(t, cl)
+	cfg.Version++
+	cfg.Members = append(cfg.Members, testMember{ID: 5, Host: hosts[3], ArbiterOnly: true, Votes: 1})
+	require.NoError(t, reconfig(t, cl, cfg))
+	eventually(t, 5*time.Second, func() bool { return stateOf(t, cl, hosts[3]) == "ARBITER" }, "ARBITER")
+	var hello bson.M
+	require.NoError(t, bson.Unmarshal(mustRun(t, cl, bson.D{{Key: "hello", Value: 1}}), &hello))
+	require.Contains(t, hello["arbiters"], hosts[3])
+
+	// The arbiter holds no data, so w:majority still needs both data-bearing members.
+	_, err := cl.Database("app").Collection("x").InsertOne(ctxT(t, 5*time.Second), bson.D{{Key: "_id", Value: 1}})
+	require.NoError(t, err)
+}
