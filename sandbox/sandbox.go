@@ -28,9 +28,13 @@ type Options struct {
 	Addr     string             // default 127.0.0.1:4566; port 0 picks a free port
 	Topology *topology.Topology // default topology.Default()
 	// Fast shortens every delay (copies, INSYNC, instance start, record TTLs) for tests.
-	Fast   bool
-	Logger *slog.Logger
-	Mongo  MongoFaulter // optional; may be nil
+	Fast bool
+	// PriorRequestNotComplete makes Route 53 refuse a change to a zone while the zone's
+	// previous change is PENDING. Off by default even with topology limits on, because
+	// it slows every weighted shift; turn it on to rehearse it.
+	PriorRequestNotComplete bool
+	Logger                  *slog.Logger
+	Mongo                   MongoFaulter // optional; may be nil
 }
 
 // MongoFaulter is implemented by the MongoDB simulator (wired by the caller); faults whose
@@ -94,7 +98,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 		Account: t.Account, Regions: t.Regions,
 		CopyTimePerGiB: timing.CopyTimePerGiB.D(), Route53InsyncDelay: timing.Route53InsyncDelay.D(),
 		InstanceStartTime: timing.InstanceStartTime.D(),
-		Limits:            t.Limits, PriorRequestNotComplete: t.Limits,
+		Limits:            t.Limits, PriorRequestNotComplete: opts.PriorRequestNotComplete,
 		Faults:       faults,
 		AppHealthy:   func(region string) bool { return appsRef.Healthy(region) },
 		AppErrorRate: func(region string) (float64, bool) { return appsRef.ErrorRate(region) },

@@ -2,7 +2,6 @@ package awssim
 
 import (
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -74,10 +73,6 @@ func (l *limiter) allow(service, region, op string, mutating bool) *apiError {
 	return throttleError(service)
 }
 
-func isDescribe(op string) bool {
-	return strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List")
-}
-
-var errCopyLimit = func(msg string) *apiError {
+func errCopyLimit(msg string) *apiError {
 	return &apiError{http.StatusBadRequest, "ResourceLimitExceeded", msg}
 }
