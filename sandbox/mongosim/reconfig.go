@@ -539,38 +539,53 @@ func (c *Cluster) installLocked(n *node, cfg, old *replConfig, force bool, clien
 	c.topologyChangedLocked()
 }
 
-// propagateConfigsLocked delivers the primary's config to the members it can
-// reach, as heartbeats do, and starts initial sync on members that joined.
+// propagateConfigsLocked spreads newer configs the way heartbeats do: any
+// member that holds a config for ConfigPropagation hands it to the members it
+// can reach (a forced config on a secondary spreads too), and members that
+// join start their initial sync.
 func (c *Cluster) propagateConfigsLocked(now time.Time) {
-	p := c.primaryLocked()
-	if p == nil || p.cfg == nil {
-		return
+	for {
+		changed := false
+		for _, src := range c.nodes {
+			if !src.up || src.cfg == nil || now.Sub(src.cfgAt) < c.timing.ConfigPropagation {
+				continue
+			}
+			for _, n := range c.nodes {
+				if n == src || !canSee(src, n) || !src.cfg.newer(n.cfg) {
+					continue
+				}
+				// Only members of the config, and members it just removed, hear of it.
+				wasIn := n.inSet()
+				if src.cfg.member(n.host) == nil && !wasIn {
+					continue
+				}
+				c.installFromHeartbeatLocked(n, src.cfg, wasIn, now)
+				changed = true
+			}
+		}
+		if !changed {
+			return
+		}
 	}
-	for _, n := range c.nodes {
-		if n == p || !canSee(p, n) {
-			continue
+}
+
+func (c *Cluster) installFromHeartbeatLocked(n *node, cfg *replConfig, wasIn bool, now time.Time) {
+	// The new config arrived now; it travels on after another ConfigPropagation.
+	n.cfg, n.cfgAt = cfg, now
+	isIn := n.inSet()
+	switch {
+	case isIn && n.memberCfg().ArbiterOnly:
+		// Arbiters vote but hold no data: no initial sync, no replication.
+		c.setStateLocked(n, stateArbiter, "joined as arbiter")
+	case isIn && (!wasIn || n.state == stateStartup || n.state == stateRemoved):
+		c.startInitialSyncLocked(n, now)
+	case !isIn && wasIn:
+		if n.state == statePrimary {
+			c.stepDownLocked(n, "removed from config", now, false)
 		}
-		if !p.cfg.newer(n.cfg) || now.Sub(p.cfgAt) < c.timing.ConfigPropagation {
-			continue
-		}
-		// Only members of the config, and members that it just removed, hear of it.
-		wasIn := n.inSet()
-		if p.cfg.member(n.host) == nil && !wasIn {
-			continue
-		}
-		n.cfg, n.cfgAt = p.cfg, now
-		isIn := n.inSet()
-		switch {
-		case isIn && n.memberCfg().ArbiterOnly:
-			// Arbiters vote but hold no data: no initial sync, no replication.
-			c.setStateLocked(n, stateArbiter, "joined as arbiter")
-		case isIn && (!wasIn || n.state == stateStartup || n.state == stateRemoved):
-			c.startInitialSyncLocked(n, now)
-		case !isIn && wasIn:
-			c.setStateLocked(n, stateRemoved, "removed from config")
-		}
-		c.topologyChangedLocked()
+		c.setStateLocked(n, stateRemoved, "removed from config")
 	}
+	c.topologyChangedLocked()
 }
 
 // cmdReplSetInitiate exists for completeness: the simulator starts initiated,

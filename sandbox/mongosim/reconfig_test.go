@@ -277,3 +277,30 @@ func TestRemoveMemberAndAddArbiter(t *testing.T) {
 	_, err := cl.Database("app").Collection("x").InsertOne(ctxT(t, 5*time.Second), bson.D{{Key: "_id", Value: 1}})
 	require.NoError(t, err)
 }
+
+// TestForceReconfigRecoversLostMajority is the disaster-recovery procedure:
+// with a majority down, a forced config on a survivor makes it electable alone.
+func TestForceReconfigRecoversLostMajority(t *testing.T) {
+	c := testSet(t, nil)
+	hosts := c.Hosts()
+	require.NoError(t, c.StopMember(hosts[0]))
+	require.NoError(t, c.StopMember(hosts[2]))
+	survivor := direct(t, hosts[1])
+	cfg := getConfig(t, survivor)
+	cfg.Members = cfg.Members[1:2]
+
+	err := reconfig(t, survivor, cfg)
+	require.Equal(t, int32(10107), code(err), "without force a secondary refuses: %v", err)
+	require.NoError(t, reconfig(t, survivor, cfg, bson.E{Key: "force", Value: true}))
+	eventually(t, 5*time.Second, func() bool { return c.Primary() == hosts[1] }, "survivor elected")
+	got := getConfig(t, survivor)
+	require.Greater(t, got.Version, 10000)
+	var forced bool
+	for _, e := range c.Events() {
+		if e.Kind == EventReconfig && e.Reconfig.Force {
+			forced = true
+			require.Equal(t, 2, e.Reconfig.VotingChanges)
+		}
+	}
+	require.True(t, forced)
+}
