@@ -99,7 +99,9 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	}
 	stack.stops = append(stack.stops, func() { _ = apiLn.Close() })
 
-	temporalLevel := slog.LevelWarn
+	// The embedded server warns about routine things (dial retries while its services start
+	// and stop); errors are what a ferry user needs to see.
+	temporalLevel := slog.LevelError
 	ts, err := devtemporal.Start(devtemporal.Options{
 		Port:     o.temporalPort,
 		UIPort:   o.uiPort,
@@ -114,7 +116,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	stack.stops = append(stack.stops, ts.Stop)
 
 	if !o.noSandbox {
-		sb, err := startDevSandbox(ctx, log, o)
+		sb, err := startDevSandbox(ctx, log, o.sandboxAddr, o.topology, false)
 		if err != nil {
 			return nil, err
 		}

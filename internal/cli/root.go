@@ -64,6 +64,7 @@ Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cl
 		newDevCmd(g),
 		newWorkerCmd(g),
 		newServerCmd(g),
+		newSandboxCmd(g),
 		newVersionCmd(g),
 	)
 	addClientCommands(root, g)

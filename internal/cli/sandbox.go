@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry/sandbox/control"
+)
+
+func newSandboxCmd(g *globals) *cobra.Command {
+	var addr, topo string
+	var fast bool
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Run the simulated cloud alone, and inject faults into a running one",
+		Long: `Without a subcommand, runs the sandbox on its own: simulated AWS (EC2, Route 53,
+CloudWatch) over the real AWS protocols, regional apps with simulated client traffic, and
+MongoDB replica sets over the real wire protocol, seeded from a topology file (default: the
+built-in marketplace, see examples/sandbox-topology.yaml). ferry dev runs the same sandbox.
+
+Point any AWS client at it:  aws --endpoint-url http://127.0.0.1:4566 ec2 describe-images --region eu-west-1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := g.logger()
+			sb, err := startDevSandbox(cmd.Context(), log, addr, topo, fast)
+			if err != nil {
+				return err
+			}
+			defer sb.stop()
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ferry sandbox is up")
+			sb.describe(tw)
+			_ = tw.Flush()
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", envOr("FERRY_SANDBOX_ADDR", "127.0.0.1:4566"), "address for AWS, apps and control (FERRY_SANDBOX_ADDR)")
+	cmd.Flags().StringVar(&topo, "topology", envOr("FERRY_TOPOLOGY", ""), "topology file (FERRY_TOPOLOGY); default: built-in marketplace")
+	cmd.Flags().BoolVar(&fast, "fast", false, "millisecond timings (copies, INSYNC, elections) for scripted rehearsals")
+
+	url := envOr("FERRY_SANDBOX_URL", "http://127.0.0.1:4566")
+	cmd.PersistentFlags().StringVar(&url, "url", url, "sandbox control endpoint for the subcommands (FERRY_SANDBOX_URL)")
+	client := func() *control.Client {
+		return &control.Client{BaseURL: url, HTTPClient: &http.Client{Timeout: 10 * time.Second}}
+	}
+	cmd.AddCommand(newFaultCmd(g, client), newCallsCmd(g, client), newTrafficCmd(g, client))
+	return cmd
+}
+
+func newFaultCmd(g *globals, client func() *control.Client) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fault",
+		Short: "Add, list and clear injected faults (GameDays)",
+	}
+	var f control.Fault
+	add := &cobra.Command{
+		Use:   "add TARGET KIND",
+		Short: "Inject a fault",
+		Long: `Targets and kinds:
+  aws:ec2:CopyImage | aws:ec2:* | aws:route53:* | aws:*   throttle, error, latency
+  app:<region>                                           unhealthy, latency
+  mongo:<set>:<port> | mongo:<set>:*                     down, partition, lag, slow-sync
+
+Examples:
+  ferry sandbox fault add app:eu-west-2 unhealthy --rate 1
+  ferry sandbox fault add aws:route53:* throttle --rate 0.3
+  ferry sandbox fault add mongo:rs0:27018 down`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.Target, f.Kind = args[0], args[1]
+			out, err := client().AddFault(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "added fault %s: %s %s\n", out.ID, out.Target, out.Kind)
+			return nil
+		},
+	}
+	add.Flags().Float64Var(&f.Rate, "rate", 1, "share of requests hit, 0..1 (slow-sync: slowdown factor)")
+	add.Flags().IntVar(&f.LatencyMs, "latency-ms", 0, "added latency (latency) or replication lag (lag)")
+	add.Flags().IntVar(&f.Count, "count", 0, "expire after firing this many times (0: no limit)")
+	add.Flags().Float64Var(&f.DurationSec, "duration", 0, "expire after this many seconds (0: no limit)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List active faults",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			faults, err := client().ListFaults(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTARGET\tKIND\tRATE\tLATENCY\tFIRED")
+			for _, f := range faults {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%dms\t%d\n", f.ID, f.Target, f.Kind, f.Rate, f.LatencyMs, f.Fired)
+			}
+			return tw.Flush()
+		},
+	}
+	clear := &cobra.Command{
+		Use:   "clear [ID]",
+		Short: "Remove one fault, or all of them",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return client().DeleteFault(cmd.Context(), args[0])
+			}
+			return client().ClearFaults(cmd.Context())
+		},
+	}
+	cmd.AddCommand(add, list, clear)
+	return cmd
+}
+
+func newCallsCmd(g *globals, client func() *control.Client) *cobra.Command {
+	var filter control.CallFilter
+	cmd := &cobra.Command{
+		Use:   "calls",
+		Short: "Print the sandbox's record of mutating AWS calls (JSON lines)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			calls, err := client().Calls(cmd.Context(), filter)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(g.stdout)
+			for _, c := range calls {
+				if err := enc.Encode(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&filter.Service, "service", "", "ec2, route53 or cloudwatch")
+	cmd.Flags().StringVar(&filter.Operation, "operation", "", "e.g. CopyImage, ChangeResourceRecordSets")
+	return cmd
+}
+
+func newTrafficCmd(g *globals, client func() *control.Client) *cobra.Command {
+	return &cobra.Command{
+		Use:   "traffic",
+		Short: "Show what the simulated clients see per region (rate, error rate)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := client().Traffic(cmd.Context())
+			if err != nil {
+				return err
+			}
+			regions := make([]string, 0, len(t.Regions))
+			for r := range t.Regions {
+				regions = append(regions, r)
+			}
+			sort.Strings(regions)
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "REGION\tREQ/S\tERROR RATE\tTOTAL\tERRORS\t(window %gs)\n", t.WindowSec)
+			for _, r := range regions {
+				rt := t.Regions[r]
+				fmt.Fprintf(tw, "%s\t%.1f\t%.3f\t%d\t%d\t\n", r, rt.RequestsPerSec, rt.ErrorRate, rt.Total, rt.Errors)
+			}
+			return tw.Flush()
+		},
+	}
+}
