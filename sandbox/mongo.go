@@ -18,7 +18,7 @@ import (
 type MongoSets struct {
 	clusters map[string]*mongosim.Cluster
 	order    []string
-	mu sync.Mutex
+	mu       sync.Mutex
 	// faultSet remembers which set took each fault, so clearing finds it again.
 	faultSet map[string]string
 }
