@@ -124,3 +124,17 @@ func TestLegacyOpQueryHandshake(t *testing.T) {
 	require.True(t, docs[0].Lookup("helloOk").Boolean())
 	require.Equal(t, "rs0", docs[0].Lookup("setName").StringValue())
 }
+
+func TestDemoOptionsShape(t *testing.T) {
+	opts := DemoOptions(0, "eu-west-1", "us-east-1")
+	opts.Timing = FastTiming()
+	c, err := Start(t.Context(), opts)
+	require.NoError(t, err)
+	defer c.Close()
+	ms := c.Members()
+	require.Len(t, ms, 5)
+	require.Equal(t, "PRIMARY", ms[0].State)
+	require.Equal(t, []bool{true, true, true, false, false}, []bool{ms[0].InConfig, ms[1].InConfig, ms[2].InConfig, ms[3].InConfig, ms[4].InConfig})
+	require.Equal(t, "us-east-1", ms[4].Region)
+	require.Equal(t, "STARTUP", ms[4].State)
+}

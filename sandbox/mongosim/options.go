@@ -107,3 +107,18 @@ type Options struct {
 	DataSizeMiB int
 	Logger      *slog.Logger
 }
+
+// DemoOptions is the laptop demo's replica set "rs0": three members in region
+// source on basePort..basePort+2 (the first is primary), and two members in
+// region target on basePort+3 and basePort+4, started but outside the config,
+// ready to be added by a primary move. Timing is DefaultTiming.
+func DemoOptions(basePort int, source, target string) Options {
+	opts := Options{SetName: "rs0", Host: "127.0.0.1", Timing: DefaultTiming(), DataSizeMiB: 512}
+	for i := range 3 {
+		opts.Members = append(opts.Members, MemberSpec{Port: basePort + i, Region: source, InConfig: true, Priority: 1, Votes: 1})
+	}
+	for i := 3; i < 5; i++ {
+		opts.Members = append(opts.Members, MemberSpec{Port: basePort + i, Region: target})
+	}
+	return opts
+}
