@@ -126,7 +126,11 @@ func TestLegacyOpQueryHandshake(t *testing.T) {
 }
 
 func TestDemoOptionsShape(t *testing.T) {
-	opts := DemoOptions(0, "eu-west-1", "us-east-1")
+	opts := DemoOptions(27017, "eu-west-1", "us-east-1")
+	require.Equal(t, 27021, opts.Members[4].Port)
+	for i := range opts.Members {
+		opts.Members[i].Port = 0 // tests take free ports
+	}
 	opts.Timing = FastTiming()
 	c, err := Start(t.Context(), opts)
 	require.NoError(t, err)
