@@ -1,0 +1,228 @@
+package spec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferryhq/ferry/workflows"
+)
+
+const minimal = `
+dnsShift:
+  hostedZone: shop.example
+  recordName: www.shop.example
+  from: eu-west-1
+  to: eu-west-2
+`
+
+func TestDefaults(t *testing.T) {
+	m, err := Parse([]byte(minimal), ".yaml")
+	require.NoError(t, err)
+	in, err := DNSShiftInput(m, "alice")
+	require.NoError(t, err)
+	s := in.Spec
+	require.Equal(t, "shop.example.", s.Zone)
+	require.Equal(t, "www.shop.example.", s.RecordName)
+	require.Equal(t, "A", s.RecordType)
+	require.Equal(t, []int{1, 10, 25, 50, 100}, s.Percents)
+	require.Equal(t, make([]bool, 5), s.ApproveAfter)
+	require.Equal(t, 100, s.TotalWeight)
+	require.Equal(t, 60*time.Second, s.BakeTime)
+	require.Equal(t, 10*time.Second, s.GateInterval)
+	require.Equal(t, workflows.RollbackImmediate, s.RollbackMode)
+	require.Equal(t, workflows.OnGateFailRollback, s.OnGateFailure)
+	require.Empty(t, s.Gates)
+	require.Equal(t, workflows.ApprovalPolicy{RequiredApprovers: 1}, in.Approvals)
+	require.Equal(t, "alice", in.Initiator)
+}
+
+func TestGateDefaults(t *testing.T) {
+	m, err := Parse([]byte(minimal+`
+  gates:
+    - http: {url: "http://app.example/healthz"}
+    - sandboxErrorRate: {region: eu-west-2}
+`), ".yml")
+	require.NoError(t, err)
+	s, err := DNSShift(m.GetDnsShift())
+	require.NoError(t, err)
+	require.Equal(t, []workflows.Gate{
+		{Name: "GET http://app.example/healthz", FailureThreshold: 1,
+			HTTP: &workflows.HTTPProbe{URL: "http://app.example/healthz", ExpectStatus: 200, Timeout: 5 * time.Second}},
+		{Name: "eu-west-2 error rate", FailureThreshold: 1,
+			ErrorRate: &workflows.ErrorRateRef{Region: "eu-west-2", MaxErrorRate: 0.05}},
+	}, s.Gates)
+}
+
+func TestExampleFile(t *testing.T) {
+	m, err := ParseFile("../examples/dns-shift.yaml")
+	require.NoError(t, err)
+	in, err := DNSShiftInput(m, "alice")
+	require.NoError(t, err)
+	s := in.Spec
+	require.Equal(t, "www to eu-west-2", in.Name)
+	require.Equal(t, "shop.example.", s.Zone)
+	require.Equal(t, "www.shop.example.", s.RecordName)
+	require.Equal(t, "eu-west-1", s.From)
+	require.Equal(t, "eu-west-2", s.To)
+	require.Equal(t, []int{10, 50, 100}, s.Percents)
+	require.Equal(t, []bool{false, true, false}, s.ApproveAfter)
+	require.Equal(t, 20*time.Second, s.BakeTime)
+	require.Equal(t, workflows.RollbackGradual, s.RollbackMode)
+	require.Len(t, s.Gates, 2)
+	require.Equal(t, "http://127.0.0.1:4566/_apps/eu-west-2/healthz", s.Gates[0].HTTP.URL)
+	require.Equal(t, &workflows.ErrorRateRef{Region: "eu-west-2", MaxErrorRate: 0.05}, s.Gates[1].ErrorRate)
+	require.Equal(t, 2, s.Gates[1].FailureThreshold)
+}
+
+func TestJSONAndLongEnumNames(t *testing.T) {
+	m, err := Parse([]byte(`{"dnsShift": {"hostedZone": "Z0123ABC", "recordName": "www.shop.example.",
+		"from": "a", "to": "b", "linearStep": 30, "rollbackMode": "ROLLBACK_MODE_GRADUAL", "on_gate_failure": "pause"}}`), ".json")
+	require.NoError(t, err)
+	s, err := DNSShift(m.GetDnsShift())
+	require.NoError(t, err)
+	require.Equal(t, "Z0123ABC", s.Zone)
+	require.Equal(t, []int{30, 60, 90, 100}, s.Percents)
+	require.Equal(t, workflows.RollbackGradual, s.RollbackMode)
+	require.Equal(t, workflows.OnGateFailPause, s.OnGateFailure)
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, doc, field, msg string
+	}{
+		{"unknown top", "dnsShif: {}", "dnsShif", `did you mean "dnsShift"`},
+		{"unknown nested", minimal + "  gates:\n    - htp: {url: x}\n", "dnsShift.gates[0].htp", `did you mean "http"`},
+		{"bad enum", minimal + "  rollbackMode: slowly\n", "dnsShift.rollbackMode", "immediate, gradual"},
+		{"not an object", "dnsShift: 3", "dnsShift", "must be an object"},
+		{"not a list", minimal + "  schedule: 5\n", "dnsShift.schedule", "must be a list"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc), ".yaml")
+			fe, ok := AsFieldError(err)
+			require.True(t, ok, "%v", err)
+			require.Equal(t, c.field, fe.Field)
+			require.Contains(t, fe.Msg, c.msg)
+		})
+	}
+	_, err := Parse([]byte(minimal+"  bakeTime: soon\n"), ".yaml")
+	require.ErrorContains(t, err, "dnsShift.bakeTime: \"soon\" is not a duration")
+	_, err = Parse([]byte("dnsShift: {from: eu-west-1, to: y}"), ".yaml")
+	require.ErrorContains(t, err, "dnsShift.to: got the boolean true where text belongs; quote the value")
+	_, err = Parse([]byte("a: [b"), ".yaml")
+	require.ErrorContains(t, err, "YAML")
+	_, err = Parse([]byte(minimal), ".toml")
+	require.ErrorContains(t, err, "unknown spec format")
+}
+
+func TestValidationErrors(t *testing.T) {
+	cases := []struct {
+		name, extra, field, msg string
+	}{
+		{"not increasing", "schedule: [10, 25, 20, 100]", "dnsShift.schedule[2]", "20 is not greater than 25; percentages must strictly increase"},
+		{"percent zero", "schedule: [0, 100]", "dnsShift.schedule[0]", "outside 1..100"},
+		{"percent above 100", "schedule: [50, 101]", "dnsShift.schedule[1]", "outside 1..100"},
+		{"not ending at 100", "schedule: [10, 50]", "dnsShift.schedule[1]", "ends at 50, not 100"},
+		{"both schedule and linear", "schedule: [50, 100]\n  linearStep: 10", "dnsShift.linearStep", "not both"},
+		{"linear too big", "linearStep: 200", "dnsShift.linearStep", "outside 1..100"},
+		{"total weight", "totalWeight: 300", "dnsShift.totalWeight", "outside 1..255"},
+		{"rounds to same", "totalWeight: 10\n  schedule: [1, 2, 100]", "dnsShift.schedule[0]", "rounds to eu-west-2=0"},
+		{"rounds to previous", "totalWeight: 10\n  schedule: [10, 12, 100]", "dnsShift.schedule[1]", "the same as the previous step"},
+		{"approve not in schedule", "schedule: [10, 50, 100]\n  approveAt: [50, 30]", "dnsShift.approveAt[1]", "30 is not a step of the schedule (10, 50, 100)"},
+		{"gate without check", "gates: [{name: g}]", "dnsShift.gates[0]", "needs a check"},
+		{"bad url", "gates: [{http: {url: 'not a url'}}]", "dnsShift.gates[0].http.url", "not an absolute http(s) URL"},
+		{"ftp url", "gates: [{http: {url: 'ftp://x/y'}}]", "dnsShift.gates[0].http.url", "not an absolute"},
+		{"empty url", "gates: [{http: {expectStatus: 200}}]", "dnsShift.gates[0].http.url", "required"},
+		{"bad status", "gates: [{http: {url: 'http://x', expectStatus: 42}}]", "dnsShift.gates[0].http.expectStatus", "not an HTTP status"},
+		{"error rate high", "gates: [{sandboxErrorRate: {region: r, maxErrorRate: 1.5}}]", "dnsShift.gates[0].sandboxErrorRate.maxErrorRate", "outside 0..1"},
+		{"error rate negative", "gates: [{sandboxErrorRate: {region: r, maxErrorRate: -0.1}}]", "dnsShift.gates[0].sandboxErrorRate.maxErrorRate", "outside 0..1"},
+		{"error rate region", "gates: [{sandboxErrorRate: {maxErrorRate: 0.1}}]", "dnsShift.gates[0].sandboxErrorRate.region", "required"},
+		{"alarm region", "gates: [{cloudwatchAlarm: {alarmName: a}}]", "dnsShift.gates[0].cloudwatchAlarm.region", "required"},
+		{"health check id", "gates: [{route53HealthCheck: {}}]", "dnsShift.gates[0].route53HealthCheck.healthCheckId", "required"},
+		{"duplicate gate", "gates: [{name: g, http: {url: 'http://x'}}, {name: g, http: {url: 'http://y'}}]", "dnsShift.gates[1].name", "unique"},
+		{"negative bake", "bakeTime: -5s", "dnsShift.bakeTime", "outside"},
+		{"tiny gate interval", "gateInterval: 10ms", "dnsShift.gateInterval", "outside"},
+		{"record type", "recordType: NS", "dnsShift.recordType", "cannot be weighted"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := Parse([]byte(minimal+"  "+c.extra+"\n"), ".yaml")
+			require.NoError(t, err)
+			_, err = DNSShift(m.GetDnsShift())
+			var fe *FieldError
+			require.True(t, errors.As(err, &fe), "%v", err)
+			require.Equal(t, c.field, fe.Field)
+			require.Contains(t, fe.Msg, c.msg)
+		})
+	}
+}
+
+func TestRequiredFields(t *testing.T) {
+	cases := []struct{ doc, field string }{
+		{"dnsShift: {recordName: www.a., from: src, to: dst}", "dnsShift.hostedZone"},
+		{"dnsShift: {hostedZone: a., from: src, to: dst}", "dnsShift.recordName"},
+		{"dnsShift: {hostedZone: a., recordName: www.a., to: dst}", "dnsShift.from"},
+		{"dnsShift: {hostedZone: a., recordName: www.a., from: src}", "dnsShift.to"},
+		{"dnsShift: {hostedZone: a., recordName: www.a., from: src, to: src}", "dnsShift.to"},
+		{"dnsShift: {hostedZone: a., recordName: www.b., from: src, to: dst}", "dnsShift.recordName"},
+		{"dnsShift: {hostedZone: 'not-an-id', recordName: www.a., from: src, to: dst}", "dnsShift.hostedZone"},
+		{"name: nothing", "dnsShift"},
+		{"dnsShift: {hostedZone: a., recordName: www.a., from: src, to: dst}\napprovals: {requiredApprovers: 50}", "approvals.requiredApprovers"},
+	}
+	for _, c := range cases {
+		m, err := Parse([]byte(c.doc), ".yaml")
+		require.NoError(t, err, c.doc)
+		_, err = DNSShiftInput(m, "alice")
+		fe, ok := AsFieldError(err)
+		require.True(t, ok, "%s: %v", c.doc, err)
+		require.Equal(t, c.field, fe.Field, c.doc)
+	}
+}
+
+func TestApprovals(t *testing.T) {
+	require.Equal(t, workflows.ApprovalPolicy{RequiredApprovers: 1}, Approvals(nil))
+	m, err := Parse([]byte("approvals: {requiredApprovers: 2, allowSelfApproval: true}"), "")
+	require.NoError(t, err)
+	require.Equal(t, workflows.ApprovalPolicy{RequiredApprovers: 2, AllowSelfApproval: true}, Approvals(m.GetApprovals()))
+}
+
+func TestApproveEveryStep(t *testing.T) {
+	m, err := Parse([]byte(minimal+"  approveEveryStep: true\n  schedule: [50, 100]\n"), ".yaml")
+	require.NoError(t, err)
+	s, err := DNSShift(m.GetDnsShift())
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, true}, s.ApproveAfter)
+}
+
+// FuzzParse checks that no input makes parsing and validation panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal), ".yaml")
+	f.Add([]byte(minimal+"  schedule: [10, 25, 20, 100]\n  gates: [{http: {url: 'http://x'}}]\n"), ".yaml")
+	f.Add([]byte(`{"dnsShift": {"linearStep": 7, "totalWeight": 3, "approveAt": [7]}}`), ".json")
+	f.Add([]byte("dnsShift: {gates: [{sandboxErrorRate: {maxErrorRate: .nan}}]}"), ".yml")
+	f.Add([]byte("approvals: {requiredApprovers: 4294967295}"), "")
+	f.Fuzz(func(t *testing.T, data []byte, ext string) {
+		m, err := Parse(data, ext)
+		if err != nil {
+			return
+		}
+		in, err := DNSShiftInput(m, "fuzzer")
+		if err != nil {
+			if _, ok := AsFieldError(err); !ok {
+				t.Fatalf("validation error is not a FieldError: %v", err)
+			}
+			return
+		}
+		s := in.Spec
+		if len(s.Percents) == 0 || s.Percents[len(s.Percents)-1] != 100 || len(s.ApproveAfter) != len(s.Percents) {
+			t.Fatalf("valid spec with a bad schedule: %+v", s)
+		}
+		if s.TotalWeight < 1 || s.TotalWeight > 255 || !strings.HasSuffix(s.RecordName, ".") {
+			t.Fatalf("valid spec breaks an invariant: %+v", s)
+		}
+	})
+}
