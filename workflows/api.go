@@ -41,8 +41,10 @@ const QueryProgress = "progress"
 
 // Kind values, as stored in the FerryKind search attribute.
 const (
-	KindDNSShift = "dns-shift"
-	KindPing     = "ping"
+	KindDNSShift         = "dns-shift"
+	KindAMIShare         = "ami-share"
+	KindMongoPrimaryMove = "mongo-primary-move"
+	KindPing             = "ping"
 )
 
 // State values, as stored in the FerryState search attribute and in Progress.State.
@@ -143,6 +145,8 @@ type Progress struct {
 	PendingApproval *PendingApproval
 	Audit           []AuditEntry
 	DNS             *DNSProgress
+	AMI             *AMIProgress
+	Mongo           *MongoProgress
 }
 
 // PingInput starts the ping workflow: a minimal real workflow used by `ferry dev`'s smoke

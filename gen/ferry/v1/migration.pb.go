@@ -31,6 +31,10 @@ const (
 	MigrationKind_MIGRATION_KIND_UNSPECIFIED MigrationKind = 0
 	// Weighted Route 53 traffic shift.
 	MigrationKind_MIGRATION_KIND_DNS_SHIFT MigrationKind = 1
+	// AMI copy and share.
+	MigrationKind_MIGRATION_KIND_AMI_SHARE MigrationKind = 2
+	// MongoDB primary move by priority reconfig.
+	MigrationKind_MIGRATION_KIND_MONGO_PRIMARY_MOVE MigrationKind = 3
 )
 
 // Enum value maps for MigrationKind.
@@ -38,10 +42,14 @@ var (
 	MigrationKind_name = map[int32]string{
 		0: "MIGRATION_KIND_UNSPECIFIED",
 		1: "MIGRATION_KIND_DNS_SHIFT",
+		2: "MIGRATION_KIND_AMI_SHARE",
+		3: "MIGRATION_KIND_MONGO_PRIMARY_MOVE",
 	}
 	MigrationKind_value = map[string]int32{
-		"MIGRATION_KIND_UNSPECIFIED": 0,
-		"MIGRATION_KIND_DNS_SHIFT":   1,
+		"MIGRATION_KIND_UNSPECIFIED":        0,
+		"MIGRATION_KIND_DNS_SHIFT":          1,
+		"MIGRATION_KIND_AMI_SHARE":          2,
+		"MIGRATION_KIND_MONGO_PRIMARY_MOVE": 3,
 	}
 )
 
@@ -246,7 +254,11 @@ type Migration struct {
 	// Human explanation of the current state (e.g. why it rolled back).
 	Message string `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
 	// DNS shift details, for kind DNS_SHIFT.
-	DnsShift      *DnsShiftStatus `protobuf:"bytes,20,opt,name=dns_shift,json=dnsShift,proto3" json:"dns_shift,omitempty"`
+	DnsShift *DnsShiftStatus `protobuf:"bytes,20,opt,name=dns_shift,json=dnsShift,proto3" json:"dns_shift,omitempty"`
+	// AMI share details, for kind AMI_SHARE.
+	AmiShare *AmiShareStatus `protobuf:"bytes,21,opt,name=ami_share,json=amiShare,proto3" json:"ami_share,omitempty"`
+	// MongoDB primary move details, for kind MONGO_PRIMARY_MOVE.
+	MongoMove     *MongoMoveStatus `protobuf:"bytes,22,opt,name=mongo_move,json=mongoMove,proto3" json:"mongo_move,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +398,321 @@ func (x *Migration) GetDnsShift() *DnsShiftStatus {
 	return nil
 }
 
+func (x *Migration) GetAmiShare() *AmiShareStatus {
+	if x != nil {
+		return x.AmiShare
+	}
+	return nil
+}
+
+func (x *Migration) GetMongoMove() *MongoMoveStatus {
+	if x != nil {
+		return x.MongoMove
+	}
+	return nil
+}
+
+// AmiShareStatus lists every (image, region) copy.
+type AmiShareStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per (source image, target region).
+	Copies        []*AmiCopyStatus `protobuf:"bytes,1,rep,name=copies,proto3" json:"copies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmiShareStatus) Reset() {
+	*x = AmiShareStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmiShareStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmiShareStatus) ProtoMessage() {}
+
+func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmiShareStatus.ProtoReflect.Descriptor instead.
+func (*AmiShareStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AmiShareStatus) GetCopies() []*AmiCopyStatus {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
+// AmiCopyStatus is one (image, region) copy.
+type AmiCopyStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Source image id.
+	SourceImageId string `protobuf:"bytes,1,opt,name=source_image_id,json=sourceImageId,proto3" json:"source_image_id,omitempty"`
+	// Target region.
+	Region string `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	// Id of the copy, once CopyImage answered.
+	ImageId string `protobuf:"bytes,3,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	// pending, copying, available, shared, failed, rolled-back.
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// Detail, e.g. the error.
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmiCopyStatus) Reset() {
+	*x = AmiCopyStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmiCopyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmiCopyStatus) ProtoMessage() {}
+
+func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmiCopyStatus.ProtoReflect.Descriptor instead.
+func (*AmiCopyStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AmiCopyStatus) GetSourceImageId() string {
+	if x != nil {
+		return x.SourceImageId
+	}
+	return ""
+}
+
+func (x *AmiCopyStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *AmiCopyStatus) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+func (x *AmiCopyStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *AmiCopyStatus) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// MongoMoveStatus shows the replica set as the move sees it.
+type MongoMoveStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Current primary host.
+	Primary string `protobuf:"bytes,1,opt,name=primary,proto3" json:"primary,omitempty"`
+	// Members with state, priority, votes and lag.
+	Members []*MongoMemberStatus `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// Reconfigs planned so far.
+	ReconfigsPlanned int32 `protobuf:"varint,3,opt,name=reconfigs_planned,json=reconfigsPlanned,proto3" json:"reconfigs_planned,omitempty"`
+	// Reconfigs applied so far.
+	ReconfigsApplied int32 `protobuf:"varint,4,opt,name=reconfigs_applied,json=reconfigsApplied,proto3" json:"reconfigs_applied,omitempty"`
+	// Config version last seen.
+	ConfigVersion int64 `protobuf:"varint,5,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MongoMoveStatus) Reset() {
+	*x = MongoMoveStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MongoMoveStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MongoMoveStatus) ProtoMessage() {}
+
+func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MongoMoveStatus.ProtoReflect.Descriptor instead.
+func (*MongoMoveStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MongoMoveStatus) GetPrimary() string {
+	if x != nil {
+		return x.Primary
+	}
+	return ""
+}
+
+func (x *MongoMoveStatus) GetMembers() []*MongoMemberStatus {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *MongoMoveStatus) GetReconfigsPlanned() int32 {
+	if x != nil {
+		return x.ReconfigsPlanned
+	}
+	return 0
+}
+
+func (x *MongoMoveStatus) GetReconfigsApplied() int32 {
+	if x != nil {
+		return x.ReconfigsApplied
+	}
+	return 0
+}
+
+func (x *MongoMoveStatus) GetConfigVersion() int64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+// MongoMemberStatus is one replica-set member.
+type MongoMemberStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port.
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// Region tag.
+	Region string `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	// PRIMARY, SECONDARY, STARTUP2, DOWN ...
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// Priority in the current config.
+	Priority float64 `protobuf:"fixed64,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Votes in the current config.
+	Votes int32 `protobuf:"varint,5,opt,name=votes,proto3" json:"votes,omitempty"`
+	// Replication lag behind the primary.
+	Lag           *durationpb.Duration `protobuf:"bytes,6,opt,name=lag,proto3" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MongoMemberStatus) Reset() {
+	*x = MongoMemberStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MongoMemberStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MongoMemberStatus) ProtoMessage() {}
+
+func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MongoMemberStatus.ProtoReflect.Descriptor instead.
+func (*MongoMemberStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MongoMemberStatus) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *MongoMemberStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *MongoMemberStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *MongoMemberStatus) GetPriority() float64 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *MongoMemberStatus) GetVotes() int32 {
+	if x != nil {
+		return x.Votes
+	}
+	return 0
+}
+
+func (x *MongoMemberStatus) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
 // Step is one step of a migration.
 type Step struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -405,7 +732,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +744,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +757,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Step) GetName() string {
@@ -483,7 +810,7 @@ type PendingApproval struct {
 
 func (x *PendingApproval) Reset() {
 	*x = PendingApproval{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +822,7 @@ func (x *PendingApproval) String() string {
 func (*PendingApproval) ProtoMessage() {}
 
 func (x *PendingApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +835,7 @@ func (x *PendingApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingApproval.ProtoReflect.Descriptor instead.
 func (*PendingApproval) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PendingApproval) GetStep() string {
@@ -551,7 +878,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +890,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +903,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
@@ -631,7 +958,7 @@ type DnsShiftStatus struct {
 
 func (x *DnsShiftStatus) Reset() {
 	*x = DnsShiftStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +970,7 @@ func (x *DnsShiftStatus) String() string {
 func (*DnsShiftStatus) ProtoMessage() {}
 
 func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +983,7 @@ func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsShiftStatus.ProtoReflect.Descriptor instead.
 func (*DnsShiftStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DnsShiftStatus) GetFromWeight() uint32 {
@@ -704,7 +1031,7 @@ type GateResult struct {
 
 func (x *GateResult) Reset() {
 	*x = GateResult{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +1043,7 @@ func (x *GateResult) String() string {
 func (*GateResult) ProtoMessage() {}
 
 func (x *GateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +1056,7 @@ func (x *GateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateResult.ProtoReflect.Descriptor instead.
 func (*GateResult) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GateResult) GetName() string {
@@ -777,7 +1104,7 @@ type PlannedStep struct {
 
 func (x *PlannedStep) Reset() {
 	*x = PlannedStep{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +1116,7 @@ func (x *PlannedStep) String() string {
 func (*PlannedStep) ProtoMessage() {}
 
 func (x *PlannedStep) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1129,7 @@ func (x *PlannedStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedStep.ProtoReflect.Descriptor instead.
 func (*PlannedStep) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PlannedStep) GetName() string {
@@ -844,7 +1171,7 @@ type PlanMigrationRequest struct {
 
 func (x *PlanMigrationRequest) Reset() {
 	*x = PlanMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1183,7 @@ func (x *PlanMigrationRequest) String() string {
 func (*PlanMigrationRequest) ProtoMessage() {}
 
 func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1196,7 @@ func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PlanMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlanMigrationRequest) GetSpec() *MigrationSpec {
@@ -898,7 +1225,7 @@ type PlanMigrationResponse struct {
 
 func (x *PlanMigrationResponse) Reset() {
 	*x = PlanMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1237,7 @@ func (x *PlanMigrationResponse) String() string {
 func (*PlanMigrationResponse) ProtoMessage() {}
 
 func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1250,7 @@ func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PlanMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PlanMigrationResponse) GetId() string {
@@ -976,7 +1303,7 @@ type StartMigrationRequest struct {
 
 func (x *StartMigrationRequest) Reset() {
 	*x = StartMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1315,7 @@ func (x *StartMigrationRequest) String() string {
 func (*StartMigrationRequest) ProtoMessage() {}
 
 func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1328,7 @@ func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationRequest.ProtoReflect.Descriptor instead.
 func (*StartMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartMigrationRequest) GetSpec() *MigrationSpec {
@@ -1036,7 +1363,7 @@ type StartMigrationResponse struct {
 
 func (x *StartMigrationResponse) Reset() {
 	*x = StartMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1375,7 @@ func (x *StartMigrationResponse) String() string {
 func (*StartMigrationResponse) ProtoMessage() {}
 
 func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1388,7 @@ func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationResponse.ProtoReflect.Descriptor instead.
 func (*StartMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartMigrationResponse) GetMigration() *Migration {
@@ -1082,7 +1409,7 @@ type GetMigrationRequest struct {
 
 func (x *GetMigrationRequest) Reset() {
 	*x = GetMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1421,7 @@ func (x *GetMigrationRequest) String() string {
 func (*GetMigrationRequest) ProtoMessage() {}
 
 func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1434,7 @@ func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationRequest.ProtoReflect.Descriptor instead.
 func (*GetMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetMigrationRequest) GetId() string {
@@ -1128,7 +1455,7 @@ type GetMigrationResponse struct {
 
 func (x *GetMigrationResponse) Reset() {
 	*x = GetMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1467,7 @@ func (x *GetMigrationResponse) String() string {
 func (*GetMigrationResponse) ProtoMessage() {}
 
 func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1480,7 @@ func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationResponse.ProtoReflect.Descriptor instead.
 func (*GetMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetMigrationResponse) GetMigration() *Migration {
@@ -1186,7 +1513,7 @@ type ListMigrationsRequest struct {
 
 func (x *ListMigrationsRequest) Reset() {
 	*x = ListMigrationsRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1525,7 @@ func (x *ListMigrationsRequest) String() string {
 func (*ListMigrationsRequest) ProtoMessage() {}
 
 func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1538,7 @@ func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListMigrationsRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListMigrationsRequest) GetKind() MigrationKind {
@@ -1276,7 +1603,7 @@ type ListMigrationsResponse struct {
 
 func (x *ListMigrationsResponse) Reset() {
 	*x = ListMigrationsResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1615,7 @@ func (x *ListMigrationsResponse) String() string {
 func (*ListMigrationsResponse) ProtoMessage() {}
 
 func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1628,7 @@ func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListMigrationsResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListMigrationsResponse) GetMigrations() []*Migration {
@@ -1329,7 +1656,7 @@ type WatchMigrationRequest struct {
 
 func (x *WatchMigrationRequest) Reset() {
 	*x = WatchMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1668,7 @@ func (x *WatchMigrationRequest) String() string {
 func (*WatchMigrationRequest) ProtoMessage() {}
 
 func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1681,7 @@ func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationRequest.ProtoReflect.Descriptor instead.
 func (*WatchMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchMigrationRequest) GetId() string {
@@ -1375,7 +1702,7 @@ type WatchMigrationResponse struct {
 
 func (x *WatchMigrationResponse) Reset() {
 	*x = WatchMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1714,7 @@ func (x *WatchMigrationResponse) String() string {
 func (*WatchMigrationResponse) ProtoMessage() {}
 
 func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1727,7 @@ func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationResponse.ProtoReflect.Descriptor instead.
 func (*WatchMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchMigrationResponse) GetMigration() *Migration {
@@ -1425,7 +1752,7 @@ type ApproveStepRequest struct {
 
 func (x *ApproveStepRequest) Reset() {
 	*x = ApproveStepRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1764,7 @@ func (x *ApproveStepRequest) String() string {
 func (*ApproveStepRequest) ProtoMessage() {}
 
 func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1777,7 @@ func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepRequest.ProtoReflect.Descriptor instead.
 func (*ApproveStepRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApproveStepRequest) GetId() string {
@@ -1485,7 +1812,7 @@ type ApproveStepResponse struct {
 
 func (x *ApproveStepResponse) Reset() {
 	*x = ApproveStepResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1824,7 @@ func (x *ApproveStepResponse) String() string {
 func (*ApproveStepResponse) ProtoMessage() {}
 
 func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1837,7 @@ func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepResponse.ProtoReflect.Descriptor instead.
 func (*ApproveStepResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApproveStepResponse) GetMigration() *Migration {
@@ -1533,7 +1860,7 @@ type RollbackMigrationRequest struct {
 
 func (x *RollbackMigrationRequest) Reset() {
 	*x = RollbackMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1872,7 @@ func (x *RollbackMigrationRequest) String() string {
 func (*RollbackMigrationRequest) ProtoMessage() {}
 
 func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1885,7 @@ func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationRequest.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RollbackMigrationRequest) GetId() string {
@@ -1586,7 +1913,7 @@ type RollbackMigrationResponse struct {
 
 func (x *RollbackMigrationResponse) Reset() {
 	*x = RollbackMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1925,7 @@ func (x *RollbackMigrationResponse) String() string {
 func (*RollbackMigrationResponse) ProtoMessage() {}
 
 func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1938,7 @@ func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationResponse.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RollbackMigrationResponse) GetMigration() *Migration {
@@ -1634,7 +1961,7 @@ type PauseMigrationRequest struct {
 
 func (x *PauseMigrationRequest) Reset() {
 	*x = PauseMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1973,7 @@ func (x *PauseMigrationRequest) String() string {
 func (*PauseMigrationRequest) ProtoMessage() {}
 
 func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1986,7 @@ func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PauseMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PauseMigrationRequest) GetId() string {
@@ -1687,7 +2014,7 @@ type PauseMigrationResponse struct {
 
 func (x *PauseMigrationResponse) Reset() {
 	*x = PauseMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +2026,7 @@ func (x *PauseMigrationResponse) String() string {
 func (*PauseMigrationResponse) ProtoMessage() {}
 
 func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +2039,7 @@ func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PauseMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PauseMigrationResponse) GetMigration() *Migration {
@@ -1735,7 +2062,7 @@ type ResumeMigrationRequest struct {
 
 func (x *ResumeMigrationRequest) Reset() {
 	*x = ResumeMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +2074,7 @@ func (x *ResumeMigrationRequest) String() string {
 func (*ResumeMigrationRequest) ProtoMessage() {}
 
 func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +2087,7 @@ func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationRequest.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResumeMigrationRequest) GetId() string {
@@ -1788,7 +2115,7 @@ type ResumeMigrationResponse struct {
 
 func (x *ResumeMigrationResponse) Reset() {
 	*x = ResumeMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +2127,7 @@ func (x *ResumeMigrationResponse) String() string {
 func (*ResumeMigrationResponse) ProtoMessage() {}
 
 func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2140,7 @@ func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationResponse.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResumeMigrationResponse) GetMigration() *Migration {
@@ -1836,7 +2163,7 @@ type CancelMigrationRequest struct {
 
 func (x *CancelMigrationRequest) Reset() {
 	*x = CancelMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2175,7 @@ func (x *CancelMigrationRequest) String() string {
 func (*CancelMigrationRequest) ProtoMessage() {}
 
 func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2188,7 @@ func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationRequest.ProtoReflect.Descriptor instead.
 func (*CancelMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelMigrationRequest) GetId() string {
@@ -1889,7 +2216,7 @@ type CancelMigrationResponse struct {
 
 func (x *CancelMigrationResponse) Reset() {
 	*x = CancelMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2228,7 @@ func (x *CancelMigrationResponse) String() string {
 func (*CancelMigrationResponse) ProtoMessage() {}
 
 func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2241,7 @@ func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationResponse.ProtoReflect.Descriptor instead.
 func (*CancelMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelMigrationResponse) GetMigration() *Migration {
@@ -1928,7 +2255,7 @@ var File_ferry_v1_migration_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\n" +
-	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x04\n" +
+	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x05\n" +
 	"\tMigration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.ferry.v1.MigrationKindR\x04kind\x12.\n" +
@@ -1947,7 +2274,31 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"close_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12+\n" +
 	"\x04spec\x18\r \x01(\v2\x17.ferry.v1.MigrationSpecR\x04spec\x12\x18\n" +
 	"\amessage\x18\x0e \x01(\tR\amessage\x125\n" +
-	"\tdns_shift\x18\x14 \x01(\v2\x18.ferry.v1.DnsShiftStatusR\bdnsShift\"\xd2\x01\n" +
+	"\tdns_shift\x18\x14 \x01(\v2\x18.ferry.v1.DnsShiftStatusR\bdnsShift\x125\n" +
+	"\tami_share\x18\x15 \x01(\v2\x18.ferry.v1.AmiShareStatusR\bamiShare\x128\n" +
+	"\n" +
+	"mongo_move\x18\x16 \x01(\v2\x19.ferry.v1.MongoMoveStatusR\tmongoMove\"A\n" +
+	"\x0eAmiShareStatus\x12/\n" +
+	"\x06copies\x18\x01 \x03(\v2\x17.ferry.v1.AmiCopyStatusR\x06copies\"\x98\x01\n" +
+	"\rAmiCopyStatus\x12&\n" +
+	"\x0fsource_image_id\x18\x01 \x01(\tR\rsourceImageId\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x19\n" +
+	"\bimage_id\x18\x03 \x01(\tR\aimageId\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"\xe3\x01\n" +
+	"\x0fMongoMoveStatus\x12\x18\n" +
+	"\aprimary\x18\x01 \x01(\tR\aprimary\x125\n" +
+	"\amembers\x18\x02 \x03(\v2\x1b.ferry.v1.MongoMemberStatusR\amembers\x12+\n" +
+	"\x11reconfigs_planned\x18\x03 \x01(\x05R\x10reconfigsPlanned\x12+\n" +
+	"\x11reconfigs_applied\x18\x04 \x01(\x05R\x10reconfigsApplied\x12%\n" +
+	"\x0econfig_version\x18\x05 \x01(\x03R\rconfigVersion\"\xb4\x01\n" +
+	"\x11MongoMemberStatus\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1a\n" +
+	"\bpriority\x18\x04 \x01(\x01R\bpriority\x12\x14\n" +
+	"\x05votes\x18\x05 \x01(\x05R\x05votes\x12+\n" +
+	"\x03lag\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03lag\"\xd2\x01\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.ferry.v1.StepStatusR\x06status\x129\n" +
@@ -2046,10 +2397,12 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
 	"\x17CancelMigrationResponse\x121\n" +
-	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*M\n" +
+	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\x92\x01\n" +
 	"\rMigrationKind\x12\x1e\n" +
 	"\x1aMIGRATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
-	"\x18MIGRATION_KIND_DNS_SHIFT\x10\x01*\xae\x02\n" +
+	"\x18MIGRATION_KIND_DNS_SHIFT\x10\x01\x12\x1c\n" +
+	"\x18MIGRATION_KIND_AMI_SHARE\x10\x02\x12%\n" +
+	"!MIGRATION_KIND_MONGO_PRIMARY_MOVE\x10\x03*\xae\x02\n" +
 	"\x0eMigrationState\x12\x1f\n" +
 	"\x1bMIGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MIGRATION_STATE_RUNNING\x10\x01\x12%\n" +
@@ -2094,99 +2447,108 @@ func file_ferry_v1_migration_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_migration_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_ferry_v1_migration_proto_goTypes = []any{
 	(MigrationKind)(0),                // 0: ferry.v1.MigrationKind
 	(MigrationState)(0),               // 1: ferry.v1.MigrationState
 	(StepStatus)(0),                   // 2: ferry.v1.StepStatus
 	(*Migration)(nil),                 // 3: ferry.v1.Migration
-	(*Step)(nil),                      // 4: ferry.v1.Step
-	(*PendingApproval)(nil),           // 5: ferry.v1.PendingApproval
-	(*AuditEntry)(nil),                // 6: ferry.v1.AuditEntry
-	(*DnsShiftStatus)(nil),            // 7: ferry.v1.DnsShiftStatus
-	(*GateResult)(nil),                // 8: ferry.v1.GateResult
-	(*PlannedStep)(nil),               // 9: ferry.v1.PlannedStep
-	(*PlanMigrationRequest)(nil),      // 10: ferry.v1.PlanMigrationRequest
-	(*PlanMigrationResponse)(nil),     // 11: ferry.v1.PlanMigrationResponse
-	(*StartMigrationRequest)(nil),     // 12: ferry.v1.StartMigrationRequest
-	(*StartMigrationResponse)(nil),    // 13: ferry.v1.StartMigrationResponse
-	(*GetMigrationRequest)(nil),       // 14: ferry.v1.GetMigrationRequest
-	(*GetMigrationResponse)(nil),      // 15: ferry.v1.GetMigrationResponse
-	(*ListMigrationsRequest)(nil),     // 16: ferry.v1.ListMigrationsRequest
-	(*ListMigrationsResponse)(nil),    // 17: ferry.v1.ListMigrationsResponse
-	(*WatchMigrationRequest)(nil),     // 18: ferry.v1.WatchMigrationRequest
-	(*WatchMigrationResponse)(nil),    // 19: ferry.v1.WatchMigrationResponse
-	(*ApproveStepRequest)(nil),        // 20: ferry.v1.ApproveStepRequest
-	(*ApproveStepResponse)(nil),       // 21: ferry.v1.ApproveStepResponse
-	(*RollbackMigrationRequest)(nil),  // 22: ferry.v1.RollbackMigrationRequest
-	(*RollbackMigrationResponse)(nil), // 23: ferry.v1.RollbackMigrationResponse
-	(*PauseMigrationRequest)(nil),     // 24: ferry.v1.PauseMigrationRequest
-	(*PauseMigrationResponse)(nil),    // 25: ferry.v1.PauseMigrationResponse
-	(*ResumeMigrationRequest)(nil),    // 26: ferry.v1.ResumeMigrationRequest
-	(*ResumeMigrationResponse)(nil),   // 27: ferry.v1.ResumeMigrationResponse
-	(*CancelMigrationRequest)(nil),    // 28: ferry.v1.CancelMigrationRequest
-	(*CancelMigrationResponse)(nil),   // 29: ferry.v1.CancelMigrationResponse
-	(*timestamppb.Timestamp)(nil),     // 30: google.protobuf.Timestamp
-	(*MigrationSpec)(nil),             // 31: ferry.v1.MigrationSpec
-	(*durationpb.Duration)(nil),       // 32: google.protobuf.Duration
+	(*AmiShareStatus)(nil),            // 4: ferry.v1.AmiShareStatus
+	(*AmiCopyStatus)(nil),             // 5: ferry.v1.AmiCopyStatus
+	(*MongoMoveStatus)(nil),           // 6: ferry.v1.MongoMoveStatus
+	(*MongoMemberStatus)(nil),         // 7: ferry.v1.MongoMemberStatus
+	(*Step)(nil),                      // 8: ferry.v1.Step
+	(*PendingApproval)(nil),           // 9: ferry.v1.PendingApproval
+	(*AuditEntry)(nil),                // 10: ferry.v1.AuditEntry
+	(*DnsShiftStatus)(nil),            // 11: ferry.v1.DnsShiftStatus
+	(*GateResult)(nil),                // 12: ferry.v1.GateResult
+	(*PlannedStep)(nil),               // 13: ferry.v1.PlannedStep
+	(*PlanMigrationRequest)(nil),      // 14: ferry.v1.PlanMigrationRequest
+	(*PlanMigrationResponse)(nil),     // 15: ferry.v1.PlanMigrationResponse
+	(*StartMigrationRequest)(nil),     // 16: ferry.v1.StartMigrationRequest
+	(*StartMigrationResponse)(nil),    // 17: ferry.v1.StartMigrationResponse
+	(*GetMigrationRequest)(nil),       // 18: ferry.v1.GetMigrationRequest
+	(*GetMigrationResponse)(nil),      // 19: ferry.v1.GetMigrationResponse
+	(*ListMigrationsRequest)(nil),     // 20: ferry.v1.ListMigrationsRequest
+	(*ListMigrationsResponse)(nil),    // 21: ferry.v1.ListMigrationsResponse
+	(*WatchMigrationRequest)(nil),     // 22: ferry.v1.WatchMigrationRequest
+	(*WatchMigrationResponse)(nil),    // 23: ferry.v1.WatchMigrationResponse
+	(*ApproveStepRequest)(nil),        // 24: ferry.v1.ApproveStepRequest
+	(*ApproveStepResponse)(nil),       // 25: ferry.v1.ApproveStepResponse
+	(*RollbackMigrationRequest)(nil),  // 26: ferry.v1.RollbackMigrationRequest
+	(*RollbackMigrationResponse)(nil), // 27: ferry.v1.RollbackMigrationResponse
+	(*PauseMigrationRequest)(nil),     // 28: ferry.v1.PauseMigrationRequest
+	(*PauseMigrationResponse)(nil),    // 29: ferry.v1.PauseMigrationResponse
+	(*ResumeMigrationRequest)(nil),    // 30: ferry.v1.ResumeMigrationRequest
+	(*ResumeMigrationResponse)(nil),   // 31: ferry.v1.ResumeMigrationResponse
+	(*CancelMigrationRequest)(nil),    // 32: ferry.v1.CancelMigrationRequest
+	(*CancelMigrationResponse)(nil),   // 33: ferry.v1.CancelMigrationResponse
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
+	(*MigrationSpec)(nil),             // 35: ferry.v1.MigrationSpec
+	(*durationpb.Duration)(nil),       // 36: google.protobuf.Duration
 }
 var file_ferry_v1_migration_proto_depIdxs = []int32{
 	0,  // 0: ferry.v1.Migration.kind:type_name -> ferry.v1.MigrationKind
 	1,  // 1: ferry.v1.Migration.state:type_name -> ferry.v1.MigrationState
-	4,  // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
-	5,  // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
-	6,  // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
-	30, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
-	30, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
-	31, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
-	7,  // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
-	2,  // 9: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
-	30, // 10: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
-	30, // 11: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
-	30, // 12: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	8,  // 13: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
-	30, // 14: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
-	32, // 15: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
-	31, // 16: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	0,  // 17: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
-	9,  // 18: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
-	31, // 19: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	3,  // 20: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 21: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
-	0,  // 22: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
-	1,  // 23: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
-	3,  // 24: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
-	3,  // 25: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 26: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 27: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 28: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 29: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 30: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
-	10, // 31: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
-	12, // 32: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
-	14, // 33: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
-	16, // 34: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
-	18, // 35: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
-	20, // 36: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
-	22, // 37: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
-	24, // 38: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
-	26, // 39: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
-	28, // 40: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
-	11, // 41: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
-	13, // 42: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
-	15, // 43: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
-	17, // 44: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
-	19, // 45: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
-	21, // 46: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
-	23, // 47: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
-	25, // 48: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
-	27, // 49: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
-	29, // 50: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
-	41, // [41:51] is the sub-list for method output_type
-	31, // [31:41] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	8,  // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
+	9,  // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
+	10, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
+	34, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
+	34, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
+	35, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
+	11, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
+	4,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
+	6,  // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
+	5,  // 11: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
+	7,  // 12: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
+	36, // 13: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
+	2,  // 14: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
+	34, // 15: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
+	34, // 16: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
+	34, // 17: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	12, // 18: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
+	34, // 19: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
+	36, // 20: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
+	35, // 21: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	0,  // 22: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
+	13, // 23: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
+	35, // 24: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	3,  // 25: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 26: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
+	0,  // 27: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
+	1,  // 28: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
+	3,  // 29: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
+	3,  // 30: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 31: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 32: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 33: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 34: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 35: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
+	14, // 36: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
+	16, // 37: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
+	18, // 38: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
+	20, // 39: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
+	22, // 40: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
+	24, // 41: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
+	26, // 42: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
+	28, // 43: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
+	30, // 44: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
+	32, // 45: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
+	15, // 46: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
+	17, // 47: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
+	19, // 48: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
+	21, // 49: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
+	23, // 50: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
+	25, // 51: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
+	27, // 52: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
+	29, // 53: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
+	31, // 54: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
+	33, // 55: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
+	46, // [46:56] is the sub-list for method output_type
+	36, // [36:46] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_migration_proto_init() }
@@ -2201,7 +2563,7 @@ func file_ferry_v1_migration_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_migration_proto_rawDesc), len(file_ferry_v1_migration_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

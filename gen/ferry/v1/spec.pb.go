@@ -144,6 +144,8 @@ type MigrationSpec struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*MigrationSpec_DnsShift
+	//	*MigrationSpec_AmiShare
+	//	*MigrationSpec_MongoPrimaryMove
 	Kind          isMigrationSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -216,6 +218,24 @@ func (x *MigrationSpec) GetDnsShift() *DnsShiftSpec {
 	return nil
 }
 
+func (x *MigrationSpec) GetAmiShare() *AmiShareSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*MigrationSpec_AmiShare); ok {
+			return x.AmiShare
+		}
+	}
+	return nil
+}
+
+func (x *MigrationSpec) GetMongoPrimaryMove() *MongoPrimaryMoveSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*MigrationSpec_MongoPrimaryMove); ok {
+			return x.MongoPrimaryMove
+		}
+	}
+	return nil
+}
+
 type isMigrationSpec_Kind interface {
 	isMigrationSpec_Kind()
 }
@@ -225,7 +245,537 @@ type MigrationSpec_DnsShift struct {
 	DnsShift *DnsShiftSpec `protobuf:"bytes,10,opt,name=dns_shift,json=dnsShift,proto3,oneof"`
 }
 
+type MigrationSpec_AmiShare struct {
+	// Copy AMIs to other regions and share them with accounts.
+	AmiShare *AmiShareSpec `protobuf:"bytes,11,opt,name=ami_share,json=amiShare,proto3,oneof"`
+}
+
+type MigrationSpec_MongoPrimaryMove struct {
+	// Extend a MongoDB replica set into a region and move the primary there.
+	MongoPrimaryMove *MongoPrimaryMoveSpec `protobuf:"bytes,12,opt,name=mongo_primary_move,json=mongoPrimaryMove,proto3,oneof"`
+}
+
 func (*MigrationSpec_DnsShift) isMigrationSpec_Kind() {}
+
+func (*MigrationSpec_AmiShare) isMigrationSpec_Kind() {}
+
+func (*MigrationSpec_MongoPrimaryMove) isMigrationSpec_Kind() {}
+
+// SecretRef points at a secret the worker resolves at run time, so secrets never appear in
+// workflow inputs or history.
+type SecretRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the secret is. Exactly one is set.
+	//
+	// Types that are valid to be assigned to Source:
+	//
+	//	*SecretRef_Env
+	//	*SecretRef_File
+	Source        isSecretRef_Source `protobuf_oneof:"source"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretRef) Reset() {
+	*x = SecretRef{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretRef) ProtoMessage() {}
+
+func (x *SecretRef) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretRef.ProtoReflect.Descriptor instead.
+func (*SecretRef) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SecretRef) GetSource() isSecretRef_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *SecretRef) GetEnv() string {
+	if x != nil {
+		if x, ok := x.Source.(*SecretRef_Env); ok {
+			return x.Env
+		}
+	}
+	return ""
+}
+
+func (x *SecretRef) GetFile() string {
+	if x != nil {
+		if x, ok := x.Source.(*SecretRef_File); ok {
+			return x.File
+		}
+	}
+	return ""
+}
+
+type isSecretRef_Source interface {
+	isSecretRef_Source()
+}
+
+type SecretRef_Env struct {
+	// Name of an environment variable of the worker process.
+	Env string `protobuf:"bytes,1,opt,name=env,proto3,oneof"`
+}
+
+type SecretRef_File struct {
+	// Path of a file readable by the worker; surrounding whitespace is trimmed.
+	File string `protobuf:"bytes,2,opt,name=file,proto3,oneof"`
+}
+
+func (*SecretRef_Env) isSecretRef_Source() {}
+
+func (*SecretRef_File) isSecretRef_Source() {}
+
+// AmiShareSpec copies images from a source region to target regions and shares them.
+type AmiShareSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Region the images live in, e.g. "eu-west-1".
+	SourceRegion string `protobuf:"bytes,1,opt,name=source_region,json=sourceRegion,proto3" json:"source_region,omitempty"`
+	// Images by id. Either image_ids or image_tags (or both) must select at least one image.
+	ImageIds []string `protobuf:"bytes,2,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
+	// Images by tag: every listed tag must match (e.g. app: shop).
+	ImageTags map[string]string `protobuf:"bytes,3,rep,name=image_tags,json=imageTags,proto3" json:"image_tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Create images from these instances first (CreateImage), then copy them.
+	CreateFromInstances []string `protobuf:"bytes,4,rep,name=create_from_instances,json=createFromInstances,proto3" json:"create_from_instances,omitempty"`
+	// Reboot instances for CreateImage (consistent file systems). Default false: no reboot.
+	Reboot bool `protobuf:"varint,5,opt,name=reboot,proto3" json:"reboot,omitempty"`
+	// Regions to copy into, e.g. ["eu-west-2"].
+	TargetRegions []string `protobuf:"bytes,6,rep,name=target_regions,json=targetRegions,proto3" json:"target_regions,omitempty"`
+	// KMS key per target region (id, alias or ARN); the copy is encrypted with it.
+	KmsKeys map[string]string `protobuf:"bytes,7,rep,name=kms_keys,json=kmsKeys,proto3" json:"kms_keys,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Accounts given launch permission on the copies and createVolumePermission on their snapshots.
+	ShareWithAccounts []string `protobuf:"bytes,8,rep,name=share_with_accounts,json=shareWithAccounts,proto3" json:"share_with_accounts,omitempty"`
+	// Organization ARNs given launch permission.
+	ShareWithOrganizations []string `protobuf:"bytes,9,rep,name=share_with_organizations,json=shareWithOrganizations,proto3" json:"share_with_organizations,omitempty"`
+	// Organizational unit ARNs given launch permission.
+	ShareWithOrganizationalUnits []string `protobuf:"bytes,10,rep,name=share_with_organizational_units,json=shareWithOrganizationalUnits,proto3" json:"share_with_organizational_units,omitempty"`
+	// Do not copy the source image's tags to the copy (they are copied by default).
+	SkipCopyTags bool `protobuf:"varint,11,opt,name=skip_copy_tags,json=skipCopyTags,proto3" json:"skip_copy_tags,omitempty"`
+	// Tags added to every copy.
+	AddTags map[string]string `protobuf:"bytes,12,rep,name=add_tags,json=addTags,proto3" json:"add_tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Copies in flight at once across all (image, region) pairs. Default 10, at most 25.
+	MaxParallelCopies uint32 `protobuf:"varint,13,opt,name=max_parallel_copies,json=maxParallelCopies,proto3" json:"max_parallel_copies,omitempty"`
+	// Wait for approval after the copies are available and before sharing them.
+	ApproveBeforeSharing bool `protobuf:"varint,14,opt,name=approve_before_sharing,json=approveBeforeSharing,proto3" json:"approve_before_sharing,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *AmiShareSpec) Reset() {
+	*x = AmiShareSpec{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmiShareSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmiShareSpec) ProtoMessage() {}
+
+func (x *AmiShareSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmiShareSpec.ProtoReflect.Descriptor instead.
+func (*AmiShareSpec) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AmiShareSpec) GetSourceRegion() string {
+	if x != nil {
+		return x.SourceRegion
+	}
+	return ""
+}
+
+func (x *AmiShareSpec) GetImageIds() []string {
+	if x != nil {
+		return x.ImageIds
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetImageTags() map[string]string {
+	if x != nil {
+		return x.ImageTags
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetCreateFromInstances() []string {
+	if x != nil {
+		return x.CreateFromInstances
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetReboot() bool {
+	if x != nil {
+		return x.Reboot
+	}
+	return false
+}
+
+func (x *AmiShareSpec) GetTargetRegions() []string {
+	if x != nil {
+		return x.TargetRegions
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetKmsKeys() map[string]string {
+	if x != nil {
+		return x.KmsKeys
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetShareWithAccounts() []string {
+	if x != nil {
+		return x.ShareWithAccounts
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetShareWithOrganizations() []string {
+	if x != nil {
+		return x.ShareWithOrganizations
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetShareWithOrganizationalUnits() []string {
+	if x != nil {
+		return x.ShareWithOrganizationalUnits
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetSkipCopyTags() bool {
+	if x != nil {
+		return x.SkipCopyTags
+	}
+	return false
+}
+
+func (x *AmiShareSpec) GetAddTags() map[string]string {
+	if x != nil {
+		return x.AddTags
+	}
+	return nil
+}
+
+func (x *AmiShareSpec) GetMaxParallelCopies() uint32 {
+	if x != nil {
+		return x.MaxParallelCopies
+	}
+	return 0
+}
+
+func (x *AmiShareSpec) GetApproveBeforeSharing() bool {
+	if x != nil {
+		return x.ApproveBeforeSharing
+	}
+	return false
+}
+
+// MongoPrimaryMoveSpec extends a replica set into a target region and moves the primary there
+// by priority reconfig.
+type MongoPrimaryMoveSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Seed list without credentials, e.g. "mongodb://10.0.0.1:27017,10.0.0.2:27017/?replicaSet=rs0".
+	Uri string `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	// Replica set name (checked against the server's).
+	ReplicaSet string `protobuf:"bytes,2,opt,name=replica_set,json=replicaSet,proto3" json:"replica_set,omitempty"`
+	// User name for authentication; empty means none.
+	Username string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// Password, by reference.
+	Password *SecretRef `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	// Use TLS.
+	Tls bool `protobuf:"varint,5,opt,name=tls,proto3" json:"tls,omitempty"`
+	// CA bundle for TLS, a path on the worker.
+	TlsCaFile string `protobuf:"bytes,6,opt,name=tls_ca_file,json=tlsCaFile,proto3" json:"tls_ca_file,omitempty"`
+	// Member tag naming the region. Default "region".
+	RegionTag string `protobuf:"bytes,7,opt,name=region_tag,json=regionTag,proto3" json:"region_tag,omitempty"`
+	// Region the primary is in now, e.g. "eu-west-1".
+	SourceRegion string `protobuf:"bytes,8,opt,name=source_region,json=sourceRegion,proto3" json:"source_region,omitempty"`
+	// Region to move the primary to, e.g. "eu-west-2".
+	TargetRegion string `protobuf:"bytes,9,opt,name=target_region,json=targetRegion,proto3" json:"target_region,omitempty"`
+	// host:port of the members to add in the target region (tagged with the target region).
+	NewMembers []string `protobuf:"bytes,10,rep,name=new_members,json=newMembers,proto3" json:"new_members,omitempty"`
+	// Final priorities. Default: target 2 for the first member and 1 for the others; source 0.5
+	// for the first and 0 for the others.
+	Priorities *MongoPriorities `protobuf:"bytes,11,opt,name=priorities,proto3" json:"priorities,omitempty"`
+	// New members must be SECONDARY with lag under this before they get votes. Default 10s.
+	MaxLag *durationpb.Duration `protobuf:"bytes,12,opt,name=max_lag,json=maxLag,proto3" json:"max_lag,omitempty"`
+	// secondaryCatchUpPeriodSecs for replSetStepDown. Default 10s.
+	CatchUpPeriod *durationpb.Duration `protobuf:"bytes,13,opt,name=catch_up_period,json=catchUpPeriod,proto3" json:"catch_up_period,omitempty"`
+	// How long to wait for a priority takeover before stepping the primary down. Default 60s.
+	TakeoverTimeout *durationpb.Duration `protobuf:"bytes,14,opt,name=takeover_timeout,json=takeoverTimeout,proto3" json:"takeover_timeout,omitempty"`
+	// Do not wait for approval before the primary moves (an approval is asked by default).
+	SkipPrimaryApproval bool `protobuf:"varint,15,opt,name=skip_primary_approval,json=skipPrimaryApproval,proto3" json:"skip_primary_approval,omitempty"`
+	// After the move, set the source members' priorities to 0 (gated by an approval).
+	DemoteSource bool `protobuf:"varint,16,opt,name=demote_source,json=demoteSource,proto3" json:"demote_source,omitempty"`
+	// After demoting, remove the source members from the set (gated by an approval).
+	RemoveSource  bool `protobuf:"varint,17,opt,name=remove_source,json=removeSource,proto3" json:"remove_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MongoPrimaryMoveSpec) Reset() {
+	*x = MongoPrimaryMoveSpec{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MongoPrimaryMoveSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MongoPrimaryMoveSpec) ProtoMessage() {}
+
+func (x *MongoPrimaryMoveSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MongoPrimaryMoveSpec.ProtoReflect.Descriptor instead.
+func (*MongoPrimaryMoveSpec) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MongoPrimaryMoveSpec) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetReplicaSet() string {
+	if x != nil {
+		return x.ReplicaSet
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetPassword() *SecretRef {
+	if x != nil {
+		return x.Password
+	}
+	return nil
+}
+
+func (x *MongoPrimaryMoveSpec) GetTls() bool {
+	if x != nil {
+		return x.Tls
+	}
+	return false
+}
+
+func (x *MongoPrimaryMoveSpec) GetTlsCaFile() string {
+	if x != nil {
+		return x.TlsCaFile
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetRegionTag() string {
+	if x != nil {
+		return x.RegionTag
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetSourceRegion() string {
+	if x != nil {
+		return x.SourceRegion
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetTargetRegion() string {
+	if x != nil {
+		return x.TargetRegion
+	}
+	return ""
+}
+
+func (x *MongoPrimaryMoveSpec) GetNewMembers() []string {
+	if x != nil {
+		return x.NewMembers
+	}
+	return nil
+}
+
+func (x *MongoPrimaryMoveSpec) GetPriorities() *MongoPriorities {
+	if x != nil {
+		return x.Priorities
+	}
+	return nil
+}
+
+func (x *MongoPrimaryMoveSpec) GetMaxLag() *durationpb.Duration {
+	if x != nil {
+		return x.MaxLag
+	}
+	return nil
+}
+
+func (x *MongoPrimaryMoveSpec) GetCatchUpPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.CatchUpPeriod
+	}
+	return nil
+}
+
+func (x *MongoPrimaryMoveSpec) GetTakeoverTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.TakeoverTimeout
+	}
+	return nil
+}
+
+func (x *MongoPrimaryMoveSpec) GetSkipPrimaryApproval() bool {
+	if x != nil {
+		return x.SkipPrimaryApproval
+	}
+	return false
+}
+
+func (x *MongoPrimaryMoveSpec) GetDemoteSource() bool {
+	if x != nil {
+		return x.DemoteSource
+	}
+	return false
+}
+
+func (x *MongoPrimaryMoveSpec) GetRemoveSource() bool {
+	if x != nil {
+		return x.RemoveSource
+	}
+	return false
+}
+
+// MongoPriorities are the final priorities of a primary move.
+type MongoPriorities struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First target-region member (the preferred primary). Default 2.
+	TargetFirst float64 `protobuf:"fixed64,1,opt,name=target_first,json=targetFirst,proto3" json:"target_first,omitempty"`
+	// Other target-region members. Default 1.
+	TargetRest float64 `protobuf:"fixed64,2,opt,name=target_rest,json=targetRest,proto3" json:"target_rest,omitempty"`
+	// First source-region member. Default 0.5.
+	SourceFirst float64 `protobuf:"fixed64,3,opt,name=source_first,json=sourceFirst,proto3" json:"source_first,omitempty"`
+	// Other source-region members. Default 0.
+	SourceRest    float64 `protobuf:"fixed64,4,opt,name=source_rest,json=sourceRest,proto3" json:"source_rest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MongoPriorities) Reset() {
+	*x = MongoPriorities{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MongoPriorities) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MongoPriorities) ProtoMessage() {}
+
+func (x *MongoPriorities) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MongoPriorities.ProtoReflect.Descriptor instead.
+func (*MongoPriorities) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MongoPriorities) GetTargetFirst() float64 {
+	if x != nil {
+		return x.TargetFirst
+	}
+	return 0
+}
+
+func (x *MongoPriorities) GetTargetRest() float64 {
+	if x != nil {
+		return x.TargetRest
+	}
+	return 0
+}
+
+func (x *MongoPriorities) GetSourceFirst() float64 {
+	if x != nil {
+		return x.SourceFirst
+	}
+	return 0
+}
+
+func (x *MongoPriorities) GetSourceRest() float64 {
+	if x != nil {
+		return x.SourceRest
+	}
+	return 0
+}
 
 // ApprovalPolicy configures the approval gates of a migration (four-eyes by default).
 type ApprovalPolicy struct {
@@ -240,7 +790,7 @@ type ApprovalPolicy struct {
 
 func (x *ApprovalPolicy) Reset() {
 	*x = ApprovalPolicy{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	mi := &file_ferry_v1_spec_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +802,7 @@ func (x *ApprovalPolicy) String() string {
 func (*ApprovalPolicy) ProtoMessage() {}
 
 func (x *ApprovalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	mi := &file_ferry_v1_spec_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +815,7 @@ func (x *ApprovalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalPolicy.ProtoReflect.Descriptor instead.
 func (*ApprovalPolicy) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApprovalPolicy) GetRequiredApprovers() uint32 {
@@ -322,7 +872,7 @@ type DnsShiftSpec struct {
 
 func (x *DnsShiftSpec) Reset() {
 	*x = DnsShiftSpec{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	mi := &file_ferry_v1_spec_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +884,7 @@ func (x *DnsShiftSpec) String() string {
 func (*DnsShiftSpec) ProtoMessage() {}
 
 func (x *DnsShiftSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	mi := &file_ferry_v1_spec_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +897,7 @@ func (x *DnsShiftSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsShiftSpec.ProtoReflect.Descriptor instead.
 func (*DnsShiftSpec) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DnsShiftSpec) GetHostedZone() string {
@@ -477,7 +1027,7 @@ type Gate struct {
 
 func (x *Gate) Reset() {
 	*x = Gate{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[3]
+	mi := &file_ferry_v1_spec_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +1039,7 @@ func (x *Gate) String() string {
 func (*Gate) ProtoMessage() {}
 
 func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[3]
+	mi := &file_ferry_v1_spec_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +1052,7 @@ func (x *Gate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gate.ProtoReflect.Descriptor instead.
 func (*Gate) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Gate) GetName() string {
@@ -609,7 +1159,7 @@ type HttpProbe struct {
 
 func (x *HttpProbe) Reset() {
 	*x = HttpProbe{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[4]
+	mi := &file_ferry_v1_spec_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +1171,7 @@ func (x *HttpProbe) String() string {
 func (*HttpProbe) ProtoMessage() {}
 
 func (x *HttpProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[4]
+	mi := &file_ferry_v1_spec_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +1184,7 @@ func (x *HttpProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpProbe.ProtoReflect.Descriptor instead.
 func (*HttpProbe) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HttpProbe) GetUrl() string {
@@ -669,7 +1219,7 @@ type Route53HealthCheck struct {
 
 func (x *Route53HealthCheck) Reset() {
 	*x = Route53HealthCheck{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[5]
+	mi := &file_ferry_v1_spec_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +1231,7 @@ func (x *Route53HealthCheck) String() string {
 func (*Route53HealthCheck) ProtoMessage() {}
 
 func (x *Route53HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[5]
+	mi := &file_ferry_v1_spec_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +1244,7 @@ func (x *Route53HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route53HealthCheck.ProtoReflect.Descriptor instead.
 func (*Route53HealthCheck) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Route53HealthCheck) GetHealthCheckId() string {
@@ -717,7 +1267,7 @@ type CloudWatchAlarm struct {
 
 func (x *CloudWatchAlarm) Reset() {
 	*x = CloudWatchAlarm{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[6]
+	mi := &file_ferry_v1_spec_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +1279,7 @@ func (x *CloudWatchAlarm) String() string {
 func (*CloudWatchAlarm) ProtoMessage() {}
 
 func (x *CloudWatchAlarm) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[6]
+	mi := &file_ferry_v1_spec_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +1292,7 @@ func (x *CloudWatchAlarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudWatchAlarm.ProtoReflect.Descriptor instead.
 func (*CloudWatchAlarm) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CloudWatchAlarm) GetAlarmName() string {
@@ -772,7 +1322,7 @@ type SandboxErrorRate struct {
 
 func (x *SandboxErrorRate) Reset() {
 	*x = SandboxErrorRate{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[7]
+	mi := &file_ferry_v1_spec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +1334,7 @@ func (x *SandboxErrorRate) String() string {
 func (*SandboxErrorRate) ProtoMessage() {}
 
 func (x *SandboxErrorRate) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[7]
+	mi := &file_ferry_v1_spec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +1347,7 @@ func (x *SandboxErrorRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxErrorRate.ProtoReflect.Descriptor instead.
 func (*SandboxErrorRate) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SandboxErrorRate) GetRegion() string {
@@ -818,14 +1368,77 @@ var File_ferry_v1_spec_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\n" +
-	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb2\x01\n" +
+	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb9\x02\n" +
 	"\rMigrationSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
 	"\tapprovals\x18\x03 \x01(\v2\x18.ferry.v1.ApprovalPolicyR\tapprovals\x125\n" +
 	"\tdns_shift\x18\n" +
-	" \x01(\v2\x16.ferry.v1.DnsShiftSpecH\x00R\bdnsShiftB\x06\n" +
-	"\x04kind\"o\n" +
+	" \x01(\v2\x16.ferry.v1.DnsShiftSpecH\x00R\bdnsShift\x125\n" +
+	"\tami_share\x18\v \x01(\v2\x16.ferry.v1.AmiShareSpecH\x00R\bamiShare\x12N\n" +
+	"\x12mongo_primary_move\x18\f \x01(\v2\x1e.ferry.v1.MongoPrimaryMoveSpecH\x00R\x10mongoPrimaryMoveB\x06\n" +
+	"\x04kind\"?\n" +
+	"\tSecretRef\x12\x12\n" +
+	"\x03env\x18\x01 \x01(\tH\x00R\x03env\x12\x14\n" +
+	"\x04file\x18\x02 \x01(\tH\x00R\x04fileB\b\n" +
+	"\x06source\"\xfc\x06\n" +
+	"\fAmiShareSpec\x12#\n" +
+	"\rsource_region\x18\x01 \x01(\tR\fsourceRegion\x12\x1b\n" +
+	"\timage_ids\x18\x02 \x03(\tR\bimageIds\x12D\n" +
+	"\n" +
+	"image_tags\x18\x03 \x03(\v2%.ferry.v1.AmiShareSpec.ImageTagsEntryR\timageTags\x122\n" +
+	"\x15create_from_instances\x18\x04 \x03(\tR\x13createFromInstances\x12\x16\n" +
+	"\x06reboot\x18\x05 \x01(\bR\x06reboot\x12%\n" +
+	"\x0etarget_regions\x18\x06 \x03(\tR\rtargetRegions\x12>\n" +
+	"\bkms_keys\x18\a \x03(\v2#.ferry.v1.AmiShareSpec.KmsKeysEntryR\akmsKeys\x12.\n" +
+	"\x13share_with_accounts\x18\b \x03(\tR\x11shareWithAccounts\x128\n" +
+	"\x18share_with_organizations\x18\t \x03(\tR\x16shareWithOrganizations\x12E\n" +
+	"\x1fshare_with_organizational_units\x18\n" +
+	" \x03(\tR\x1cshareWithOrganizationalUnits\x12$\n" +
+	"\x0eskip_copy_tags\x18\v \x01(\bR\fskipCopyTags\x12>\n" +
+	"\badd_tags\x18\f \x03(\v2#.ferry.v1.AmiShareSpec.AddTagsEntryR\aaddTags\x12.\n" +
+	"\x13max_parallel_copies\x18\r \x01(\rR\x11maxParallelCopies\x124\n" +
+	"\x16approve_before_sharing\x18\x0e \x01(\bR\x14approveBeforeSharing\x1a<\n" +
+	"\x0eImageTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fKmsKeysEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fAddTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc8\x05\n" +
+	"\x14MongoPrimaryMoveSpec\x12\x10\n" +
+	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x1f\n" +
+	"\vreplica_set\x18\x02 \x01(\tR\n" +
+	"replicaSet\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12/\n" +
+	"\bpassword\x18\x04 \x01(\v2\x13.ferry.v1.SecretRefR\bpassword\x12\x10\n" +
+	"\x03tls\x18\x05 \x01(\bR\x03tls\x12\x1e\n" +
+	"\vtls_ca_file\x18\x06 \x01(\tR\ttlsCaFile\x12\x1d\n" +
+	"\n" +
+	"region_tag\x18\a \x01(\tR\tregionTag\x12#\n" +
+	"\rsource_region\x18\b \x01(\tR\fsourceRegion\x12#\n" +
+	"\rtarget_region\x18\t \x01(\tR\ftargetRegion\x12\x1f\n" +
+	"\vnew_members\x18\n" +
+	" \x03(\tR\n" +
+	"newMembers\x129\n" +
+	"\n" +
+	"priorities\x18\v \x01(\v2\x19.ferry.v1.MongoPrioritiesR\n" +
+	"priorities\x122\n" +
+	"\amax_lag\x18\f \x01(\v2\x19.google.protobuf.DurationR\x06maxLag\x12A\n" +
+	"\x0fcatch_up_period\x18\r \x01(\v2\x19.google.protobuf.DurationR\rcatchUpPeriod\x12D\n" +
+	"\x10takeover_timeout\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x0ftakeoverTimeout\x122\n" +
+	"\x15skip_primary_approval\x18\x0f \x01(\bR\x13skipPrimaryApproval\x12#\n" +
+	"\rdemote_source\x18\x10 \x01(\bR\fdemoteSource\x12#\n" +
+	"\rremove_source\x18\x11 \x01(\bR\fremoveSource\"\x99\x01\n" +
+	"\x0fMongoPriorities\x12!\n" +
+	"\ftarget_first\x18\x01 \x01(\x01R\vtargetFirst\x12\x1f\n" +
+	"\vtarget_rest\x18\x02 \x01(\x01R\n" +
+	"targetRest\x12!\n" +
+	"\fsource_first\x18\x03 \x01(\x01R\vsourceFirst\x12\x1f\n" +
+	"\vsource_rest\x18\x04 \x01(\x01R\n" +
+	"sourceRest\"o\n" +
 	"\x0eApprovalPolicy\x12-\n" +
 	"\x12required_approvers\x18\x01 \x01(\rR\x11requiredApprovers\x12.\n" +
 	"\x13allow_self_approval\x18\x02 \x01(\bR\x11allowSelfApproval\"\xe2\x04\n" +
@@ -896,38 +1509,55 @@ func file_ferry_v1_spec_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ferry_v1_spec_proto_goTypes = []any{
-	(RollbackMode)(0),           // 0: ferry.v1.RollbackMode
-	(GateFailureAction)(0),      // 1: ferry.v1.GateFailureAction
-	(*MigrationSpec)(nil),       // 2: ferry.v1.MigrationSpec
-	(*ApprovalPolicy)(nil),      // 3: ferry.v1.ApprovalPolicy
-	(*DnsShiftSpec)(nil),        // 4: ferry.v1.DnsShiftSpec
-	(*Gate)(nil),                // 5: ferry.v1.Gate
-	(*HttpProbe)(nil),           // 6: ferry.v1.HttpProbe
-	(*Route53HealthCheck)(nil),  // 7: ferry.v1.Route53HealthCheck
-	(*CloudWatchAlarm)(nil),     // 8: ferry.v1.CloudWatchAlarm
-	(*SandboxErrorRate)(nil),    // 9: ferry.v1.SandboxErrorRate
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
+	(RollbackMode)(0),            // 0: ferry.v1.RollbackMode
+	(GateFailureAction)(0),       // 1: ferry.v1.GateFailureAction
+	(*MigrationSpec)(nil),        // 2: ferry.v1.MigrationSpec
+	(*SecretRef)(nil),            // 3: ferry.v1.SecretRef
+	(*AmiShareSpec)(nil),         // 4: ferry.v1.AmiShareSpec
+	(*MongoPrimaryMoveSpec)(nil), // 5: ferry.v1.MongoPrimaryMoveSpec
+	(*MongoPriorities)(nil),      // 6: ferry.v1.MongoPriorities
+	(*ApprovalPolicy)(nil),       // 7: ferry.v1.ApprovalPolicy
+	(*DnsShiftSpec)(nil),         // 8: ferry.v1.DnsShiftSpec
+	(*Gate)(nil),                 // 9: ferry.v1.Gate
+	(*HttpProbe)(nil),            // 10: ferry.v1.HttpProbe
+	(*Route53HealthCheck)(nil),   // 11: ferry.v1.Route53HealthCheck
+	(*CloudWatchAlarm)(nil),      // 12: ferry.v1.CloudWatchAlarm
+	(*SandboxErrorRate)(nil),     // 13: ferry.v1.SandboxErrorRate
+	nil,                          // 14: ferry.v1.AmiShareSpec.ImageTagsEntry
+	nil,                          // 15: ferry.v1.AmiShareSpec.KmsKeysEntry
+	nil,                          // 16: ferry.v1.AmiShareSpec.AddTagsEntry
+	(*durationpb.Duration)(nil),  // 17: google.protobuf.Duration
 }
 var file_ferry_v1_spec_proto_depIdxs = []int32{
-	3,  // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
-	4,  // 1: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	10, // 2: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
-	5,  // 3: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
-	10, // 4: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
-	0,  // 5: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
-	1,  // 6: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
-	6,  // 7: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
-	7,  // 8: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
-	8,  // 9: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
-	9,  // 10: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
-	10, // 11: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
+	8,  // 1: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	4,  // 2: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	5,  // 3: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	14, // 4: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
+	15, // 5: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
+	16, // 6: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
+	3,  // 7: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
+	6,  // 8: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
+	17, // 9: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
+	17, // 10: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
+	17, // 11: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
+	17, // 12: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
+	9,  // 13: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
+	17, // 14: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
+	0,  // 15: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
+	1,  // 16: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
+	10, // 17: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
+	11, // 18: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
+	12, // 19: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
+	13, // 20: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
+	17, // 21: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_spec_proto_init() }
@@ -937,8 +1567,14 @@ func file_ferry_v1_spec_proto_init() {
 	}
 	file_ferry_v1_spec_proto_msgTypes[0].OneofWrappers = []any{
 		(*MigrationSpec_DnsShift)(nil),
+		(*MigrationSpec_AmiShare)(nil),
+		(*MigrationSpec_MongoPrimaryMove)(nil),
 	}
-	file_ferry_v1_spec_proto_msgTypes[3].OneofWrappers = []any{
+	file_ferry_v1_spec_proto_msgTypes[1].OneofWrappers = []any{
+		(*SecretRef_Env)(nil),
+		(*SecretRef_File)(nil),
+	}
+	file_ferry_v1_spec_proto_msgTypes[7].OneofWrappers = []any{
 		(*Gate_Http)(nil),
 		(*Gate_Route53HealthCheck)(nil),
 		(*Gate_CloudwatchAlarm)(nil),
@@ -950,7 +1586,7 @@ func file_ferry_v1_spec_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_spec_proto_rawDesc), len(file_ferry_v1_spec_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
