@@ -1,10 +1,3 @@
-// Package activities holds every side effect ferry performs. Activities are methods on
-// structs that hold injected clients (registered once per worker) and take one struct in
-// and return one struct out, so workflows can call them through a nil pointer and fields
-// can be added without breaking running workflows.
-//
-// Activities never import package workflows: workflows import activities (for the method
-// values and the input types), and the dependency must stay one way.
 package activities
 
 import (
