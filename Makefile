@@ -34,7 +34,7 @@ checkgenerate: generate
 lint:
 	$(TOOL) buf lint
 	go vet $(GO_PACKAGES)
-	$(TOOL) workflowcheck ./workflows/...
+	$(TOOL) workflowcheck -config workflowcheck.config.yaml ./workflows/...
 	$(TOOL) staticcheck $(GO_PACKAGES)
 
 ## bench: benchmarks print numbers; tests assert behaviour

@@ -199,8 +199,18 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}
+	op := strings.TrimSuffix(update, "-update") + " " + id
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		// Temporal answers NotFound for an update to a closed workflow too; the caller needs
+		// to hear that the migration has ended, not that it never existed.
+		if m, lerr := s.load(ctx, id); lerr == nil && m.GetCloseTime() != nil {
+			return nil, connect.NewError(connect.CodeFailedPrecondition,
+				fmt.Errorf("%s: the migration has ended (%s); start a new one to change anything", op, strings.ToLower(strings.TrimPrefix(m.GetState().String(), "MIGRATION_STATE_"))))
+		}
+	}
 	if err != nil {
-		return nil, temporalError(err, strings.TrimSuffix(update, "-update")+" "+id)
+		return nil, temporalError(err, op)
 	}
 	return s.load(ctx, id)
 }

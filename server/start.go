@@ -3,16 +3,214 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
+	"github.com/ferryhq/ferry/spec"
+	"github.com/ferryhq/ferry/workflows"
 )
 
-func (s *migrationService) PlanMigration(ctx context.Context, req *connect.Request[ferryv1.PlanMigrationRequest]) (*connect.Response[ferryv1.PlanMigrationResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("planning is not wired yet"))
+// startable is a validated spec, ready to plan or start: the workflow, its input and the
+// facts the search attributes and the UI summary carry.
+type startable struct {
+	id           string
+	kind         string
+	workflow     any
+	input        any
+	planWorkflow any
+	planInput    any
+	source       string
+	target       string
+	summary      string
 }
 
+// buildStart validates the spec statically (no cloud calls, no Temporal calls) and builds
+// what StartMigration and PlanMigration run. Bad input stops here and changes nothing.
+func buildStart(m *ferryv1.MigrationSpec, initiator, planHash string) (startable, error) {
+	if m == nil {
+		return startable{}, &spec.FieldError{Field: "spec", Msg: "is missing"}
+	}
+	switch m.GetKind().(type) {
+	case *ferryv1.MigrationSpec_DnsShift:
+		in, err := spec.DNSShiftInput(m, initiator)
+		if err != nil {
+			return startable{}, err
+		}
+		in.PlanHash = planHash
+		s := in.Spec
+		return startable{
+			id:           workflows.DNSShiftWorkflowID(s.Zone, s.RecordName, s.RecordType),
+			kind:         workflows.KindDNSShift,
+			workflow:     workflows.DNSShift,
+			input:        in,
+			planWorkflow: workflows.PlanDNSShift,
+			planInput:    workflows.PlanDNSShiftInput{Spec: s},
+			source:       s.From,
+			target:       s.To,
+			summary:      fmt.Sprintf("DNS shift %s %s: %s -> %s", s.RecordName, s.RecordType, s.From, s.To),
+		}, nil
+	}
+	return startable{}, &spec.FieldError{Field: "spec", Msg: "names no migration: set dnsShift"}
+}
+
+// specError maps a validation error to InvalidArgument naming the field.
+func specError(err error) error {
+	if fe, ok := spec.AsFieldError(err); ok {
+		return connect.NewError(connect.CodeInvalidArgument, fe)
+	}
+	return connect.NewError(connect.CodeInvalidArgument, err)
+}
+
+// planTimeout bounds a dry run: a few read-only calls, retried on throttling.
+const planTimeout = 2 * time.Minute
+
+func (s *migrationService) PlanMigration(ctx context.Context, req *connect.Request[ferryv1.PlanMigrationRequest]) (*connect.Response[ferryv1.PlanMigrationResponse], error) {
+	p, _ := PrincipalFrom(ctx)
+	st, err := buildStart(req.Msg.GetSpec(), p.Identity, "")
+	if err != nil {
+		return nil, specError(err)
+	}
+	plan, err := s.plan(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ferryv1.PlanMigrationResponse{Id: st.id, Kind: kinds[st.kind], PlanHash: plan.Hash, Observations: plan.Observations}
+	for _, step := range plan.Steps {
+		resp.Steps = append(resp.Steps, &ferryv1.PlannedStep{
+			Name: step.Name, Description: step.Description, NeedsApproval: step.NeedsApproval, Wait: durationpb.New(step.Wait),
+		})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// plan runs the kind's plan workflow: the read-only calls happen on a worker, which holds
+// the cloud credentials, so the API server needs none.
+func (s *migrationService) plan(ctx context.Context, st startable) (workflows.Plan, error) {
+	ctx, cancel := context.WithTimeout(ctx, planTimeout)
+	defer cancel()
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       "plan/" + st.id + "/" + uuid.NewString(),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowExecutionTimeout: planTimeout,
+		StaticSummary:            "plan: " + st.summary,
+	}, st.planWorkflow, st.planInput)
+	if err != nil {
+		return workflows.Plan{}, temporalError(err, "plan "+st.id)
+	}
+	var plan workflows.Plan
+	if err := run.Get(ctx, &plan); err != nil {
+		return workflows.Plan{}, planError(err, st.id)
+	}
+	return plan, nil
+}
+
+// planError explains why a plan could not be made. A missing or mismatched resource is the
+// spec's fault (InvalidArgument); anything else is the environment's (Unavailable).
+func planError(err error, id string) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		if app.NonRetryable() {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("plan %s: %s", id, app.Message()))
+		}
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("plan %s: %s", id, app.Message()))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("plan %s: no worker finished the plan in %s (is a worker running on task queue %s?)", id, planTimeout, workflows.TaskQueue))
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("plan %s: %w", id, err))
+}
+
+// memoIdempotencyKey is the memo field holding StartMigration's idempotency key.
+const memoIdempotencyKey = "idempotencyKey"
+
 func (s *migrationService) StartMigration(ctx context.Context, req *connect.Request[ferryv1.StartMigrationRequest]) (*connect.Response[ferryv1.StartMigrationResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("starting is not wired yet"))
+	p, _ := PrincipalFrom(ctx)
+	key := req.Msg.GetIdempotencyKey()
+	st, err := buildStart(req.Msg.GetSpec(), p.Identity, req.Msg.GetPlanHash())
+	if err != nil {
+		return nil, specError(err)
+	}
+	opts := client.StartWorkflowOptions{
+		ID:        st.id,
+		TaskQueue: workflows.TaskQueue,
+		// The workflow id is the lock on the resource: a second start while one runs must
+		// fail, not attach to the running one (the SDK's default), and a finished migration
+		// of the same resource may run again.
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SAKind.ValueSet(st.kind),
+			workflows.SAState.ValueSet(workflows.StateRunning),
+			workflows.SAPhase.ValueSet("starting"),
+			workflows.SAInitiator.ValueSet(p.Identity),
+			workflows.SASourceRegion.ValueSet(st.source),
+			workflows.SATargetRegion.ValueSet(st.target),
+			workflows.SAAwaitingApproval.ValueSet(false),
+		),
+		StaticSummary: st.summary,
+		StaticDetails: fmt.Sprintf("**%s**\n\nstarted by %s; reason: %s", st.summary, p.Identity, req.Msg.GetSpec().GetReason()),
+	}
+	if key != "" {
+		opts.Memo = map[string]any{memoIdempotencyKey: key}
+	}
+	run, err := s.temporal.ExecuteWorkflow(ctx, opts, st.workflow, st.input)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return s.alreadyStarted(ctx, st, key)
+	}
+	if err != nil {
+		return nil, temporalError(err, "start "+st.id)
+	}
+	// Built from what was just started rather than queried: the first workflow task may not
+	// have run yet, and StartMigration must cost about what a bare start costs.
+	m := &ferryv1.Migration{
+		Id:        st.id,
+		Kind:      kinds[st.kind],
+		State:     ferryv1.MigrationState_MIGRATION_STATE_RUNNING,
+		Phase:     "starting",
+		Initiator: p.Identity,
+		PlanHash:  req.Msg.GetPlanHash(),
+		Spec:      req.Msg.GetSpec(),
+		StartTime: timestamppb.Now(),
+		UiUrl:     s.uiURL(st.id, run.GetRunID()),
+	}
+	return connect.NewResponse(&ferryv1.StartMigrationResponse{Migration: m}), nil
+}
+
+// alreadyStarted answers a start whose workflow id is taken: a retry of the same request
+// (same idempotency key) gets the running migration; anything else is told who holds the
+// resource.
+func (s *migrationService) alreadyStarted(ctx context.Context, st startable, key string) (*connect.Response[ferryv1.StartMigrationResponse], error) {
+	d, err := s.temporal.DescribeWorkflowExecution(ctx, st.id, "")
+	if err != nil {
+		return nil, temporalError(err, "start "+st.id)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	var running string
+	if p, ok := info.GetMemo().GetFields()[memoIdempotencyKey]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &running)
+	}
+	if key != "" && running == key {
+		m, err := s.load(ctx, st.id)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(&ferryv1.StartMigrationResponse{Migration: m}), nil
+	}
+	other := s.summary(info)
+	return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf(
+		"%s is already being migrated by %s (started by %s at %s); watch it with `ferry watch %s` or wait for it to end",
+		st.summary, st.id, other.GetInitiator(), info.GetStartTime().AsTime().Format(time.RFC3339), st.id))
 }

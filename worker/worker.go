@@ -50,7 +50,12 @@ func New(ctx context.Context, c client.Client, o Options) (sdkworker.Worker, err
 }
 
 // register is the one list of what a ferry worker runs.
-func register(w sdkworker.Registry, o Options, _ *cloudClients) {
+func register(w sdkworker.Registry, o Options, c *cloudClients) {
 	w.RegisterWorkflow(workflows.Ping)
 	w.RegisterActivity(&activities.Ping{Identity: o.Identity})
+
+	w.RegisterWorkflow(workflows.DNSShift)
+	w.RegisterWorkflow(workflows.PlanDNSShift)
+	w.RegisterActivity(&activities.Route53{Client: c.route53})
+	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch, SandboxURL: c.sandboxURL})
 }

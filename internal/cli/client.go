@@ -20,6 +20,7 @@ import (
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
+	"github.com/ferryhq/ferry/internal/apiclient"
 )
 
 // clientFlags are shared by every command that talks to the API.
@@ -80,31 +81,7 @@ func (f *clientFlags) client() (ferryv1connect.MigrationServiceClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	auth := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+token)
-			return next(ctx, req)
-		}
-	})
-	hc := &http.Client{}
-	return ferryv1connect.NewMigrationServiceClient(hc, strings.TrimSuffix(f.api, "/"),
-		connect.WithInterceptors(auth, streamAuth(token))), nil
-}
-
-// streamAuth adds the token to server-streaming calls (WatchMigration), which unary
-// interceptors do not see.
-type streamAuth string
-
-func (t streamAuth) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
-func (t streamAuth) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", "Bearer "+string(t))
-		return conn
-	}
-}
-func (t streamAuth) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
+	return apiclient.New(&http.Client{}, f.api, token, false), nil
 }
 
 func addClientCommands(root *cobra.Command, g *globals) {

@@ -3,12 +3,15 @@
 package testenv
 
 import (
+	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/ferryhq/ferry/internal/devtemporal"
 )
@@ -22,12 +25,18 @@ func Temporal(t testing.TB) (*devtemporal.Server, client.Client) {
 		t.Fatalf("start embedded temporal: %v", err)
 	}
 	t.Cleanup(srv.Stop)
-	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace()})
+	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace(), Logger: QuietLogger()})
 	if err != nil {
 		t.Fatalf("dial embedded temporal: %v", err)
 	}
 	t.Cleanup(c.Close)
 	return srv, c
+}
+
+// QuietLogger keeps the SDK's per-call debug lines out of test output; warnings and errors
+// still show.
+func QuietLogger() tlog.Logger {
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 // FreePort returns a loopback port that was free a moment ago.

@@ -1,0 +1,85 @@
+package testenv
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
+	"github.com/ferryhq/ferry/internal/apiclient"
+	"github.com/ferryhq/ferry/internal/devtemporal"
+	"github.com/ferryhq/ferry/sandbox"
+	"github.com/ferryhq/ferry/sandbox/topology"
+	"github.com/ferryhq/ferry/server"
+	"github.com/ferryhq/ferry/worker"
+)
+
+// Tokens every Stack accepts: alice operates, bob and carol approve, vera views, and
+// alice-approver is alice holding both roles (to show four-eyes refuses her anyway).
+var (
+	TokenAlice         = "tok-alice-operator-0001"
+	TokenAliceApprover = "tok-alice-approver-0001"
+	TokenBob           = "tok-bob-approver-00001"
+	TokenCarol         = "tok-carol-approver-0001"
+	TokenVera          = "tok-vera-viewer-000001"
+)
+
+// Stack is ferry as `ferry dev` runs it, in-process: embedded Temporal, a fast sandbox, a
+// worker and the API served over HTTP/2 (TLS, so the gRPC protocol works too).
+type Stack struct {
+	Temporal *devtemporal.Server
+	Client   client.Client
+	Sandbox  *sandbox.Sandbox
+	API      *httptest.Server
+}
+
+// StartStack starts the stack; everything stops when the test ends.
+func StartStack(t testing.TB) *Stack {
+	t.Helper()
+	srv, c := Temporal(t)
+	ctx := context.Background()
+	// TTL 1s: a shift dwells max(bake, TTL), so the default 60s would make every test step
+	// a minute long.
+	topo := topology.Default()
+	for i := range topo.HostedZones {
+		for j := range topo.HostedZones[i].Records {
+			topo.HostedZones[i].Records[j].TTL = 1
+		}
+	}
+	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
+	if err != nil {
+		t.Fatalf("start sandbox: %v", err)
+	}
+	t.Cleanup(func() { _ = sb.Close() })
+	w, err := worker.New(ctx, c, worker.Options{
+		Identity: "test-worker",
+		Cloud:    worker.CloudOptions{AWSEndpoint: sb.Addr(), SandboxURL: sb.Addr()},
+	})
+	if err != nil {
+		t.Fatalf("build worker: %v", err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(w.Stop)
+	tokens := server.NewTokens(
+		server.TokenEntry{Token: TokenAlice, Principal: server.Principal{Identity: "alice", Roles: []string{server.RoleOperator}}},
+		server.TokenEntry{Token: TokenAliceApprover, Principal: server.Principal{Identity: "alice", Roles: []string{server.RoleOperator, server.RoleApprover}}},
+		server.TokenEntry{Token: TokenBob, Principal: server.Principal{Identity: "bob", Roles: []string{server.RoleApprover}}},
+		server.TokenEntry{Token: TokenCarol, Principal: server.Principal{Identity: "carol", Roles: []string{server.RoleApprover}}},
+		server.TokenEntry{Token: TokenVera, Principal: server.Principal{Identity: "vera", Roles: []string{server.RoleViewer}}},
+	)
+	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens}))
+	api.EnableHTTP2 = true
+	api.StartTLS()
+	t.Cleanup(api.Close)
+	return &Stack{Temporal: srv, Client: c, Sandbox: sb, API: api}
+}
+
+// APIClient returns a MigrationService client that sends token; grpc picks the gRPC
+// protocol instead of Connect.
+func (s *Stack) APIClient(token string, grpc bool) ferryv1connect.MigrationServiceClient {
+	return apiclient.New(s.API.Client(), s.API.URL, token, grpc)
+}
