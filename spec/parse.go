@@ -147,6 +147,31 @@ func normalize(path string, v any, md protoreflect.MessageDescriptor) (any, erro
 		if val == nil {
 			continue
 		}
+		if fd.IsMap() {
+			// map<string, V> fields (amiShare.imageTags, kmsKeys, addTags): an object whose
+			// values are checked like a field of the value type, path "field.key".
+			m, ok := val.(map[string]any)
+			if !ok {
+				return nil, fieldErr(p, "must be an object of key: value pairs, got %s", jsonKind(val))
+			}
+			mkeys := make([]string, 0, len(m))
+			for mk := range m {
+				mkeys = append(mkeys, mk)
+			}
+			sort.Strings(mkeys) // the first problem reported is the same every time
+			for _, mk := range mkeys {
+				mv := m[mk]
+				if mv == nil {
+					return nil, fieldErr(join(p, mk), "has no value")
+				}
+				out, err := normalizeValue(join(p, mk), mv, fd.MapValue())
+				if err != nil {
+					return nil, err
+				}
+				m[mk] = out
+			}
+			continue
+		}
 		if fd.IsList() {
 			list, ok := val.([]any)
 			if !ok {
