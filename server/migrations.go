@@ -102,11 +102,13 @@ func (s *migrationService) WatchMigration(ctx context.Context, req *connect.Requ
 	ticker := time.NewTicker(watchInterval)
 	defer ticker.Stop()
 	for {
-		m, err := s.load(ctx, req.Msg.GetId())
+		m, detailed, err := s.loadDetail(ctx, req.Msg.GetId())
 		if err != nil {
 			return err
 		}
-		if !proto.Equal(m, last) {
+		// A running migration whose progress query failed this once (a busy worker) is not
+		// news; the next tick will read it. A closed one is sent as it is.
+		if (detailed || m.GetCloseTime() != nil) && !proto.Equal(m, last) {
 			if err := stream.Send(&ferryv1.WatchMigrationResponse{Migration: m}); err != nil {
 				return err
 			}
@@ -218,9 +220,15 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 // load reads a migration: the execution's metadata from Temporal and its progress from the
 // workflow's query.
 func (s *migrationService) load(ctx context.Context, id string) (*ferryv1.Migration, error) {
+	m, _, err := s.loadDetail(ctx, id)
+	return m, err
+}
+
+// loadDetail is load that also says whether the workflow's progress was read.
+func (s *migrationService) loadDetail(ctx context.Context, id string) (*ferryv1.Migration, bool, error) {
 	d, err := s.temporal.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
-		return nil, temporalError(err, "get migration "+id)
+		return nil, false, temporalError(err, "get migration "+id)
 	}
 	info := d.GetWorkflowExecutionInfo()
 	m := s.summary(info)
@@ -230,14 +238,14 @@ func (s *migrationService) load(ctx context.Context, id string) (*ferryv1.Migrat
 	if err != nil {
 		// Metadata alone still answers "where is it"; say why the detail is missing.
 		m.Message = "progress unavailable (is a worker running?): " + err.Error()
-		return m, nil
+		return m, false, nil
 	}
 	var p workflows.Progress
 	if err := v.Get(&p); err != nil {
-		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("decode progress of %s: %w", id, err))
+		return nil, false, connect.NewError(connect.CodeInternal, fmt.Errorf("decode progress of %s: %w", id, err))
 	}
 	applyProgress(m, &p, info.GetStatus())
-	return m, nil
+	return m, true, nil
 }
 
 // temporalError maps Temporal errors to Connect codes with the operation named.
