@@ -129,6 +129,19 @@ func TestAPI(t *testing.T) {
 		if code(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "nowhere.example") {
 			t.Fatalf("plan with an unknown zone: %v; want InvalidArgument naming the zone", err)
 		}
+		for _, c := range invalidSpecs {
+			m, err := spec.Parse([]byte(c.yaml), ".yaml")
+			if err == nil {
+				_, err = st.APIClient(testenv.TokenAlice, false).StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
+				if code(err) != connect.CodeInvalidArgument {
+					t.Errorf("%s: start answered %v; want InvalidArgument", c.name, err)
+					continue
+				}
+			}
+			if !strings.Contains(err.Error(), c.field) {
+				t.Errorf("%s: error %q does not name %s", c.name, err, c.field)
+			}
+		}
 		if after := len(st.Sandbox.AWS().Calls(control.CallFilter{})); after != before {
 			t.Fatalf("bad specs reached the sandbox with %d mutating calls", after-before)
 		}
@@ -246,6 +259,26 @@ func TestAPI(t *testing.T) {
 		}
 		assertWeights(ctx, t, st, 100, 0)
 	})
+}
+
+// invalidSpecs are rejected either by the local parse (the CLI's first check) or by the
+// API; each error must name the field.
+var invalidSpecs = []struct{ name, yaml, field string }{
+	{"no kind", `name: x`, "spec"},
+	{"unknown field", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, weigth: 3}`, "weigth"},
+	{"same from and to", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-1}`, "dnsShift.to"},
+	{"empty zone", `dnsShift: {recordName: b.a., from: eu-west-1, to: eu-west-2}`, "dnsShift.hostedZone"},
+	{"decreasing schedule", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [50, 10, 100]}`, "dnsShift.schedule"},
+	{"schedule not ending at 100", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [10, 50]}`, "dnsShift.schedule"},
+	{"percent over 100", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [10, 150]}`, "dnsShift.schedule"},
+	{"total weight over 255", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, totalWeight: 300}`, "dnsShift.totalWeight"},
+	{"schedule and linear step", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [100], linearStep: 10}`, "dnsShift"},
+	{"bad duration", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, bakeTime: soon}`, "bakeTime"},
+	{"gate without check", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{name: g}]}`, "dnsShift.gates[0]"},
+	{"bad probe url", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{http: {url: "not a url"}}]}`, "dnsShift.gates[0]"},
+	{"error rate over 1", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{sandboxErrorRate: {region: eu-west-2, maxErrorRate: 2}}]}`, "dnsShift.gates[0]"},
+	{"approval at unknown step", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [50, 100], approveAt: [25]}`, "dnsShift.approveAt"},
+	{"bad rollback mode", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, rollbackMode: sideways}`, "rollbackMode"},
 }
 
 func watchToEnd(ctx context.Context, t *testing.T, c ferryv1connect.MigrationServiceClient, id string) *ferryv1.Migration {
