@@ -97,7 +97,6 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 		{SignalRollback, UpdateRollback, "rollback", s.validateRollback, s.applyRollback},
 	}
 	for _, a := range actions {
-		a := a
 		err := workflow.SetUpdateHandlerWithOptions(ctx, a.update,
 			func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
 				// The validator already ran, but re-checking keeps the handler safe if an
