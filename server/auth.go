@@ -50,6 +50,9 @@ type Principal struct {
 type TokenEntry struct {
 	Token string `json:"token"`
 	Principal
+	// Profile names the entry for the CLI's --as flag (ferry dev's "operator" and
+	// "approver"); the server ignores it.
+	Profile string `json:"profile,omitempty"`
 }
 
 // Tokens is the set of accepted bearer tokens.
@@ -90,44 +93,26 @@ func LoadTokens(path string) (*Tokens, error) {
 // NewTokens builds a token set in memory (tests).
 func NewTokens(entries ...TokenEntry) *Tokens { return &Tokens{entries: entries} }
 
-// DevTokens are the tokens `ferry dev` creates for a laptop: a local operator and a local
-// approver, so the four-eyes flow can be tried alone.
-type DevTokens struct {
-	Operator string `json:"operator"`
-	Approver string `json:"approver"`
-}
-
-// EnsureDevTokens creates (once) or reads the token file in dataDir for the local operator
-// and approver, returning their tokens.
-func EnsureDevTokens(dataDir, user string) (*Tokens, DevTokens, error) {
-	path := filepath.Join(dataDir, "tokens.json")
+// EnsureDevTokens creates (once) or reads the token file in dataDir: a local operator and a
+// local approver, so the four-eyes flow can be tried alone.
+func EnsureDevTokens(dataDir, user string) (*Tokens, error) {
+	path := DevTokenFile(dataDir)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		// The local operator may approve too, so approving one's own migration is refused by
+		// the four-eyes rule itself (which is what a laptop user should see), not by a role.
 		f := tokenFile{Tokens: []TokenEntry{
-			{Token: newToken(), Principal: Principal{Identity: user, Roles: []string{RoleOperator, RoleViewer}}},
-			{Token: newToken(), Principal: Principal{Identity: user + "-approver", Roles: []string{RoleApprover, RoleViewer}}},
+			{Token: newToken(), Profile: "operator", Principal: Principal{Identity: user, Roles: []string{RoleOperator, RoleApprover, RoleViewer}}},
+			{Token: newToken(), Profile: "approver", Principal: Principal{Identity: user + "-approver", Roles: []string{RoleApprover, RoleViewer}}},
 		}}
 		b, _ := json.MarshalIndent(f, "", "  ")
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return nil, DevTokens{}, fmt.Errorf("create data dir: %w", err)
+			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return nil, DevTokens{}, fmt.Errorf("write dev tokens: %w", err)
+			return nil, fmt.Errorf("write dev tokens: %w", err)
 		}
 	}
-	t, err := LoadTokens(path)
-	if err != nil {
-		return nil, DevTokens{}, err
-	}
-	var d DevTokens
-	for _, e := range t.entries {
-		switch {
-		case slices.Contains(e.Roles, RoleOperator) && d.Operator == "":
-			d.Operator = e.Token
-		case slices.Contains(e.Roles, RoleApprover) && d.Approver == "":
-			d.Approver = e.Token
-		}
-	}
-	return t, d, nil
+	return LoadTokens(path)
 }
 
 // DevTokenFile is where `ferry dev` keeps its tokens; the CLI reads it when FERRY_TOKEN is

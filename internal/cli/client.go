@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +20,7 @@ import (
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/internal/apiclient"
+	"github.com/ferryhq/ferry/server"
 )
 
 // clientFlags are shared by every command that talks to the API.
@@ -46,15 +46,15 @@ func (f *clientFlags) resolveToken() (string, error) {
 	if f.token != "" {
 		return f.token, nil
 	}
-	path := filepath.Join(f.dataDir, "tokens.json")
+	path := server.DevTokenFile(f.dataDir)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("no token: set FERRY_TOKEN or --token, or run `ferry dev` here so %s exists", path)
 	}
 	var file struct {
 		Tokens []struct {
-			Token string   `json:"token"`
-			Roles []string `json:"roles"`
+			Token   string `json:"token"`
+			Profile string `json:"profile"`
 		} `json:"tokens"`
 	}
 	if err := json.Unmarshal(b, &file); err != nil {
@@ -64,10 +64,8 @@ func (f *clientFlags) resolveToken() (string, error) {
 		return "", fmt.Errorf("--as %q: use operator or approver", f.as)
 	}
 	for _, t := range file.Tokens {
-		for _, r := range t.Roles {
-			if r == f.as {
-				return t.Token, nil
-			}
+		if t.Profile == f.as {
+			return t.Token, nil
 		}
 	}
 	return "", fmt.Errorf("%s has no %s token", path, f.as)

@@ -151,7 +151,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		who = u.Username
 	}
-	tokens, _, err := server.EnsureDevTokens(o.dataDir, who)
+	tokens, err := server.EnsureDevTokens(o.dataDir, who)
 	if err != nil {
 		return nil, err
 	}
