@@ -44,6 +44,7 @@ const (
 	KindDNSShift         = "dns-shift"
 	KindAMIShare         = "ami-share"
 	KindMongoPrimaryMove = "mongo-primary-move"
+	KindRegionMove       = "region-move"
 	KindPing             = "ping"
 )
 
@@ -147,6 +148,7 @@ type Progress struct {
 	DNS             *DNSProgress
 	AMI             *AMIProgress
 	Mongo           *MongoProgress
+	Phases          []PhaseProgress
 }
 
 // PingInput starts the ping workflow: a minimal real workflow used by `ferry dev`'s smoke

@@ -35,6 +35,8 @@ const (
 	MigrationKind_MIGRATION_KIND_AMI_SHARE MigrationKind = 2
 	// MongoDB primary move by priority reconfig.
 	MigrationKind_MIGRATION_KIND_MONGO_PRIMARY_MOVE MigrationKind = 3
+	// Region move: the phases as child workflows.
+	MigrationKind_MIGRATION_KIND_REGION_MOVE MigrationKind = 4
 )
 
 // Enum value maps for MigrationKind.
@@ -44,12 +46,14 @@ var (
 		1: "MIGRATION_KIND_DNS_SHIFT",
 		2: "MIGRATION_KIND_AMI_SHARE",
 		3: "MIGRATION_KIND_MONGO_PRIMARY_MOVE",
+		4: "MIGRATION_KIND_REGION_MOVE",
 	}
 	MigrationKind_value = map[string]int32{
 		"MIGRATION_KIND_UNSPECIFIED":        0,
 		"MIGRATION_KIND_DNS_SHIFT":          1,
 		"MIGRATION_KIND_AMI_SHARE":          2,
 		"MIGRATION_KIND_MONGO_PRIMARY_MOVE": 3,
+		"MIGRATION_KIND_REGION_MOVE":        4,
 	}
 )
 
@@ -258,7 +262,9 @@ type Migration struct {
 	// AMI share details, for kind AMI_SHARE.
 	AmiShare *AmiShareStatus `protobuf:"bytes,21,opt,name=ami_share,json=amiShare,proto3" json:"ami_share,omitempty"`
 	// MongoDB primary move details, for kind MONGO_PRIMARY_MOVE.
-	MongoMove     *MongoMoveStatus `protobuf:"bytes,22,opt,name=mongo_move,json=mongoMove,proto3" json:"mongo_move,omitempty"`
+	MongoMove *MongoMoveStatus `protobuf:"bytes,22,opt,name=mongo_move,json=mongoMove,proto3" json:"mongo_move,omitempty"`
+	// Region move phases, for kind REGION_MOVE: each phase's child migration id and state.
+	Phases        []*PhaseStatus `protobuf:"bytes,23,rep,name=phases,proto3" json:"phases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,6 +418,77 @@ func (x *Migration) GetMongoMove() *MongoMoveStatus {
 	return nil
 }
 
+func (x *Migration) GetPhases() []*PhaseStatus {
+	if x != nil {
+		return x.Phases
+	}
+	return nil
+}
+
+// PhaseStatus is one phase of a region move.
+type PhaseStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Phase name: ami-share, mongo-primary-move, dns-shift.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Id of the child migration running the phase (get it for its details).
+	MigrationId string `protobuf:"bytes,2,opt,name=migration_id,json=migrationId,proto3" json:"migration_id,omitempty"`
+	// pending, running, completed, rolled-back, failed, skipped.
+	State         string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PhaseStatus) Reset() {
+	*x = PhaseStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PhaseStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PhaseStatus) ProtoMessage() {}
+
+func (x *PhaseStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PhaseStatus.ProtoReflect.Descriptor instead.
+func (*PhaseStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PhaseStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PhaseStatus) GetMigrationId() string {
+	if x != nil {
+		return x.MigrationId
+	}
+	return ""
+}
+
+func (x *PhaseStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 // AmiShareStatus lists every (image, region) copy.
 type AmiShareStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -423,7 +500,7 @@ type AmiShareStatus struct {
 
 func (x *AmiShareStatus) Reset() {
 	*x = AmiShareStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +512,7 @@ func (x *AmiShareStatus) String() string {
 func (*AmiShareStatus) ProtoMessage() {}
 
 func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +525,7 @@ func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiShareStatus.ProtoReflect.Descriptor instead.
 func (*AmiShareStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AmiShareStatus) GetCopies() []*AmiCopyStatus {
@@ -477,7 +554,7 @@ type AmiCopyStatus struct {
 
 func (x *AmiCopyStatus) Reset() {
 	*x = AmiCopyStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +566,7 @@ func (x *AmiCopyStatus) String() string {
 func (*AmiCopyStatus) ProtoMessage() {}
 
 func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +579,7 @@ func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiCopyStatus.ProtoReflect.Descriptor instead.
 func (*AmiCopyStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AmiCopyStatus) GetSourceImageId() string {
@@ -559,7 +636,7 @@ type MongoMoveStatus struct {
 
 func (x *MongoMoveStatus) Reset() {
 	*x = MongoMoveStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +648,7 @@ func (x *MongoMoveStatus) String() string {
 func (*MongoMoveStatus) ProtoMessage() {}
 
 func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +661,7 @@ func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoMoveStatus.ProtoReflect.Descriptor instead.
 func (*MongoMoveStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MongoMoveStatus) GetPrimary() string {
@@ -643,7 +720,7 @@ type MongoMemberStatus struct {
 
 func (x *MongoMemberStatus) Reset() {
 	*x = MongoMemberStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +732,7 @@ func (x *MongoMemberStatus) String() string {
 func (*MongoMemberStatus) ProtoMessage() {}
 
 func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +745,7 @@ func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoMemberStatus.ProtoReflect.Descriptor instead.
 func (*MongoMemberStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MongoMemberStatus) GetHost() string {
@@ -732,7 +809,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +821,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +834,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Step) GetName() string {
@@ -810,7 +887,7 @@ type PendingApproval struct {
 
 func (x *PendingApproval) Reset() {
 	*x = PendingApproval{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +899,7 @@ func (x *PendingApproval) String() string {
 func (*PendingApproval) ProtoMessage() {}
 
 func (x *PendingApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +912,7 @@ func (x *PendingApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingApproval.ProtoReflect.Descriptor instead.
 func (*PendingApproval) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PendingApproval) GetStep() string {
@@ -878,7 +955,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +967,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +980,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
@@ -958,7 +1035,7 @@ type DnsShiftStatus struct {
 
 func (x *DnsShiftStatus) Reset() {
 	*x = DnsShiftStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1047,7 @@ func (x *DnsShiftStatus) String() string {
 func (*DnsShiftStatus) ProtoMessage() {}
 
 func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1060,7 @@ func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsShiftStatus.ProtoReflect.Descriptor instead.
 func (*DnsShiftStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DnsShiftStatus) GetFromWeight() uint32 {
@@ -1031,7 +1108,7 @@ type GateResult struct {
 
 func (x *GateResult) Reset() {
 	*x = GateResult{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1120,7 @@ func (x *GateResult) String() string {
 func (*GateResult) ProtoMessage() {}
 
 func (x *GateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1133,7 @@ func (x *GateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateResult.ProtoReflect.Descriptor instead.
 func (*GateResult) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GateResult) GetName() string {
@@ -1104,7 +1181,7 @@ type PlannedStep struct {
 
 func (x *PlannedStep) Reset() {
 	*x = PlannedStep{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1193,7 @@ func (x *PlannedStep) String() string {
 func (*PlannedStep) ProtoMessage() {}
 
 func (x *PlannedStep) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1206,7 @@ func (x *PlannedStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedStep.ProtoReflect.Descriptor instead.
 func (*PlannedStep) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlannedStep) GetName() string {
@@ -1171,7 +1248,7 @@ type PlanMigrationRequest struct {
 
 func (x *PlanMigrationRequest) Reset() {
 	*x = PlanMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1260,7 @@ func (x *PlanMigrationRequest) String() string {
 func (*PlanMigrationRequest) ProtoMessage() {}
 
 func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1273,7 @@ func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PlanMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PlanMigrationRequest) GetSpec() *MigrationSpec {
@@ -1225,7 +1302,7 @@ type PlanMigrationResponse struct {
 
 func (x *PlanMigrationResponse) Reset() {
 	*x = PlanMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1314,7 @@ func (x *PlanMigrationResponse) String() string {
 func (*PlanMigrationResponse) ProtoMessage() {}
 
 func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1327,7 @@ func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PlanMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PlanMigrationResponse) GetId() string {
@@ -1303,7 +1380,7 @@ type StartMigrationRequest struct {
 
 func (x *StartMigrationRequest) Reset() {
 	*x = StartMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1392,7 @@ func (x *StartMigrationRequest) String() string {
 func (*StartMigrationRequest) ProtoMessage() {}
 
 func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1405,7 @@ func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationRequest.ProtoReflect.Descriptor instead.
 func (*StartMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartMigrationRequest) GetSpec() *MigrationSpec {
@@ -1363,7 +1440,7 @@ type StartMigrationResponse struct {
 
 func (x *StartMigrationResponse) Reset() {
 	*x = StartMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1452,7 @@ func (x *StartMigrationResponse) String() string {
 func (*StartMigrationResponse) ProtoMessage() {}
 
 func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1465,7 @@ func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationResponse.ProtoReflect.Descriptor instead.
 func (*StartMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartMigrationResponse) GetMigration() *Migration {
@@ -1409,7 +1486,7 @@ type GetMigrationRequest struct {
 
 func (x *GetMigrationRequest) Reset() {
 	*x = GetMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1498,7 @@ func (x *GetMigrationRequest) String() string {
 func (*GetMigrationRequest) ProtoMessage() {}
 
 func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1511,7 @@ func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationRequest.ProtoReflect.Descriptor instead.
 func (*GetMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetMigrationRequest) GetId() string {
@@ -1455,7 +1532,7 @@ type GetMigrationResponse struct {
 
 func (x *GetMigrationResponse) Reset() {
 	*x = GetMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1544,7 @@ func (x *GetMigrationResponse) String() string {
 func (*GetMigrationResponse) ProtoMessage() {}
 
 func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1557,7 @@ func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationResponse.ProtoReflect.Descriptor instead.
 func (*GetMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetMigrationResponse) GetMigration() *Migration {
@@ -1513,7 +1590,7 @@ type ListMigrationsRequest struct {
 
 func (x *ListMigrationsRequest) Reset() {
 	*x = ListMigrationsRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1602,7 @@ func (x *ListMigrationsRequest) String() string {
 func (*ListMigrationsRequest) ProtoMessage() {}
 
 func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1615,7 @@ func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListMigrationsRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListMigrationsRequest) GetKind() MigrationKind {
@@ -1603,7 +1680,7 @@ type ListMigrationsResponse struct {
 
 func (x *ListMigrationsResponse) Reset() {
 	*x = ListMigrationsResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1692,7 @@ func (x *ListMigrationsResponse) String() string {
 func (*ListMigrationsResponse) ProtoMessage() {}
 
 func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1705,7 @@ func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListMigrationsResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListMigrationsResponse) GetMigrations() []*Migration {
@@ -1656,7 +1733,7 @@ type WatchMigrationRequest struct {
 
 func (x *WatchMigrationRequest) Reset() {
 	*x = WatchMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1745,7 @@ func (x *WatchMigrationRequest) String() string {
 func (*WatchMigrationRequest) ProtoMessage() {}
 
 func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1758,7 @@ func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationRequest.ProtoReflect.Descriptor instead.
 func (*WatchMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchMigrationRequest) GetId() string {
@@ -1702,7 +1779,7 @@ type WatchMigrationResponse struct {
 
 func (x *WatchMigrationResponse) Reset() {
 	*x = WatchMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1791,7 @@ func (x *WatchMigrationResponse) String() string {
 func (*WatchMigrationResponse) ProtoMessage() {}
 
 func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1804,7 @@ func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationResponse.ProtoReflect.Descriptor instead.
 func (*WatchMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchMigrationResponse) GetMigration() *Migration {
@@ -1752,7 +1829,7 @@ type ApproveStepRequest struct {
 
 func (x *ApproveStepRequest) Reset() {
 	*x = ApproveStepRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1841,7 @@ func (x *ApproveStepRequest) String() string {
 func (*ApproveStepRequest) ProtoMessage() {}
 
 func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1854,7 @@ func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepRequest.ProtoReflect.Descriptor instead.
 func (*ApproveStepRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApproveStepRequest) GetId() string {
@@ -1812,7 +1889,7 @@ type ApproveStepResponse struct {
 
 func (x *ApproveStepResponse) Reset() {
 	*x = ApproveStepResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1901,7 @@ func (x *ApproveStepResponse) String() string {
 func (*ApproveStepResponse) ProtoMessage() {}
 
 func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1914,7 @@ func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepResponse.ProtoReflect.Descriptor instead.
 func (*ApproveStepResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApproveStepResponse) GetMigration() *Migration {
@@ -1860,7 +1937,7 @@ type RollbackMigrationRequest struct {
 
 func (x *RollbackMigrationRequest) Reset() {
 	*x = RollbackMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1949,7 @@ func (x *RollbackMigrationRequest) String() string {
 func (*RollbackMigrationRequest) ProtoMessage() {}
 
 func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1962,7 @@ func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationRequest.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RollbackMigrationRequest) GetId() string {
@@ -1913,7 +1990,7 @@ type RollbackMigrationResponse struct {
 
 func (x *RollbackMigrationResponse) Reset() {
 	*x = RollbackMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2002,7 @@ func (x *RollbackMigrationResponse) String() string {
 func (*RollbackMigrationResponse) ProtoMessage() {}
 
 func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2015,7 @@ func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationResponse.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RollbackMigrationResponse) GetMigration() *Migration {
@@ -1961,7 +2038,7 @@ type PauseMigrationRequest struct {
 
 func (x *PauseMigrationRequest) Reset() {
 	*x = PauseMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2050,7 @@ func (x *PauseMigrationRequest) String() string {
 func (*PauseMigrationRequest) ProtoMessage() {}
 
 func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2063,7 @@ func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PauseMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PauseMigrationRequest) GetId() string {
@@ -2014,7 +2091,7 @@ type PauseMigrationResponse struct {
 
 func (x *PauseMigrationResponse) Reset() {
 	*x = PauseMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2103,7 @@ func (x *PauseMigrationResponse) String() string {
 func (*PauseMigrationResponse) ProtoMessage() {}
 
 func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2116,7 @@ func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PauseMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PauseMigrationResponse) GetMigration() *Migration {
@@ -2062,7 +2139,7 @@ type ResumeMigrationRequest struct {
 
 func (x *ResumeMigrationRequest) Reset() {
 	*x = ResumeMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[27]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2151,7 @@ func (x *ResumeMigrationRequest) String() string {
 func (*ResumeMigrationRequest) ProtoMessage() {}
 
 func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[27]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2164,7 @@ func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationRequest.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResumeMigrationRequest) GetId() string {
@@ -2115,7 +2192,7 @@ type ResumeMigrationResponse struct {
 
 func (x *ResumeMigrationResponse) Reset() {
 	*x = ResumeMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[28]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2204,7 @@ func (x *ResumeMigrationResponse) String() string {
 func (*ResumeMigrationResponse) ProtoMessage() {}
 
 func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[28]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2217,7 @@ func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationResponse.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResumeMigrationResponse) GetMigration() *Migration {
@@ -2163,7 +2240,7 @@ type CancelMigrationRequest struct {
 
 func (x *CancelMigrationRequest) Reset() {
 	*x = CancelMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[29]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2252,7 @@ func (x *CancelMigrationRequest) String() string {
 func (*CancelMigrationRequest) ProtoMessage() {}
 
 func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[29]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2265,7 @@ func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationRequest.ProtoReflect.Descriptor instead.
 func (*CancelMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelMigrationRequest) GetId() string {
@@ -2216,7 +2293,7 @@ type CancelMigrationResponse struct {
 
 func (x *CancelMigrationResponse) Reset() {
 	*x = CancelMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[30]
+	mi := &file_ferry_v1_migration_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2305,7 @@ func (x *CancelMigrationResponse) String() string {
 func (*CancelMigrationResponse) ProtoMessage() {}
 
 func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[30]
+	mi := &file_ferry_v1_migration_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2318,7 @@ func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationResponse.ProtoReflect.Descriptor instead.
 func (*CancelMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelMigrationResponse) GetMigration() *Migration {
@@ -2255,7 +2332,7 @@ var File_ferry_v1_migration_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\n" +
-	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x05\n" +
+	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x06\n" +
 	"\tMigration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.ferry.v1.MigrationKindR\x04kind\x12.\n" +
@@ -2277,7 +2354,12 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\tdns_shift\x18\x14 \x01(\v2\x18.ferry.v1.DnsShiftStatusR\bdnsShift\x125\n" +
 	"\tami_share\x18\x15 \x01(\v2\x18.ferry.v1.AmiShareStatusR\bamiShare\x128\n" +
 	"\n" +
-	"mongo_move\x18\x16 \x01(\v2\x19.ferry.v1.MongoMoveStatusR\tmongoMove\"A\n" +
+	"mongo_move\x18\x16 \x01(\v2\x19.ferry.v1.MongoMoveStatusR\tmongoMove\x12-\n" +
+	"\x06phases\x18\x17 \x03(\v2\x15.ferry.v1.PhaseStatusR\x06phases\"Z\n" +
+	"\vPhaseStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fmigration_id\x18\x02 \x01(\tR\vmigrationId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\"A\n" +
 	"\x0eAmiShareStatus\x12/\n" +
 	"\x06copies\x18\x01 \x03(\v2\x17.ferry.v1.AmiCopyStatusR\x06copies\"\x98\x01\n" +
 	"\rAmiCopyStatus\x12&\n" +
@@ -2397,12 +2479,13 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
 	"\x17CancelMigrationResponse\x121\n" +
-	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\x92\x01\n" +
+	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\xb2\x01\n" +
 	"\rMigrationKind\x12\x1e\n" +
 	"\x1aMIGRATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MIGRATION_KIND_DNS_SHIFT\x10\x01\x12\x1c\n" +
 	"\x18MIGRATION_KIND_AMI_SHARE\x10\x02\x12%\n" +
-	"!MIGRATION_KIND_MONGO_PRIMARY_MOVE\x10\x03*\xae\x02\n" +
+	"!MIGRATION_KIND_MONGO_PRIMARY_MOVE\x10\x03\x12\x1e\n" +
+	"\x1aMIGRATION_KIND_REGION_MOVE\x10\x04*\xae\x02\n" +
 	"\x0eMigrationState\x12\x1f\n" +
 	"\x1bMIGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MIGRATION_STATE_RUNNING\x10\x01\x12%\n" +
@@ -2447,108 +2530,110 @@ func file_ferry_v1_migration_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_migration_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_ferry_v1_migration_proto_goTypes = []any{
 	(MigrationKind)(0),                // 0: ferry.v1.MigrationKind
 	(MigrationState)(0),               // 1: ferry.v1.MigrationState
 	(StepStatus)(0),                   // 2: ferry.v1.StepStatus
 	(*Migration)(nil),                 // 3: ferry.v1.Migration
-	(*AmiShareStatus)(nil),            // 4: ferry.v1.AmiShareStatus
-	(*AmiCopyStatus)(nil),             // 5: ferry.v1.AmiCopyStatus
-	(*MongoMoveStatus)(nil),           // 6: ferry.v1.MongoMoveStatus
-	(*MongoMemberStatus)(nil),         // 7: ferry.v1.MongoMemberStatus
-	(*Step)(nil),                      // 8: ferry.v1.Step
-	(*PendingApproval)(nil),           // 9: ferry.v1.PendingApproval
-	(*AuditEntry)(nil),                // 10: ferry.v1.AuditEntry
-	(*DnsShiftStatus)(nil),            // 11: ferry.v1.DnsShiftStatus
-	(*GateResult)(nil),                // 12: ferry.v1.GateResult
-	(*PlannedStep)(nil),               // 13: ferry.v1.PlannedStep
-	(*PlanMigrationRequest)(nil),      // 14: ferry.v1.PlanMigrationRequest
-	(*PlanMigrationResponse)(nil),     // 15: ferry.v1.PlanMigrationResponse
-	(*StartMigrationRequest)(nil),     // 16: ferry.v1.StartMigrationRequest
-	(*StartMigrationResponse)(nil),    // 17: ferry.v1.StartMigrationResponse
-	(*GetMigrationRequest)(nil),       // 18: ferry.v1.GetMigrationRequest
-	(*GetMigrationResponse)(nil),      // 19: ferry.v1.GetMigrationResponse
-	(*ListMigrationsRequest)(nil),     // 20: ferry.v1.ListMigrationsRequest
-	(*ListMigrationsResponse)(nil),    // 21: ferry.v1.ListMigrationsResponse
-	(*WatchMigrationRequest)(nil),     // 22: ferry.v1.WatchMigrationRequest
-	(*WatchMigrationResponse)(nil),    // 23: ferry.v1.WatchMigrationResponse
-	(*ApproveStepRequest)(nil),        // 24: ferry.v1.ApproveStepRequest
-	(*ApproveStepResponse)(nil),       // 25: ferry.v1.ApproveStepResponse
-	(*RollbackMigrationRequest)(nil),  // 26: ferry.v1.RollbackMigrationRequest
-	(*RollbackMigrationResponse)(nil), // 27: ferry.v1.RollbackMigrationResponse
-	(*PauseMigrationRequest)(nil),     // 28: ferry.v1.PauseMigrationRequest
-	(*PauseMigrationResponse)(nil),    // 29: ferry.v1.PauseMigrationResponse
-	(*ResumeMigrationRequest)(nil),    // 30: ferry.v1.ResumeMigrationRequest
-	(*ResumeMigrationResponse)(nil),   // 31: ferry.v1.ResumeMigrationResponse
-	(*CancelMigrationRequest)(nil),    // 32: ferry.v1.CancelMigrationRequest
-	(*CancelMigrationResponse)(nil),   // 33: ferry.v1.CancelMigrationResponse
-	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
-	(*MigrationSpec)(nil),             // 35: ferry.v1.MigrationSpec
-	(*durationpb.Duration)(nil),       // 36: google.protobuf.Duration
+	(*PhaseStatus)(nil),               // 4: ferry.v1.PhaseStatus
+	(*AmiShareStatus)(nil),            // 5: ferry.v1.AmiShareStatus
+	(*AmiCopyStatus)(nil),             // 6: ferry.v1.AmiCopyStatus
+	(*MongoMoveStatus)(nil),           // 7: ferry.v1.MongoMoveStatus
+	(*MongoMemberStatus)(nil),         // 8: ferry.v1.MongoMemberStatus
+	(*Step)(nil),                      // 9: ferry.v1.Step
+	(*PendingApproval)(nil),           // 10: ferry.v1.PendingApproval
+	(*AuditEntry)(nil),                // 11: ferry.v1.AuditEntry
+	(*DnsShiftStatus)(nil),            // 12: ferry.v1.DnsShiftStatus
+	(*GateResult)(nil),                // 13: ferry.v1.GateResult
+	(*PlannedStep)(nil),               // 14: ferry.v1.PlannedStep
+	(*PlanMigrationRequest)(nil),      // 15: ferry.v1.PlanMigrationRequest
+	(*PlanMigrationResponse)(nil),     // 16: ferry.v1.PlanMigrationResponse
+	(*StartMigrationRequest)(nil),     // 17: ferry.v1.StartMigrationRequest
+	(*StartMigrationResponse)(nil),    // 18: ferry.v1.StartMigrationResponse
+	(*GetMigrationRequest)(nil),       // 19: ferry.v1.GetMigrationRequest
+	(*GetMigrationResponse)(nil),      // 20: ferry.v1.GetMigrationResponse
+	(*ListMigrationsRequest)(nil),     // 21: ferry.v1.ListMigrationsRequest
+	(*ListMigrationsResponse)(nil),    // 22: ferry.v1.ListMigrationsResponse
+	(*WatchMigrationRequest)(nil),     // 23: ferry.v1.WatchMigrationRequest
+	(*WatchMigrationResponse)(nil),    // 24: ferry.v1.WatchMigrationResponse
+	(*ApproveStepRequest)(nil),        // 25: ferry.v1.ApproveStepRequest
+	(*ApproveStepResponse)(nil),       // 26: ferry.v1.ApproveStepResponse
+	(*RollbackMigrationRequest)(nil),  // 27: ferry.v1.RollbackMigrationRequest
+	(*RollbackMigrationResponse)(nil), // 28: ferry.v1.RollbackMigrationResponse
+	(*PauseMigrationRequest)(nil),     // 29: ferry.v1.PauseMigrationRequest
+	(*PauseMigrationResponse)(nil),    // 30: ferry.v1.PauseMigrationResponse
+	(*ResumeMigrationRequest)(nil),    // 31: ferry.v1.ResumeMigrationRequest
+	(*ResumeMigrationResponse)(nil),   // 32: ferry.v1.ResumeMigrationResponse
+	(*CancelMigrationRequest)(nil),    // 33: ferry.v1.CancelMigrationRequest
+	(*CancelMigrationResponse)(nil),   // 34: ferry.v1.CancelMigrationResponse
+	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
+	(*MigrationSpec)(nil),             // 36: ferry.v1.MigrationSpec
+	(*durationpb.Duration)(nil),       // 37: google.protobuf.Duration
 }
 var file_ferry_v1_migration_proto_depIdxs = []int32{
 	0,  // 0: ferry.v1.Migration.kind:type_name -> ferry.v1.MigrationKind
 	1,  // 1: ferry.v1.Migration.state:type_name -> ferry.v1.MigrationState
-	8,  // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
-	9,  // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
-	10, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
-	34, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
-	34, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
-	35, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
-	11, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
-	4,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
-	6,  // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
-	5,  // 11: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
-	7,  // 12: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
-	36, // 13: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
-	2,  // 14: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
-	34, // 15: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
-	34, // 16: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
-	34, // 17: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	12, // 18: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
-	34, // 19: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
-	36, // 20: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
-	35, // 21: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	0,  // 22: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
-	13, // 23: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
-	35, // 24: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	3,  // 25: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 26: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
-	0,  // 27: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
-	1,  // 28: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
-	3,  // 29: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
-	3,  // 30: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 31: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 32: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 33: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 34: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 35: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
-	14, // 36: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
-	16, // 37: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
-	18, // 38: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
-	20, // 39: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
-	22, // 40: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
-	24, // 41: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
-	26, // 42: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
-	28, // 43: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
-	30, // 44: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
-	32, // 45: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
-	15, // 46: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
-	17, // 47: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
-	19, // 48: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
-	21, // 49: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
-	23, // 50: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
-	25, // 51: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
-	27, // 52: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
-	29, // 53: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
-	31, // 54: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
-	33, // 55: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
-	46, // [46:56] is the sub-list for method output_type
-	36, // [36:46] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	9,  // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
+	10, // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
+	11, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
+	35, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
+	35, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
+	36, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
+	12, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
+	5,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
+	7,  // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
+	4,  // 11: ferry.v1.Migration.phases:type_name -> ferry.v1.PhaseStatus
+	6,  // 12: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
+	8,  // 13: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
+	37, // 14: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
+	2,  // 15: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
+	35, // 16: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
+	35, // 17: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
+	35, // 18: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	13, // 19: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
+	35, // 20: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
+	37, // 21: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
+	36, // 22: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	0,  // 23: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
+	14, // 24: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
+	36, // 25: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	3,  // 26: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 27: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
+	0,  // 28: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
+	1,  // 29: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
+	3,  // 30: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
+	3,  // 31: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 32: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 33: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 34: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 35: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 36: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
+	15, // 37: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
+	17, // 38: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
+	19, // 39: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
+	21, // 40: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
+	23, // 41: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
+	25, // 42: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
+	27, // 43: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
+	29, // 44: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
+	31, // 45: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
+	33, // 46: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
+	16, // 47: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
+	18, // 48: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
+	20, // 49: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
+	22, // 50: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
+	24, // 51: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
+	26, // 52: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
+	28, // 53: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
+	30, // 54: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
+	32, // 55: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
+	34, // 56: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
+	47, // [47:57] is the sub-list for method output_type
+	37, // [37:47] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_migration_proto_init() }
@@ -2563,7 +2648,7 @@ func file_ferry_v1_migration_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_migration_proto_rawDesc), len(file_ferry_v1_migration_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -146,6 +146,7 @@ type MigrationSpec struct {
 	//	*MigrationSpec_DnsShift
 	//	*MigrationSpec_AmiShare
 	//	*MigrationSpec_MongoPrimaryMove
+	//	*MigrationSpec_RegionMove
 	Kind          isMigrationSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -236,6 +237,15 @@ func (x *MigrationSpec) GetMongoPrimaryMove() *MongoPrimaryMoveSpec {
 	return nil
 }
 
+func (x *MigrationSpec) GetRegionMove() *RegionMoveSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*MigrationSpec_RegionMove); ok {
+			return x.RegionMove
+		}
+	}
+	return nil
+}
+
 type isMigrationSpec_Kind interface {
 	isMigrationSpec_Kind()
 }
@@ -255,11 +265,183 @@ type MigrationSpec_MongoPrimaryMove struct {
 	MongoPrimaryMove *MongoPrimaryMoveSpec `protobuf:"bytes,12,opt,name=mongo_primary_move,json=mongoPrimaryMove,proto3,oneof"`
 }
 
+type MigrationSpec_RegionMove struct {
+	// Move an application between regions: the phases above as one plan.
+	RegionMove *RegionMoveSpec `protobuf:"bytes,13,opt,name=region_move,json=regionMove,proto3,oneof"`
+}
+
 func (*MigrationSpec_DnsShift) isMigrationSpec_Kind() {}
 
 func (*MigrationSpec_AmiShare) isMigrationSpec_Kind() {}
 
 func (*MigrationSpec_MongoPrimaryMove) isMigrationSpec_Kind() {}
+
+func (*MigrationSpec_RegionMove) isMigrationSpec_Kind() {}
+
+// RegionMoveSpec composes the other migrations into one region move, run as child workflows
+// in order: AMI share -> MongoDB primary move -> DNS shift. A phase left out is skipped.
+type RegionMoveSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Region the application runs in now, e.g. "eu-west-1".
+	SourceRegion string `protobuf:"bytes,1,opt,name=source_region,json=sourceRegion,proto3" json:"source_region,omitempty"`
+	// Region to move it to, e.g. "eu-west-2".
+	TargetRegion string `protobuf:"bytes,2,opt,name=target_region,json=targetRegion,proto3" json:"target_region,omitempty"`
+	// Phase 1: copy the application's AMIs to the target region.
+	AmiShare *AmiShareSpec `protobuf:"bytes,3,opt,name=ami_share,json=amiShare,proto3" json:"ami_share,omitempty"`
+	// Phase 2: move the MongoDB primary to the target region.
+	MongoPrimaryMove *MongoPrimaryMoveSpec `protobuf:"bytes,4,opt,name=mongo_primary_move,json=mongoPrimaryMove,proto3" json:"mongo_primary_move,omitempty"`
+	// Phase 3: shift traffic to the target region. Its gates may watch replication lag.
+	DnsShift *DnsShiftSpec `protobuf:"bytes,5,opt,name=dns_shift,json=dnsShift,proto3" json:"dns_shift,omitempty"`
+	// Wait for approval before each phase after the first.
+	ApproveBetweenPhases bool `protobuf:"varint,6,opt,name=approve_between_phases,json=approveBetweenPhases,proto3" json:"approve_between_phases,omitempty"`
+	// When traffic and primary moves may begin. Empty: any time.
+	MaintenanceWindow *MaintenanceWindow `protobuf:"bytes,7,opt,name=maintenance_window,json=maintenanceWindow,proto3" json:"maintenance_window,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RegionMoveSpec) Reset() {
+	*x = RegionMoveSpec{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionMoveSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionMoveSpec) ProtoMessage() {}
+
+func (x *RegionMoveSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionMoveSpec.ProtoReflect.Descriptor instead.
+func (*RegionMoveSpec) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RegionMoveSpec) GetSourceRegion() string {
+	if x != nil {
+		return x.SourceRegion
+	}
+	return ""
+}
+
+func (x *RegionMoveSpec) GetTargetRegion() string {
+	if x != nil {
+		return x.TargetRegion
+	}
+	return ""
+}
+
+func (x *RegionMoveSpec) GetAmiShare() *AmiShareSpec {
+	if x != nil {
+		return x.AmiShare
+	}
+	return nil
+}
+
+func (x *RegionMoveSpec) GetMongoPrimaryMove() *MongoPrimaryMoveSpec {
+	if x != nil {
+		return x.MongoPrimaryMove
+	}
+	return nil
+}
+
+func (x *RegionMoveSpec) GetDnsShift() *DnsShiftSpec {
+	if x != nil {
+		return x.DnsShift
+	}
+	return nil
+}
+
+func (x *RegionMoveSpec) GetApproveBetweenPhases() bool {
+	if x != nil {
+		return x.ApproveBetweenPhases
+	}
+	return false
+}
+
+func (x *RegionMoveSpec) GetMaintenanceWindow() *MaintenanceWindow {
+	if x != nil {
+		return x.MaintenanceWindow
+	}
+	return nil
+}
+
+// MaintenanceWindow is a daily window in a time zone, e.g. 22:00-04:00 Europe/London.
+type MaintenanceWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start, "HH:MM".
+	Start string `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// End, "HH:MM"; before start means the window crosses midnight.
+	End string `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	// IANA time zone, e.g. "Europe/London". Default UTC.
+	TimeZone      string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaintenanceWindow) Reset() {
+	*x = MaintenanceWindow{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaintenanceWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaintenanceWindow) ProtoMessage() {}
+
+func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaintenanceWindow.ProtoReflect.Descriptor instead.
+func (*MaintenanceWindow) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MaintenanceWindow) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *MaintenanceWindow) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+func (x *MaintenanceWindow) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
 
 // SecretRef points at a secret the worker resolves at run time, so secrets never appear in
 // workflow inputs or history.
@@ -278,7 +460,7 @@ type SecretRef struct {
 
 func (x *SecretRef) Reset() {
 	*x = SecretRef{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	mi := &file_ferry_v1_spec_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +472,7 @@ func (x *SecretRef) String() string {
 func (*SecretRef) ProtoMessage() {}
 
 func (x *SecretRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[1]
+	mi := &file_ferry_v1_spec_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +485,7 @@ func (x *SecretRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretRef.ProtoReflect.Descriptor instead.
 func (*SecretRef) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SecretRef) GetSource() isSecretRef_Source {
@@ -386,7 +568,7 @@ type AmiShareSpec struct {
 
 func (x *AmiShareSpec) Reset() {
 	*x = AmiShareSpec{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	mi := &file_ferry_v1_spec_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +580,7 @@ func (x *AmiShareSpec) String() string {
 func (*AmiShareSpec) ProtoMessage() {}
 
 func (x *AmiShareSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[2]
+	mi := &file_ferry_v1_spec_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +593,7 @@ func (x *AmiShareSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiShareSpec.ProtoReflect.Descriptor instead.
 func (*AmiShareSpec) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AmiShareSpec) GetSourceRegion() string {
@@ -557,7 +739,7 @@ type MongoPrimaryMoveSpec struct {
 
 func (x *MongoPrimaryMoveSpec) Reset() {
 	*x = MongoPrimaryMoveSpec{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[3]
+	mi := &file_ferry_v1_spec_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +751,7 @@ func (x *MongoPrimaryMoveSpec) String() string {
 func (*MongoPrimaryMoveSpec) ProtoMessage() {}
 
 func (x *MongoPrimaryMoveSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[3]
+	mi := &file_ferry_v1_spec_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +764,7 @@ func (x *MongoPrimaryMoveSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoPrimaryMoveSpec.ProtoReflect.Descriptor instead.
 func (*MongoPrimaryMoveSpec) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MongoPrimaryMoveSpec) GetUri() string {
@@ -721,7 +903,7 @@ type MongoPriorities struct {
 
 func (x *MongoPriorities) Reset() {
 	*x = MongoPriorities{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[4]
+	mi := &file_ferry_v1_spec_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +915,7 @@ func (x *MongoPriorities) String() string {
 func (*MongoPriorities) ProtoMessage() {}
 
 func (x *MongoPriorities) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[4]
+	mi := &file_ferry_v1_spec_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +928,7 @@ func (x *MongoPriorities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoPriorities.ProtoReflect.Descriptor instead.
 func (*MongoPriorities) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MongoPriorities) GetTargetFirst() float64 {
@@ -790,7 +972,7 @@ type ApprovalPolicy struct {
 
 func (x *ApprovalPolicy) Reset() {
 	*x = ApprovalPolicy{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[5]
+	mi := &file_ferry_v1_spec_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +984,7 @@ func (x *ApprovalPolicy) String() string {
 func (*ApprovalPolicy) ProtoMessage() {}
 
 func (x *ApprovalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[5]
+	mi := &file_ferry_v1_spec_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +997,7 @@ func (x *ApprovalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalPolicy.ProtoReflect.Descriptor instead.
 func (*ApprovalPolicy) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApprovalPolicy) GetRequiredApprovers() uint32 {
@@ -872,7 +1054,7 @@ type DnsShiftSpec struct {
 
 func (x *DnsShiftSpec) Reset() {
 	*x = DnsShiftSpec{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[6]
+	mi := &file_ferry_v1_spec_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1066,7 @@ func (x *DnsShiftSpec) String() string {
 func (*DnsShiftSpec) ProtoMessage() {}
 
 func (x *DnsShiftSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[6]
+	mi := &file_ferry_v1_spec_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1079,7 @@ func (x *DnsShiftSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsShiftSpec.ProtoReflect.Descriptor instead.
 func (*DnsShiftSpec) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DnsShiftSpec) GetHostedZone() string {
@@ -1027,7 +1209,7 @@ type Gate struct {
 
 func (x *Gate) Reset() {
 	*x = Gate{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[7]
+	mi := &file_ferry_v1_spec_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1221,7 @@ func (x *Gate) String() string {
 func (*Gate) ProtoMessage() {}
 
 func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[7]
+	mi := &file_ferry_v1_spec_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1234,7 @@ func (x *Gate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gate.ProtoReflect.Descriptor instead.
 func (*Gate) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Gate) GetName() string {
@@ -1159,7 +1341,7 @@ type HttpProbe struct {
 
 func (x *HttpProbe) Reset() {
 	*x = HttpProbe{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[8]
+	mi := &file_ferry_v1_spec_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1353,7 @@ func (x *HttpProbe) String() string {
 func (*HttpProbe) ProtoMessage() {}
 
 func (x *HttpProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[8]
+	mi := &file_ferry_v1_spec_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1366,7 @@ func (x *HttpProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpProbe.ProtoReflect.Descriptor instead.
 func (*HttpProbe) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{8}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HttpProbe) GetUrl() string {
@@ -1219,7 +1401,7 @@ type Route53HealthCheck struct {
 
 func (x *Route53HealthCheck) Reset() {
 	*x = Route53HealthCheck{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[9]
+	mi := &file_ferry_v1_spec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1413,7 @@ func (x *Route53HealthCheck) String() string {
 func (*Route53HealthCheck) ProtoMessage() {}
 
 func (x *Route53HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[9]
+	mi := &file_ferry_v1_spec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1426,7 @@ func (x *Route53HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route53HealthCheck.ProtoReflect.Descriptor instead.
 func (*Route53HealthCheck) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{9}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Route53HealthCheck) GetHealthCheckId() string {
@@ -1267,7 +1449,7 @@ type CloudWatchAlarm struct {
 
 func (x *CloudWatchAlarm) Reset() {
 	*x = CloudWatchAlarm{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[10]
+	mi := &file_ferry_v1_spec_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1461,7 @@ func (x *CloudWatchAlarm) String() string {
 func (*CloudWatchAlarm) ProtoMessage() {}
 
 func (x *CloudWatchAlarm) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[10]
+	mi := &file_ferry_v1_spec_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1474,7 @@ func (x *CloudWatchAlarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudWatchAlarm.ProtoReflect.Descriptor instead.
 func (*CloudWatchAlarm) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{10}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CloudWatchAlarm) GetAlarmName() string {
@@ -1322,7 +1504,7 @@ type SandboxErrorRate struct {
 
 func (x *SandboxErrorRate) Reset() {
 	*x = SandboxErrorRate{}
-	mi := &file_ferry_v1_spec_proto_msgTypes[11]
+	mi := &file_ferry_v1_spec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1516,7 @@ func (x *SandboxErrorRate) String() string {
 func (*SandboxErrorRate) ProtoMessage() {}
 
 func (x *SandboxErrorRate) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_spec_proto_msgTypes[11]
+	mi := &file_ferry_v1_spec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1529,7 @@ func (x *SandboxErrorRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxErrorRate.ProtoReflect.Descriptor instead.
 func (*SandboxErrorRate) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{11}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SandboxErrorRate) GetRegion() string {
@@ -1368,7 +1550,7 @@ var File_ferry_v1_spec_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\n" +
-	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb9\x02\n" +
+	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf6\x02\n" +
 	"\rMigrationSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
@@ -1376,8 +1558,22 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\tdns_shift\x18\n" +
 	" \x01(\v2\x16.ferry.v1.DnsShiftSpecH\x00R\bdnsShift\x125\n" +
 	"\tami_share\x18\v \x01(\v2\x16.ferry.v1.AmiShareSpecH\x00R\bamiShare\x12N\n" +
-	"\x12mongo_primary_move\x18\f \x01(\v2\x1e.ferry.v1.MongoPrimaryMoveSpecH\x00R\x10mongoPrimaryMoveB\x06\n" +
-	"\x04kind\"?\n" +
+	"\x12mongo_primary_move\x18\f \x01(\v2\x1e.ferry.v1.MongoPrimaryMoveSpecH\x00R\x10mongoPrimaryMove\x12;\n" +
+	"\vregion_move\x18\r \x01(\v2\x18.ferry.v1.RegionMoveSpecH\x00R\n" +
+	"regionMoveB\x06\n" +
+	"\x04kind\"\x94\x03\n" +
+	"\x0eRegionMoveSpec\x12#\n" +
+	"\rsource_region\x18\x01 \x01(\tR\fsourceRegion\x12#\n" +
+	"\rtarget_region\x18\x02 \x01(\tR\ftargetRegion\x123\n" +
+	"\tami_share\x18\x03 \x01(\v2\x16.ferry.v1.AmiShareSpecR\bamiShare\x12L\n" +
+	"\x12mongo_primary_move\x18\x04 \x01(\v2\x1e.ferry.v1.MongoPrimaryMoveSpecR\x10mongoPrimaryMove\x123\n" +
+	"\tdns_shift\x18\x05 \x01(\v2\x16.ferry.v1.DnsShiftSpecR\bdnsShift\x124\n" +
+	"\x16approve_between_phases\x18\x06 \x01(\bR\x14approveBetweenPhases\x12J\n" +
+	"\x12maintenance_window\x18\a \x01(\v2\x1b.ferry.v1.MaintenanceWindowR\x11maintenanceWindow\"X\n" +
+	"\x11MaintenanceWindow\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\"?\n" +
 	"\tSecretRef\x12\x12\n" +
 	"\x03env\x18\x01 \x01(\tH\x00R\x03env\x12\x14\n" +
 	"\x04file\x18\x02 \x01(\tH\x00R\x04fileB\b\n" +
@@ -1509,55 +1705,62 @@ func file_ferry_v1_spec_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_ferry_v1_spec_proto_goTypes = []any{
 	(RollbackMode)(0),            // 0: ferry.v1.RollbackMode
 	(GateFailureAction)(0),       // 1: ferry.v1.GateFailureAction
 	(*MigrationSpec)(nil),        // 2: ferry.v1.MigrationSpec
-	(*SecretRef)(nil),            // 3: ferry.v1.SecretRef
-	(*AmiShareSpec)(nil),         // 4: ferry.v1.AmiShareSpec
-	(*MongoPrimaryMoveSpec)(nil), // 5: ferry.v1.MongoPrimaryMoveSpec
-	(*MongoPriorities)(nil),      // 6: ferry.v1.MongoPriorities
-	(*ApprovalPolicy)(nil),       // 7: ferry.v1.ApprovalPolicy
-	(*DnsShiftSpec)(nil),         // 8: ferry.v1.DnsShiftSpec
-	(*Gate)(nil),                 // 9: ferry.v1.Gate
-	(*HttpProbe)(nil),            // 10: ferry.v1.HttpProbe
-	(*Route53HealthCheck)(nil),   // 11: ferry.v1.Route53HealthCheck
-	(*CloudWatchAlarm)(nil),      // 12: ferry.v1.CloudWatchAlarm
-	(*SandboxErrorRate)(nil),     // 13: ferry.v1.SandboxErrorRate
-	nil,                          // 14: ferry.v1.AmiShareSpec.ImageTagsEntry
-	nil,                          // 15: ferry.v1.AmiShareSpec.KmsKeysEntry
-	nil,                          // 16: ferry.v1.AmiShareSpec.AddTagsEntry
-	(*durationpb.Duration)(nil),  // 17: google.protobuf.Duration
+	(*RegionMoveSpec)(nil),       // 3: ferry.v1.RegionMoveSpec
+	(*MaintenanceWindow)(nil),    // 4: ferry.v1.MaintenanceWindow
+	(*SecretRef)(nil),            // 5: ferry.v1.SecretRef
+	(*AmiShareSpec)(nil),         // 6: ferry.v1.AmiShareSpec
+	(*MongoPrimaryMoveSpec)(nil), // 7: ferry.v1.MongoPrimaryMoveSpec
+	(*MongoPriorities)(nil),      // 8: ferry.v1.MongoPriorities
+	(*ApprovalPolicy)(nil),       // 9: ferry.v1.ApprovalPolicy
+	(*DnsShiftSpec)(nil),         // 10: ferry.v1.DnsShiftSpec
+	(*Gate)(nil),                 // 11: ferry.v1.Gate
+	(*HttpProbe)(nil),            // 12: ferry.v1.HttpProbe
+	(*Route53HealthCheck)(nil),   // 13: ferry.v1.Route53HealthCheck
+	(*CloudWatchAlarm)(nil),      // 14: ferry.v1.CloudWatchAlarm
+	(*SandboxErrorRate)(nil),     // 15: ferry.v1.SandboxErrorRate
+	nil,                          // 16: ferry.v1.AmiShareSpec.ImageTagsEntry
+	nil,                          // 17: ferry.v1.AmiShareSpec.KmsKeysEntry
+	nil,                          // 18: ferry.v1.AmiShareSpec.AddTagsEntry
+	(*durationpb.Duration)(nil),  // 19: google.protobuf.Duration
 }
 var file_ferry_v1_spec_proto_depIdxs = []int32{
-	7,  // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
-	8,  // 1: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	4,  // 2: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	5,  // 3: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	14, // 4: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
-	15, // 5: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
-	16, // 6: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
-	3,  // 7: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
-	6,  // 8: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
-	17, // 9: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
-	17, // 10: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
-	17, // 11: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
-	17, // 12: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
-	9,  // 13: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
-	17, // 14: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
-	0,  // 15: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
-	1,  // 16: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
-	10, // 17: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
-	11, // 18: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
-	12, // 19: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
-	13, // 20: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
-	17, // 21: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	9,  // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
+	10, // 1: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	6,  // 2: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	7,  // 3: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	3,  // 4: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
+	6,  // 5: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	7,  // 6: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	10, // 7: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	4,  // 8: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
+	16, // 9: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
+	17, // 10: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
+	18, // 11: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
+	5,  // 12: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
+	8,  // 13: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
+	19, // 14: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
+	19, // 15: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
+	19, // 16: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
+	19, // 17: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
+	11, // 18: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
+	19, // 19: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
+	0,  // 20: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
+	1,  // 21: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
+	12, // 22: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
+	13, // 23: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
+	14, // 24: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
+	15, // 25: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
+	19, // 26: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_spec_proto_init() }
@@ -1569,12 +1772,13 @@ func file_ferry_v1_spec_proto_init() {
 		(*MigrationSpec_DnsShift)(nil),
 		(*MigrationSpec_AmiShare)(nil),
 		(*MigrationSpec_MongoPrimaryMove)(nil),
+		(*MigrationSpec_RegionMove)(nil),
 	}
-	file_ferry_v1_spec_proto_msgTypes[1].OneofWrappers = []any{
+	file_ferry_v1_spec_proto_msgTypes[3].OneofWrappers = []any{
 		(*SecretRef_Env)(nil),
 		(*SecretRef_File)(nil),
 	}
-	file_ferry_v1_spec_proto_msgTypes[7].OneofWrappers = []any{
+	file_ferry_v1_spec_proto_msgTypes[9].OneofWrappers = []any{
 		(*Gate_Http)(nil),
 		(*Gate_Route53HealthCheck)(nil),
 		(*Gate_CloudwatchAlarm)(nil),
@@ -1586,7 +1790,7 @@ func file_ferry_v1_spec_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_spec_proto_rawDesc), len(file_ferry_v1_spec_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
