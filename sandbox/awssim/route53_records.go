@@ -313,7 +313,7 @@ func (s *Server) changeRecordSets(q *req, id string) (any, int, *apiError) {
 				continue
 			}
 			if r.typ == "SOA" || (r.typ == "NS" && r.name == z.name) {
-				msgs = append(msgs, fmt.Sprintf("A HostedZone must contain at least one NS record for the zone itself and exactly one SOA record."))
+				msgs = append(msgs, "A HostedZone must contain at least one NS record for the zone itself and exactly one SOA record.")
 				continue
 			}
 			work = slices.Delete(work, at, at+1)

@@ -104,7 +104,6 @@ type node struct {
 	state memberState
 
 	syncStart time.Time
-	syncDur   time.Duration
 
 	oplog []opEntry
 	data  *store
