@@ -52,6 +52,9 @@ func PlanDNSShift(ctx workflow.Context, in PlanDNSShiftInput) (Plan, error) {
 	return p.Plan, nil
 }
 
+// holdGateInterval is the slowest gate beat while waiting for approval or resume.
+const holdGateInterval = 30 * time.Second
+
 type dnsShift struct {
 	in     DNSShiftInput
 	spec   DNSShiftSpec
@@ -77,11 +80,34 @@ func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
 		Approvals: in.Approvals,
 		Logger:    w.log,
 		Details:   w.details,
+		Watch:     w.watch,
+		// Holds can last hours; a slower beat than the dwell's keeps the history small
+		// (each evaluation is a timer and an activity) while still catching a dying target.
+		WatchInterval: max(in.Spec.GateInterval, holdGateInterval),
 	})
 	if err != nil {
 		return err
 	}
 	w.s = s
+	return nil
+}
+
+// watch keeps the gates running while the shift holds at a step (approval, pause): traffic
+// is still flowing to the target, so a failure must still act.
+func (w *dnsShift) watch(ctx workflow.Context) error {
+	if len(w.spec.Gates) == 0 || w.step < 0 {
+		return nil
+	}
+	label := w.plan.Steps[w.step].Name
+	reason, err := w.evaluateGates(ctx, label)
+	if err != nil || reason == "" {
+		return err
+	}
+	if w.spec.OnGateFailure == OnGateFailPause {
+		w.s.Pause(ctx, reason, label)
+	} else {
+		w.s.RequestRollback(ctx, reason, label)
+	}
 	return nil
 }
 
@@ -300,22 +326,31 @@ func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (string, err
 		}
 	}
 	failed := ""
+	w.result = results
+	w.s.Update(ctx, func(p *Progress) { p.DNS.Gates = results })
 	for i, g := range w.spec.Gates {
 		if results[i].Healthy {
+			if w.fails[g.Name] >= max(g.FailureThreshold, 1) {
+				w.s.Audit(ctx, SystemIdentity, "gate recovered", g.Name+": "+results[i].Detail, step)
+			}
 			w.fails[g.Name] = 0
 			continue
 		}
 		w.fails[g.Name]++
 		threshold := max(g.FailureThreshold, 1)
-		if w.fails[g.Name] >= threshold && failed == "" {
-			failed = fmt.Sprintf("gate failed: %s (%d consecutive): %s", g.Name, w.fails[g.Name], results[i].Detail)
+		if w.fails[g.Name] < threshold {
+			continue
 		}
-	}
-	w.result = results
-	w.s.Update(ctx, func(p *Progress) { p.DNS.Gates = results })
-	if failed != "" {
-		w.s.Audit(ctx, SystemIdentity, "gate failed", failed, step)
-		w.log.Warn("gate failed", "step", step, "reason", failed)
+		reason := fmt.Sprintf("gate failed: %s (%d consecutive): %s", g.Name, w.fails[g.Name], results[i].Detail)
+		if failed == "" {
+			failed = reason
+		}
+		// A gate that stays failing is reported every evaluation (so a resume past it
+		// pauses again) but audited once, when it crosses its threshold.
+		if w.fails[g.Name] == threshold {
+			w.s.Audit(ctx, SystemIdentity, "gate failed", reason, step)
+			w.log.Warn("gate failed", "step", step, "reason", reason)
+		}
 	}
 	return failed, nil
 }

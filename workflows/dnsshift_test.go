@@ -514,3 +514,40 @@ func TestPlanDNSShiftWorkflow(t *testing.T) {
 	require.True(t, strings.Contains(p.Steps[0].Description, "eu-west-1=90 eu-west-2=10"), p.Steps[0].Description)
 	require.Empty(t, h.sent(), "a plan changes nothing")
 }
+
+func TestDNSShiftGateFailsWhileAwaitingApproval(t *testing.T) {
+	h := newHarness(t)
+	spec := testSpec()
+	spec.ApproveAfter = []bool{false, true, false, false} // hold at 25%
+	// Healthy through the dwells, failing once the shift holds for approval.
+	h.healthy = func(b []batch, eval int) bool { return eval <= 12 }
+	res, err := h.run(input(spec))
+	require.NoError(t, err)
+	require.Equal(t, StateRolledBack, res.State)
+	require.Equal(t, []batch{{90, 10}, {75, 25}, {100, 0}}, h.sent(), "a failing gate rolls back even with nobody approving")
+	require.Equal(t, 13, h.evals, "12 in the two dwells, then one during the hold")
+	p := h.progress()
+	require.Nil(t, p.PendingApproval)
+	acts := auditActions(p)
+	require.Contains(t, acts, "ferry gate failed")
+	require.Contains(t, acts, "ferry rollback")
+}
+
+func TestDNSShiftGateFailureAuditedOnce(t *testing.T) {
+	h := newHarness(t)
+	spec := testSpec()
+	spec.OnGateFailure = OnGateFailPause
+	h.healthy = func(b []batch, _ int) bool { return b[len(b)-1].To != 50 } // keeps failing at 50%
+	h.at(2*time.Hour, func() { h.signal(SignalRollback, "bob", "not recovering") })
+	res, err := h.run(input(spec))
+	require.NoError(t, err)
+	require.Equal(t, StateRolledBack, res.State)
+	n := 0
+	for _, a := range auditActions(h.progress()) {
+		if a == "ferry gate failed" {
+			n++
+		}
+	}
+	require.Equal(t, 1, n, "a gate that stays failing is audited when it crosses its threshold, not every evaluation")
+	require.Greater(t, h.evals, 13, "gates keep running while paused")
+}

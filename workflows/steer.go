@@ -52,6 +52,12 @@ type SteeringOptions struct {
 	Details func(Progress) string
 	// Logger is the workflow logger, scoped with the migration id.
 	Logger log.Logger
+	// Watch, when set, runs every WatchInterval while the migration holds (awaiting
+	// approval or paused), so a target that breaks while people deliberate is still
+	// noticed. It typically evaluates gates and calls RequestRollback; an error ends the
+	// hold with that error.
+	Watch         func(ctx workflow.Context) error
+	WatchInterval time.Duration
 }
 
 type approvalGate struct {
@@ -260,7 +266,26 @@ func (s *Steering) WaitWhilePaused(ctx workflow.Context) error {
 		return nil
 	}
 	s.logger.Info("paused; waiting for resume or rollback")
-	return workflow.Await(ctx, func() bool { return !s.paused || s.rollback != nil })
+	return s.hold(ctx, "paused: watching gates", func() bool { return !s.paused || s.rollback != nil })
+}
+
+// hold waits for cond, running the Watch between waits when one is configured.
+func (s *Steering) hold(ctx workflow.Context, summary string, cond func() bool) error {
+	if s.opts.Watch == nil || s.opts.WatchInterval <= 0 {
+		return workflow.Await(ctx, cond)
+	}
+	for {
+		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout:      s.opts.WatchInterval,
+			TimerOptions: workflow.TimerOptions{Summary: summary},
+		}, cond)
+		if err != nil || ok {
+			return err
+		}
+		if err := s.opts.Watch(ctx); err != nil {
+			return err
+		}
+	}
 }
 
 // RollbackRequest returns the pending rollback request, or nil.
@@ -307,7 +332,7 @@ func (s *Steering) AwaitApproval(ctx workflow.Context, step string) (approved bo
 	s.pending = g
 	s.Audit(ctx, SystemIdentity, "awaiting approval", fmt.Sprintf("%d approver(s) needed", g.required), step)
 	s.logger.Info("awaiting approval", "step", step, "required", g.required)
-	err = workflow.Await(ctx, func() bool { return g.done || s.rollback != nil })
+	err = s.hold(ctx, "awaiting approval: watching gates", func() bool { return g.done || s.rollback != nil })
 	approved = g.done && s.rollback == nil
 	s.pending = nil
 	s.refresh(ctx)
