@@ -148,7 +148,10 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 		Priorities:      workflows.MongoPriorities{TargetFirst: 2, TargetRest: 1, SourceFirst: 0.5, SourceRest: 0},
 		MaxLag:          time.Second,
 		CatchUpPeriod:   2 * time.Second,
-		TakeoverTimeout: 10 * time.Second,
+		// mongosim only lets a member take over by priority when it holds ALL of the
+		// primary's oplog, which never happens under continuous writes (mongod allows a 2s
+		// freshness window), so the move falls back to replSetStepDown after this wait.
+		TakeoverTimeout: time.Second,
 
 		SkipPrimaryApproval: skipApproval,
 	}
@@ -214,10 +217,10 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 			reconfigs++
 		}
 	}
-	// What the set itself makes a move wait for: initial sync, each reconfig's commit
-	// (config propagation), the takeover delay and one election.
+	// What the move must wait for: initial sync, each reconfig's commit (config
+	// propagation), the configured takeover wait and one election.
 	sync := max(timing.InitialSyncMin, time.Duration(opts.DataSizeMiB)*timing.InitialSyncPerMiB)
-	out.mandated = sync + time.Duration(reconfigs)*timing.ConfigPropagation + timing.PriorityTakeoverDelay + timing.ElectionTime
+	out.mandated = sync + time.Duration(reconfigs)*timing.ConfigPropagation + spec.TakeoverTimeout + timing.ElectionTime
 	return out
 }
 
@@ -291,6 +294,9 @@ func TestMongoPrimaryMoveIntegration(t *testing.T) {
 	}
 	if approvedBy != "bob" {
 		t.Fatalf("approval recorded for %q, want bob; audit %+v", approvedBy, r.progress.Audit)
+	}
+	for _, e := range r.progress.Audit {
+		t.Logf("%s %s %s: %s", e.Time.Format("15:04:05.000"), e.Identity, e.Action, e.Reason)
 	}
 	t.Logf("mongo move: %d acknowledged writes, none lost; longest write gap %s (election %s); total %s",
 		len(r.acked), r.outage, mongosim.FastTiming().ElectionTime, r.total)
