@@ -136,17 +136,25 @@ func (w *dnsShift) run(ctx workflow.Context) (DNSShiftResult, error) {
 		// needs a context that is not cancelled itself.
 		dctx, cancel := workflow.NewDisconnectedContext(ctx)
 		defer cancel()
-		msg := fmt.Sprintf("cancelled; weights left at %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
+		msg := "cancelled" + w.leftAt()
 		w.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
 		w.s.Finish(dctx, StateCancelled, msg)
 		w.log.Info("dns shift cancelled", "from", w.from, "to", w.to)
 		return w.res(StateCancelled, msg), err
 	}
-	msg := fmt.Sprintf("failed: %v; weights left at %s=%d %s=%d", err, w.spec.From, w.from, w.spec.To, w.to)
+	msg := fmt.Sprintf("failed: %v%s", err, w.leftAt())
 	w.s.Audit(ctx, SystemIdentity, "failed", err.Error(), "")
 	w.s.Finish(ctx, StateFailed, msg)
 	w.log.Error("dns shift failed", "error", err)
 	return w.res(StateFailed, msg), err
+}
+
+// leftAt says where the weights stand, once preflight has read them.
+func (w *dnsShift) leftAt() string {
+	if w.obs.ZoneID == "" {
+		return "; nothing was changed"
+	}
+	return fmt.Sprintf("; weights left at %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
 }
 
 func (w *dnsShift) res(state, msg string) DNSShiftResult {
