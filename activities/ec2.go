@@ -646,15 +646,14 @@ func (e *EC2) ShareAMI(ctx context.Context, in ShareAMIInput) (ShareAMIOutput, e
 	if len(in.Accounts) == 0 {
 		return out, nil
 	}
-	var vp []types.CreateVolumePermission
-	for _, a := range in.Accounts {
-		vp = append(vp, types.CreateVolumePermission{UserId: aws.String(a)})
-	}
 	for _, sn := range in.SnapshotIDs {
+		// The flat form (OperationType + UserId.N) rather than CreateVolumePermission.Add:
+		// EC2 takes both, and moto only the flat one, so one request works everywhere.
 		_, err := c.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
-			SnapshotId:             aws.String(sn),
-			Attribute:              types.SnapshotAttributeNameCreateVolumePermission,
-			CreateVolumePermission: &types.CreateVolumePermissionModifications{Add: vp},
+			SnapshotId:    aws.String(sn),
+			Attribute:     types.SnapshotAttributeNameCreateVolumePermission,
+			OperationType: types.OperationTypeAdd,
+			UserIds:       in.Accounts,
 		})
 		if err != nil {
 			return out, shareErr(fmt.Sprintf("%s: snapshot %s", what, sn), err)
