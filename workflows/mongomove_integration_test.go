@@ -144,10 +144,10 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 	spec := workflows.MongoMoveSpec{
 		URI: cluster.URI(), ReplicaSet: "rs0", RegionTag: "region",
 		SourceRegion: "eu-west-1", TargetRegion: "eu-west-2",
-		NewMembers:      hosts[3:],
-		Priorities:      workflows.MongoPriorities{TargetFirst: 2, TargetRest: 1, SourceFirst: 0.5, SourceRest: 0},
-		MaxLag:          time.Second,
-		CatchUpPeriod:   2 * time.Second,
+		NewMembers:    hosts[3:],
+		Priorities:    workflows.MongoPriorities{TargetFirst: 2, TargetRest: 1, SourceFirst: 0.5, SourceRest: 0},
+		MaxLag:        time.Second,
+		CatchUpPeriod: 2 * time.Second,
 		// mongosim only lets a member take over by priority when it holds ALL of the
 		// primary's oplog, which never happens under continuous writes (mongod allows a 2s
 		// freshness window), so the move falls back to replSetStepDown after this wait.
