@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferryhq/ferry/internal/testenv"
+	"github.com/ferryhq/ferry/sandbox/topology"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -139,7 +141,17 @@ func TestDevKeepsHistoryAcrossRestart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	tPort, uiPort, apiPort, sbPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	args := []string{"dev", "--data-dir", filepath.Join(dir, "state"),
+	// The built-in topology's MongoDB members sit on 27017 and up, which a developer's own
+	// `ferry dev` may hold; the test runs the same topology on free ports.
+	topo := string(topology.DefaultYAML())
+	for p := 27017; p <= 27022; p++ {
+		topo = strings.ReplaceAll(topo, "port: "+strconv.Itoa(p), "port: "+strconv.Itoa(testenv.FreePort(t)))
+	}
+	topoFile := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(topoFile, []byte(topo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"dev", "--data-dir", filepath.Join(dir, "state"), "--topology", topoFile,
 		"--temporal-port", strconv.Itoa(tPort), "--ui-port", strconv.Itoa(uiPort),
 		"--listen", testenv.Addr(apiPort), "--sandbox-addr", testenv.Addr(sbPort), "--log-level", "warn"}
 
