@@ -187,6 +187,7 @@ func TestPreflightErrors(t *testing.T) {
 	in.RecordType = "AAAA"
 	_, err = preflight(t, env, r, in)
 	ae = requireAppError(t, err, ErrRecordTypeMismatch)
+	require.True(t, ae.NonRetryable())
 	require.Contains(t, err.Error(), "is type A, not AAAA")
 
 	in = shopInput()
