@@ -814,47 +814,52 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 	}
 	w.rollingBack = true
 	w.s.BeginRollback(ctx)
-	var items []createdImage
-	for _, c := range w.created {
-		if !c.FromInstance {
-			items = append(items, c)
-		}
-	}
+	var copies, fromInstances []createdImage
 	for _, c := range w.created {
 		if c.FromInstance {
-			items = append(items, c)
+			fromInstances = append(fromInstances, c)
+		} else {
+			copies = append(copies, c)
 		}
 	}
-	w.s.SetPhase(ctx, "rollback", fmt.Sprintf("removing %d image(s) this migration made (%s)", len(items), why))
-	w.log.Info("rolling back", "reason", why, "images", len(items))
+	total := len(w.created)
+	w.s.SetPhase(ctx, "rollback", fmt.Sprintf("removing %d image(s) this migration made (%s)", total, why))
+	w.log.Info("rolling back", "reason", why, "images", total)
 	var failures []string
 	removed := 0
-	err := w.runBounded(ctx, len(items), func(gctx workflow.Context, i int) error {
-		c := items[i]
-		actx := workflow.WithActivityOptions(gctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 2 * time.Minute,
-			HeartbeatTimeout:    time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
-			Summary:             fmt.Sprintf("roll back %s in %s", c.ImageID, c.Region),
-		})
-		return workflow.ExecuteActivity(actx, ec2a.DeleteAMICopy, activities.DeleteAMICopyInput{
-			Region: c.Region, ImageID: c.ImageID, SnapshotIDs: c.SnapshotIDs, MigrationID: w.id,
-		}).Get(gctx, nil)
-	}, func(ctx workflow.Context, i int, err error) {
-		c := items[i]
-		if err != nil {
-			failures = append(failures, fmt.Sprintf("%s in %s: %s", c.ImageID, c.Region, errText(err)))
-			return
-		}
-		removed++
-		for _, p := range w.pairs {
-			if p.ImageID == c.ImageID && p.Region == c.Region {
-				w.setPair(ctx, p, AMICopyRolledBack, "deregistered, snapshots deleted")
-				w.s.EndStep(ctx, p.step, "rolled-back", "")
+	remove := func(items []createdImage) error {
+		return w.runBounded(ctx, len(items), func(gctx workflow.Context, i int) error {
+			c := items[i]
+			actx := workflow.WithActivityOptions(gctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 2 * time.Minute,
+				HeartbeatTimeout:    time.Minute,
+				RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
+				Summary:             fmt.Sprintf("roll back %s in %s", c.ImageID, c.Region),
+			})
+			return workflow.ExecuteActivity(actx, ec2a.DeleteAMICopy, activities.DeleteAMICopyInput{
+				Region: c.Region, ImageID: c.ImageID, SnapshotIDs: c.SnapshotIDs, MigrationID: w.id,
+			}).Get(gctx, nil)
+		}, func(ctx workflow.Context, i int, err error) {
+			c := items[i]
+			if err != nil {
+				failures = append(failures, fmt.Sprintf("%s in %s: %s", c.ImageID, c.Region, errText(err)))
+				return
 			}
-		}
-	})
-	if err != nil {
+			removed++
+			for _, p := range w.pairs {
+				if p.ImageID == c.ImageID && p.Region == c.Region {
+					w.setPair(ctx, p, AMICopyRolledBack, "deregistered, snapshots deleted")
+					w.s.EndStep(ctx, p.step, "rolled-back", "")
+				}
+			}
+		})
+	}
+	// Copies first, in parallel; the images made from instances after them, because a
+	// copy still pending reads its source.
+	if err := remove(copies); err != nil {
+		return AMIShareResult{}, err
+	}
+	if err := remove(fromInstances); err != nil {
 		return AMIShareResult{}, err
 	}
 	for _, p := range w.pairs {
@@ -863,7 +868,7 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 		}
 	}
 	if len(failures) > 0 {
-		msg := fmt.Sprintf("rollback incomplete: removed %d of %d image(s); still there: %s; roll back again or remove them by hand", removed, len(items), strings.Join(failures, "; "))
+		msg := fmt.Sprintf("rollback incomplete: removed %d of %d image(s); still there: %s; remove them by hand (DeregisterImage, then DeleteSnapshot)", removed, total, strings.Join(failures, "; "))
 		w.s.Audit(ctx, SystemIdentity, "rollback incomplete", msg, "")
 		w.s.Finish(ctx, StateFailed, msg)
 		res := w.result(StateFailed, msg)

@@ -41,6 +41,7 @@ type fakeEC2 struct {
 	shared    map[string][]string          // image id -> accounts
 	deleted   []string                     // region/image
 	delSnaps  []string
+	created   []string // instance=image
 	inflight  int
 	maxFlight int
 	next      int
@@ -79,7 +80,11 @@ type amiHarness struct {
 	f   *fakeEC2
 }
 
-func newAMIHarness(t *testing.T) *amiHarness {
+func newAMIHarness(t *testing.T) *amiHarness { return newAMIHarnessWait(t, 0) }
+
+// newAMIHarnessWait makes every WaitAMI take waitFor of workflow time, so signals can
+// land while copies are in flight.
+func newAMIHarnessWait(t *testing.T, waitFor time.Duration) *amiHarness {
 	var s testsuite.WorkflowTestSuite
 	h := &amiHarness{t: t, env: s.NewTestWorkflowEnvironment(), f: newFakeEC2()}
 	env, f := h.env, h.f
@@ -93,7 +98,18 @@ func newAMIHarness(t *testing.T) *amiHarness {
 	env.RegisterActivity(&activities.EC2{})
 	env.OnActivity(ec2a.ResolveAMIs, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveAMIsInput) (activities.ResolveAMIsOutput, error) {
-			return activities.ResolveAMIsOutput{Images: testImages, EnabledRegions: []string{"eu-west-1", "eu-west-2", "us-east-1"}}, nil
+			out := activities.ResolveAMIsOutput{EnabledRegions: []string{"eu-west-1", "eu-west-2", "us-east-1"}}
+			if len(in.Tags) > 0 {
+				out.Images = testImages
+			}
+			for _, id := range in.ImageIDs { // images created from instances
+				out.Images = append(out.Images, activities.SourceImage{ID: id, Name: "ferry-" + id, State: "available",
+					SnapshotIDs: []string{"snap-" + id[4:]}, Tags: map[string]string{activities.TagMigration: "x"}})
+			}
+			for _, id := range in.InstanceIDs {
+				out.Instances = append(out.Instances, activities.SourceInstance{ID: id, State: "running"})
+			}
+			return out, nil
 		})
 	env.OnActivity(ec2a.CopyAMI, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CopyAMIInput) (activities.CopyAMIOutput, error) {
@@ -119,7 +135,20 @@ func newAMIHarness(t *testing.T) *amiHarness {
 			}
 			return activities.CopyAMIOutput{ImageID: id}, nil
 		})
-	env.OnActivity(ec2a.WaitAMI, mock.Anything, mock.Anything).Return(
+	env.OnActivity(ec2a.CreateAMI, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CreateAMIInput) (activities.CreateAMIOutput, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.next++
+			id := fmt.Sprintf("ami-%017x", 0xc000+f.next)
+			f.created = append(f.created, in.InstanceID+"="+id)
+			return activities.CreateAMIOutput{ImageID: id}, nil
+		})
+	wait := env.OnActivity(ec2a.WaitAMI, mock.Anything, mock.Anything)
+	if waitFor > 0 {
+		wait.After(waitFor)
+	}
+	wait.Return(
 		func(_ context.Context, in activities.WaitAMIInput) (activities.WaitAMIOutput, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -431,4 +460,73 @@ func TestAMICopyTokenIsStableAndBounded(t *testing.T) {
 	require.Equal(t, a, AMICopyToken("ami/eu-west-1/tags:app=shop", "run-1", "ami-1", "eu-west-2"))
 	require.NotEqual(t, a, AMICopyToken("ami/eu-west-1/tags:app=shop", "run-1", "ami-1", "us-east-1"))
 	require.NotEqual(t, a, AMICopyToken("ami/eu-west-1/tags:app=shop", "run-2", "ami-1", "eu-west-2"))
+}
+
+func TestAMISharePauseHoldsNewCopies(t *testing.T) {
+	h := newAMIHarnessWait(t, 10*time.Minute)
+	spec := amiTestSpec()
+	spec.TargetRegions = []string{"eu-west-2"}
+	spec.MaxParallel = 1
+	var paused Progress
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalPause, ActionRequest{Identity: "bob", Reason: "look first"})
+	}, time.Minute)
+	h.env.RegisterDelayedCallback(func() { paused = h.progress() }, 30*time.Minute)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalResume, ActionRequest{Identity: "bob", Reason: "go on"})
+	}, 40*time.Minute)
+	h.run(spec, "")
+	require.NoError(t, h.env.GetWorkflowError())
+
+	require.Equal(t, StatePaused, paused.State)
+	st := statesOf(paused.AMI.Copies)
+	require.Equal(t, AMICopyShared, st[pairKey(testImages[0].ID, "eu-west-2")], "the copy in flight finished")
+	require.Equal(t, AMICopyPending, st[pairKey(testImages[1].ID, "eu-west-2")], "no new copy starts while paused")
+	var res AMIShareResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, StateCompleted, res.State)
+}
+
+func TestAMIShareRollbackDuringWaitRemovesStartedCopies(t *testing.T) {
+	h := newAMIHarnessWait(t, 10*time.Minute)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalRollback, ActionRequest{Identity: "bob", Reason: "stop"})
+	}, time.Minute)
+	spec := amiTestSpec()
+	h.run(spec, "")
+	require.NoError(t, h.env.GetWorkflowError())
+	var res AMIShareResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, StateRolledBack, res.State, res.Message)
+	// MaxParallel 2: two copies had started; only they are removed, and nothing else
+	// was copied or shared.
+	require.Len(t, h.f.copies, 2)
+	require.Len(t, h.f.deleted, 2)
+	require.Empty(t, h.f.shared)
+	for _, c := range res.Copies {
+		require.Equal(t, AMICopyRolledBack, c.State, "%+v", c)
+	}
+}
+
+func TestAMIShareCreatesImagesFromInstancesFirst(t *testing.T) {
+	h := newAMIHarness(t)
+	spec := amiTestSpec()
+	spec.ImageTags = nil
+	spec.CreateFromInstances = []string{"i-0123456789abcdef0"}
+	spec.OnFailure = AMIOnFailureRollback
+	h.f.waitFails[pairKey("ami-0000000000000c001", "us-east-1")] = true
+	h.run(spec, "")
+	require.NoError(t, h.env.GetWorkflowError())
+	var res AMIShareResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, []string{"i-0123456789abcdef0=ami-0000000000000c001"}, h.f.created)
+	require.Len(t, res.Copies, 2)
+	for _, c := range res.Copies {
+		require.Equal(t, "ami-0000000000000c001", c.SourceImageID)
+		require.Equal(t, "i-0123456789abcdef0", c.SourceInstanceID)
+	}
+	// The failure rolled back both copies and then the image made from the instance.
+	require.Equal(t, StateRolledBack, res.State, res.Message)
+	require.Len(t, h.f.deleted, 3)
+	require.Equal(t, "eu-west-1/ami-0000000000000c001", h.f.deleted[2])
 }
