@@ -381,7 +381,9 @@ func (r *Route53) throttled(ctx context.Context, what string, call func() error)
 // WaitInsyncInput names a submitted change.
 type WaitInsyncInput struct {
 	ChangeID string
-	// PollInterval between GetChange calls; zero means 2s.
+	// PollInterval caps the wait between GetChange calls; zero means 2s. The first polls
+	// come sooner (100ms, doubling up to the cap), so a change that propagates quickly is
+	// seen quickly while a slow one costs one call per interval.
 	PollInterval time.Duration
 }
 
@@ -400,10 +402,11 @@ func (r *Route53) WaitInsync(ctx context.Context, in WaitInsyncInput) (WaitInsyn
 	if in.ChangeID == "" {
 		return WaitInsyncOutput{}, badInput("wait insync: no change id")
 	}
-	every := in.PollInterval
-	if every <= 0 {
-		every = 2 * time.Second
+	ceiling := in.PollInterval
+	if ceiling <= 0 {
+		ceiling = 2 * time.Second
 	}
+	every := min(100*time.Millisecond, ceiling)
 	id := bareID(in.ChangeID)
 	for polls := 1; ; polls++ {
 		out, err := r.Client.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(id)})
@@ -429,6 +432,7 @@ func (r *Route53) WaitInsync(ctx context.Context, in WaitInsyncInput) (WaitInsyn
 			return WaitInsyncOutput{}, ctx.Err()
 		case <-t.C:
 		}
+		every = min(every*2, ceiling)
 	}
 }
 
