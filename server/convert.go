@@ -9,6 +9,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
@@ -16,7 +17,10 @@ import (
 )
 
 var kinds = map[string]ferryv1.MigrationKind{
-	workflows.KindDNSShift: ferryv1.MigrationKind_MIGRATION_KIND_DNS_SHIFT,
+	workflows.KindDNSShift:         ferryv1.MigrationKind_MIGRATION_KIND_DNS_SHIFT,
+	workflows.KindAMIShare:         ferryv1.MigrationKind_MIGRATION_KIND_AMI_SHARE,
+	workflows.KindMongoPrimaryMove: ferryv1.MigrationKind_MIGRATION_KIND_MONGO_PRIMARY_MOVE,
+	workflows.KindRegionMove:       ferryv1.MigrationKind_MIGRATION_KIND_REGION_MOVE,
 }
 
 var states = map[string]ferryv1.MigrationState{
@@ -136,6 +140,23 @@ func applyProgress(m *ferryv1.Migration, p *workflows.Progress, status enumspb.W
 			ds.Gates = append(ds.Gates, &ferryv1.GateResult{Name: g.Name, Healthy: g.Healthy, Detail: g.Detail, Time: ts(g.Time)})
 		}
 		m.DnsShift = ds
+	}
+	if a := p.AMI; a != nil {
+		as := &ferryv1.AmiShareStatus{}
+		for _, c := range a.Copies {
+			as.Copies = append(as.Copies, &ferryv1.AmiCopyStatus{SourceImageId: c.SourceImageID, Region: c.Region, ImageId: c.ImageID, State: c.State, Detail: c.Detail})
+		}
+		m.AmiShare = as
+	}
+	if mg := p.Mongo; mg != nil {
+		ms := &ferryv1.MongoMoveStatus{Primary: mg.Primary, ReconfigsPlanned: int32(mg.ReconfigsPlanned), ReconfigsApplied: int32(mg.ReconfigsApplied), ConfigVersion: mg.ConfigVersion}
+		for _, mem := range mg.Members {
+			ms.Members = append(ms.Members, &ferryv1.MongoMemberStatus{Host: mem.Host, Region: mem.Region, State: mem.State, Priority: mem.Priority, Votes: int32(mem.Votes), Lag: durationpb.New(mem.Lag)})
+		}
+		m.MongoMove = ms
+	}
+	for _, ph := range p.Phases {
+		m.Phases = append(m.Phases, &ferryv1.PhaseStatus{Name: ph.Name, MigrationId: ph.MigrationID, State: ph.State})
 	}
 }
 

@@ -71,7 +71,8 @@ func (s *migrationService) ListMigrations(ctx context.Context, req *connect.Requ
 // listQuery builds a visibility query from the filters. Values come from enums or are
 // quoted with quotes escaped, so a filter cannot change the query's shape.
 func listQuery(r *ferryv1.ListMigrationsRequest) string {
-	q := []string{"FerryKind IN (" + quote(workflows.KindDNSShift) + ")"}
+	q := []string{"FerryKind IN (" + strings.Join([]string{quote(workflows.KindDNSShift), quote(workflows.KindAMIShare),
+		quote(workflows.KindMongoPrimaryMove), quote(workflows.KindRegionMove)}, ", ") + ")"}
 	if k := r.GetKind(); k != ferryv1.MigrationKind_MIGRATION_KIND_UNSPECIFIED {
 		q = append(q, "FerryKind = "+quote(kindName(k)))
 	}

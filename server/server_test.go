@@ -10,6 +10,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
@@ -234,6 +236,49 @@ func TestAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("AMI share from the example", func(t *testing.T) {
+		m, err := spec.ParseFile("../examples/ami-share.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice := st.APIClient(testenv.TokenAlice, true)
+		plan, err := alice.PlanMigration(ctx, connect.NewRequest(&ferryv1.PlanMigrationRequest{Spec: m}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan.Msg.GetKind() != ferryv1.MigrationKind_MIGRATION_KIND_AMI_SHARE || len(plan.Msg.GetSteps()) == 0 {
+			t.Fatalf("plan = %v", plan.Msg)
+		}
+		res, err := alice.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m, PlanHash: plan.Msg.GetPlanHash()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Msg.GetMigration().GetId()
+		testenv.Eventually(t, time.Minute, "approval before sharing", func() bool {
+			r, err := alice.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+			return err == nil && len(r.Msg.GetMigration().GetPendingApprovals()) > 0
+		})
+		if _, err := st.APIClient(testenv.TokenBob, false).ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id})); err != nil {
+			t.Fatal(err)
+		}
+		final := watchToEnd(ctx, t, alice, id)
+		if final.GetState() != ferryv1.MigrationState_MIGRATION_STATE_COMPLETED {
+			t.Fatalf("AMI share ended %v: %s", final.GetState(), final.GetMessage())
+		}
+		copies := final.GetAmiShare().GetCopies()
+		if len(copies) != 2 {
+			t.Fatalf("copies = %v, want shop-web and shop-worker in eu-west-2", copies)
+		}
+		out, err := ec2Client(st, "eu-west-2").DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{
+			ImageId: aws.String(copies[0].GetImageId()), Attribute: ec2types.ImageAttributeNameLaunchPermission})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.LaunchPermissions) != 1 || aws.ToString(out.LaunchPermissions[0].UserId) != "111122223333" {
+			t.Fatalf("launch permissions of %s = %v", copies[0].GetImageId(), out.LaunchPermissions)
+		}
+	})
+
 	t.Run("unhealthy target rolls back", func(t *testing.T) {
 		// Back from the previous subtest's 0/100: shift eu-west-2 -> eu-west-1 would also do,
 		// but the story is the cutover, so reset the weights as an operator would.
@@ -298,6 +343,14 @@ func watchToEnd(ctx context.Context, t *testing.T, c ferryv1connect.MigrationSer
 		t.Fatalf("watch ended before %s did", id)
 	}
 	return last
+}
+
+func ec2Client(st *testenv.Stack, region string) *ec2.Client {
+	return ec2.New(ec2.Options{
+		Region:       region,
+		BaseEndpoint: aws.String(st.Sandbox.Addr()),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
 }
 
 func route53Client(st *testenv.Stack) *route53.Client {

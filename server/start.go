@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -60,8 +61,28 @@ func buildStart(m *ferryv1.MigrationSpec, initiator, planHash string) (startable
 			target:       s.To,
 			summary:      fmt.Sprintf("DNS shift %s %s: %s -> %s", s.RecordName, s.RecordType, s.From, s.To),
 		}, nil
+	case *ferryv1.MigrationSpec_AmiShare:
+		in, err := spec.AMIShareInput(m, initiator)
+		if err != nil {
+			return startable{}, err
+		}
+		in.PlanHash = planHash
+		s := in.Spec
+		targets := strings.Join(s.TargetRegions, ",")
+		return startable{
+			id:           workflows.AMIShareWorkflowID(s.SourceRegion, workflows.AMISelection(s)),
+			kind:         workflows.KindAMIShare,
+			workflow:     workflows.AMIShare,
+			input:        in,
+			planWorkflow: workflows.PlanAMIShare,
+			planInput:    workflows.PlanAMIShareInput{Spec: s},
+			source:       s.SourceRegion,
+			// FerryTargetRegion is one keyword: several targets are listed comma-separated.
+			target:  targets,
+			summary: fmt.Sprintf("AMI share %s from %s to %s", workflows.AMISelection(s), s.SourceRegion, targets),
+		}, nil
 	}
-	return startable{}, &spec.FieldError{Field: "spec", Msg: "names no migration: set dnsShift"}
+	return startable{}, &spec.FieldError{Field: "spec", Msg: "names no migration: set dnsShift, amiShare, mongoPrimaryMove or regionMove"}
 }
 
 // specError maps a validation error to InvalidArgument naming the field.

@@ -58,4 +58,8 @@ func register(w sdkworker.Registry, o Options, c *cloudClients) {
 	w.RegisterWorkflow(workflows.PlanDNSShift)
 	w.RegisterActivity(&activities.Route53{Client: c.route53})
 	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch, SandboxURL: c.sandboxURL})
+
+	w.RegisterWorkflow(workflows.AMIShare)
+	w.RegisterWorkflow(workflows.PlanAMIShare)
+	w.RegisterActivity(&activities.EC2{Client: c.ec2})
 }
