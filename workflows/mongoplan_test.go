@@ -289,45 +289,59 @@ func FuzzMongoPlan(f *testing.F) {
 	for s := range uint64(200) {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, seed uint64) {
-		r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-		spec, obs := randomMongoSet(r)
-		plan, err := ComputeMongoMovePlan(spec, obs)
-		if err != nil {
-			return // rejected before any change: allowed, the reason is the error
-		}
-		final, primary := checkMongoPlan(t, obs, plan.Steps)
-		pi := findMember(final, primary)
-		require.GreaterOrEqual(t, pi, 0)
-		require.Equal(t, "eu-west-2", final[pi].Tags["region"], "seed %d: primary %s", seed, primary)
-		require.LessOrEqual(t, voterCount(final), MongoMaxVoters)
+	f.Fuzz(checkRandomMongoPlan)
+}
 
-		after := obs
-		after.Config.Members, after.Primary = final, primary
-		after.Status = nil
-		health := mongoHealth(obs)
-		for _, m := range final {
-			st := "SECONDARY"
-			if m.Host == primary {
-				st = "PRIMARY"
-			}
-			ok, known := health[m.Host]
-			after.Status = append(after.Status, activities.MongoMemberStatus{Host: m.Host, State: st, Healthy: ok || !known})
+// TestMongoPlanProperty runs the fuzz body over many more seeds than the corpus, so a plain
+// `go test` covers thousands of topologies (the instrumented fuzzer is slow to build here).
+func TestMongoPlanProperty(t *testing.T) {
+	n := uint64(5000)
+	if testing.Short() {
+		n = 500
+	}
+	for seed := range n {
+		checkRandomMongoPlan(t, seed+1000)
+	}
+}
+
+func checkRandomMongoPlan(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	spec, obs := randomMongoSet(r)
+	plan, err := ComputeMongoMovePlan(spec, obs)
+	if err != nil {
+		return // rejected before any change: allowed, the reason is the error
+	}
+	final, primary := checkMongoPlan(t, obs, plan.Steps)
+	pi := findMember(final, primary)
+	require.GreaterOrEqual(t, pi, 0)
+	require.Equal(t, "eu-west-2", final[pi].Tags["region"], "seed %d: primary %s", seed, primary)
+	require.LessOrEqual(t, voterCount(final), MongoMaxVoters)
+
+	after := obs
+	after.Config.Members, after.Primary = final, primary
+	after.Status = nil
+	health := mongoHealth(obs)
+	for _, m := range final {
+		st := "SECONDARY"
+		if m.Host == primary {
+			st = "PRIMARY"
 		}
-		rb, err := ComputeMongoRollbackPlan(spec, after, obs.Config.Members, obs.Primary)
-		if err != nil {
-			return
+		ok, known := health[m.Host]
+		after.Status = append(after.Status, activities.MongoMemberStatus{Host: m.Host, State: st, Healthy: ok || !known})
+	}
+	rb, err := ComputeMongoRollbackPlan(spec, after, obs.Config.Members, obs.Primary)
+	if err != nil {
+		return
+	}
+	// Members the move removed are not in the status; the rollback planner takes them
+	// as up (its wait-sync step checks), and so does this replay.
+	rbHealth := mongoHealth(after)
+	for _, m := range obs.Config.Members {
+		if _, ok := rbHealth[m.Host]; !ok {
+			rbHealth[m.Host] = true
 		}
-		// Members the move removed are not in the status; the rollback planner takes them
-		// as up (its wait-sync step checks), and so does this replay.
-		rbHealth := mongoHealth(after)
-		for _, m := range obs.Config.Members {
-			if _, ok := rbHealth[m.Host]; !ok {
-				rbHealth[m.Host] = true
-			}
-		}
-		back, _ := checkMongoPlanHealth(t, after, rbHealth, rb)
-		require.True(t, activities.SameMembers(back, obs.Config.Members), "seed %d: rollback ends at %s, want %s", seed,
-			activities.DescribeMembers(back), activities.DescribeMembers(obs.Config.Members))
-	})
+	}
+	back, _ := checkMongoPlanHealth(t, after, rbHealth, rb)
+	require.True(t, activities.SameMembers(back, obs.Config.Members), "seed %d: rollback ends at %s, want %s", seed,
+		activities.DescribeMembers(back), activities.DescribeMembers(obs.Config.Members))
 }
