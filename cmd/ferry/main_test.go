@@ -3,6 +3,8 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -140,21 +142,9 @@ func TestDevKeepsHistoryAcrossRestart(t *testing.T) {
 		t.Skip("runs ferry dev")
 	}
 	dir := t.TempDir()
-	tPort, uiPort, apiPort, sbPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	// The built-in topology's MongoDB members sit on 27017 and up, which a developer's own
-	// `ferry dev` may hold; the test runs the same topology on free ports.
-	topo := string(topology.DefaultYAML())
-	for p := 27017; p <= 27022; p++ {
-		topo = strings.ReplaceAll(topo, "port: "+strconv.Itoa(p), "port: "+strconv.Itoa(testenv.FreePort(t)))
-	}
-	topoFile := filepath.Join(dir, "topology.yaml")
-	if err := os.WriteFile(topoFile, []byte(topo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"dev", "--data-dir", filepath.Join(dir, "state"), "--topology", topoFile,
-		"--temporal-port", strconv.Itoa(tPort), "--ui-port", strconv.Itoa(uiPort),
-		"--listen", testenv.Addr(apiPort), "--sandbox-addr", testenv.Addr(sbPort), "--log-level", "warn"}
-
+	d := newDevArgs(t, dir)
+	args := d.args
+	tPort, uiPort, apiPort := d.temporalPort, d.uiPort, d.apiPort
 	dev := startFerry(t, dir, args...)
 	waitHTTP(t, "http://"+testenv.Addr(apiPort)+"/healthz", 60*time.Second)
 	waitHTTP(t, "http://"+testenv.Addr(uiPort)+"/", 30*time.Second)
@@ -188,6 +178,135 @@ func TestDevKeepsHistoryAcrossRestart(t *testing.T) {
 	}
 	if res.Message != "still here" {
 		t.Fatalf("result after restart = %+v", res)
+	}
+}
+
+// devArgs are `ferry dev` arguments on free ports, with the built-in topology's MongoDB
+// members moved to free ports too (a developer's own `ferry dev` may hold 27017 and up).
+type devArgs struct {
+	args                                  []string
+	temporalPort, uiPort, apiPort, sbPort int
+	dataDir                               string
+}
+
+func newDevArgs(t *testing.T, dir string) devArgs {
+	t.Helper()
+	d := devArgs{temporalPort: testenv.FreePort(t), uiPort: testenv.FreePort(t), apiPort: testenv.FreePort(t), sbPort: testenv.FreePort(t), dataDir: filepath.Join(dir, "state")}
+	topo := string(topology.DefaultYAML())
+	for p := 27017; p <= 27022; p++ {
+		topo = strings.ReplaceAll(topo, "port: "+strconv.Itoa(p), "port: "+strconv.Itoa(testenv.FreePort(t)))
+	}
+	topoFile := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(topoFile, []byte(topo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.args = []string{"dev", "--data-dir", d.dataDir, "--topology", topoFile,
+		"--temporal-port", strconv.Itoa(d.temporalPort), "--ui-port", strconv.Itoa(d.uiPort),
+		"--listen", testenv.Addr(d.apiPort), "--sandbox-addr", testenv.Addr(d.sbPort), "--log-level", "warn"}
+	return d
+}
+
+// runFerry runs a client command to completion and returns its stdout and exit code.
+func runFerry(t *testing.T, dir string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Logf("ferry %v exited %d: %s", args, code, stderr.String())
+	}
+	return stdout.String(), code
+}
+
+// TestCLIAgainstDev drives the CLI binary against `ferry dev` over HTTP, with the local
+// tokens ferry dev writes: plan, start, get/list as JSON, pause, resume, cancel, and watch's
+// exit code for a migration that did not complete.
+func TestCLIAgainstDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry dev")
+	}
+	dir := t.TempDir()
+	d := newDevArgs(t, dir)
+	startFerry(t, dir, d.args...)
+	waitHTTP(t, "http://"+testenv.Addr(d.apiPort)+"/healthz", 60*time.Second)
+	env := []string{"FERRY_API=http://" + testenv.Addr(d.apiPort), "FERRY_DATA_DIR=" + d.dataDir, "FERRY_TOKEN="}
+
+	// The example's probe URLs name the default sandbox port; point them at this one.
+	example, err := os.ReadFile("../../examples/dns-shift.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFile := filepath.Join(dir, "dns-shift.yaml")
+	if err := os.WriteFile(specFile, bytes.ReplaceAll(example, []byte("127.0.0.1:4566"), []byte(testenv.Addr(d.sbPort))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out, code := runFerry(t, dir, env, "plan", "-f", specFile, "-o", "json")
+	var plan struct {
+		ID       string `json:"id"`
+		PlanHash string `json:"planHash"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != 0 || err != nil || plan.PlanHash == "" {
+		t.Fatalf("plan: exit %d, %v: %s", code, err, out)
+	}
+	if _, code := runFerry(t, dir, env, "start", "-f", specFile, "--plan-hash", "0000000000000000"); code != 0 {
+		t.Fatalf("start with a stale plan hash: exit %d; the API accepts and the workflow refuses (want exit 0 here)", code)
+	}
+	out, _ = runFerry(t, dir, env, "watch", plan.ID, "-o", "json")
+	if !strings.Contains(out, "drift") {
+		t.Fatalf("a start pinned to another plan hash must fail on drift; watch printed:\n%s", out)
+	}
+
+	if _, code := runFerry(t, dir, env, "start", "-f", specFile, "--plan-hash", plan.PlanHash); code != 0 {
+		t.Fatalf("start: exit %d", code)
+	}
+	if _, code := runFerry(t, dir, env, "start", "-f", specFile); code == 0 {
+		t.Fatal("a second start of the same record must fail")
+	}
+	out, code = runFerry(t, dir, env, "get", plan.ID, "-o", "json")
+	var m struct {
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		Initiator string `json:"initiator"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); code != 0 || err != nil || m.ID != plan.ID || m.Initiator == "" {
+		t.Fatalf("get -o json: exit %d, %v: %s", code, err, out)
+	}
+	out, _ = runFerry(t, dir, env, "list")
+	if !strings.Contains(out, plan.ID) {
+		t.Fatalf("list does not show %s:\n%s", plan.ID, out)
+	}
+	if _, code := runFerry(t, dir, env, "pause", plan.ID, "--reason", "lunch"); code != 0 {
+		t.Fatal("pause failed")
+	}
+	out, _ = runFerry(t, dir, env, "get", plan.ID, "-o", "json")
+	if !strings.Contains(out, "MIGRATION_STATE_PAUSED") {
+		t.Fatalf("after pause:\n%s", out)
+	}
+	if _, code := runFerry(t, dir, env, "resume", plan.ID); code != 0 {
+		t.Fatal("resume failed")
+	}
+	if _, code := runFerry(t, dir, env, "cancel", plan.ID, "--reason", "test over"); code != 0 {
+		t.Fatal("cancel failed")
+	}
+	if _, code := runFerry(t, dir, env, "watch", plan.ID); code == 0 {
+		t.Fatal("watch of a cancelled migration must exit non-zero")
+	}
+	out, _ = runFerry(t, dir, env, "get", plan.ID)
+	for _, want := range []string{"cancelled", "pause", "resume", "lunch"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get after cancel lacks %q:\n%s", want, out)
+		}
 	}
 }
 
