@@ -101,7 +101,15 @@ func queryProgress(t testing.TB, c client.Client, id string) workflows.Progress 
 	return p
 }
 
-func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongoMoveRun {
+// mongoScenario says how the test steers the move.
+type mongoScenario struct {
+	skipApproval bool // no approval before the primary moves
+	// rollbackAfterMove demotes with an approval gate after the move and, at that gate,
+	// asks for a rollback instead of approving.
+	rollbackAfterMove bool
+}
+
+func runMongoMove(t testing.TB, timing mongosim.Timing, sc mongoScenario) mongoMoveRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -153,7 +161,8 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 		// freshness window), so the move falls back to replSetStepDown after this wait.
 		TakeoverTimeout: time.Second,
 
-		SkipPrimaryApproval: skipApproval,
+		SkipPrimaryApproval: sc.skipApproval,
+		DemoteSource:        sc.rollbackAfterMove,
 	}
 	id := workflows.MongoPrimaryMoveWorkflowID("rs0")
 	start := time.Now()
@@ -166,7 +175,7 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 		t.Fatalf("start move: %v", err)
 	}
 	var approvalWait time.Duration
-	if !skipApproval {
+	if !sc.skipApproval {
 		testenv.Eventually(t, 60*time.Second, "the primary-move approval gate", func() bool {
 			return queryProgress(t, c, id).PendingApproval != nil
 		})
@@ -192,17 +201,28 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 		}
 		approvalWait = time.Since(gateOpen)
 	}
+	if sc.rollbackAfterMove {
+		testenv.Eventually(t, 60*time.Second, "the demote approval gate", func() bool {
+			p := queryProgress(t, c, id).PendingApproval
+			return p != nil && p.Step == "approve demote"
+		})
+		if err := c.SignalWorkflow(ctx, id, "", workflows.SignalRollback,
+			workflows.ActionRequest{Identity: "bob", Reason: "eu-west-2 latency too high"}); err != nil {
+			t.Fatalf("signal rollback: %v", err)
+		}
+	}
 	var res workflows.MongoPrimaryMoveResult
 	if err := run.Get(ctx, &res); err != nil {
 		t.Fatalf("move failed: %v", err)
 	}
-	total := time.Since(start) - approvalWait
+	done := time.Now()
+	total := done.Sub(start) - approvalWait
 	// Keep writing a moment on the new primary, so the gap measured includes the first
 	// writes after the move.
 	testenv.Eventually(t, 10*time.Second, "writes after the move", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return time.Since(w.last) < 100*time.Millisecond && w.last.After(start.Add(total))
+		return time.Since(w.last) < 100*time.Millisecond && w.last.After(done)
 	})
 	stopWriter()
 	wg.Wait()
@@ -224,11 +244,11 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, skipApproval bool) mongo
 	return out
 }
 
-// checkMongoMove asserts what the sandbox recorded: primary in eu-west-2, no acknowledged
-// write lost, every reconfig changed at most one vote.
-func checkMongoMove(t testing.TB, r mongoMoveRun) {
+// checkMongoMove asserts what the sandbox recorded: the primary in wantRegion, no
+// acknowledged write lost, every reconfig changed at most one vote.
+func checkMongoMove(t testing.TB, r mongoMoveRun, wantState, wantRegion string) {
 	t.Helper()
-	if r.result.State != workflows.StateCompleted {
+	if r.result.State != wantState {
 		t.Fatalf("state %s: %s", r.result.State, r.result.Message)
 	}
 	primary := r.cluster.Primary()
@@ -238,8 +258,8 @@ func checkMongoMove(t testing.TB, r mongoMoveRun) {
 			region = m.Region
 		}
 	}
-	if region != "eu-west-2" {
-		t.Fatalf("primary %s is in %q, want eu-west-2", primary, region)
+	if region != wantRegion {
+		t.Fatalf("primary %s is in %q, want %s", primary, region, wantRegion)
 	}
 	for _, e := range r.events {
 		if e.Kind == mongosim.EventReconfig && e.Reconfig.VotingChanges > 1 {
@@ -281,8 +301,8 @@ func TestMongoPrimaryMoveIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an embedded Temporal and a simulated replica set")
 	}
-	r := runMongoMove(t, mongosim.FastTiming(), false)
-	checkMongoMove(t, r)
+	r := runMongoMove(t, mongosim.FastTiming(), mongoScenario{})
+	checkMongoMove(t, r, workflows.StateCompleted, "eu-west-2")
 	if r.progress.Mongo == nil || r.progress.Mongo.ReconfigsApplied != r.progress.Mongo.ReconfigsPlanned {
 		t.Fatalf("progress: %+v", r.progress.Mongo)
 	}
@@ -302,6 +322,36 @@ func TestMongoPrimaryMoveIntegration(t *testing.T) {
 		len(r.acked), r.outage, mongosim.FastTiming().ElectionTime, r.total)
 }
 
+// TestMongoPrimaryMoveRollbackIntegration moves the primary, then rolls back at the demote
+// gate: the original three members and a eu-west-1 primary come back, one vote per
+// reconfig, with no acknowledged write lost on the way there and back.
+func TestMongoPrimaryMoveRollbackIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal and a simulated replica set")
+	}
+	r := runMongoMove(t, mongosim.FastTiming(), mongoScenario{skipApproval: true, rollbackAfterMove: true})
+	checkMongoMove(t, r, workflows.StateRolledBack, "eu-west-1")
+	var inConfig []string
+	for _, m := range r.cluster.Members() {
+		if m.InConfig {
+			inConfig = append(inConfig, m.Host)
+			if m.Region != "eu-west-1" || m.Votes != 1 || m.Priority != 1 {
+				t.Fatalf("member %s after rollback: region %s votes %d priority %g; want eu-west-1, 1, 1", m.Host, m.Region, m.Votes, m.Priority)
+			}
+		}
+	}
+	if len(inConfig) != 3 {
+		t.Fatalf("after rollback the set has %v, want the three original members", inConfig)
+	}
+	elections := 0
+	for _, e := range r.events {
+		if e.Kind == mongosim.EventElection && e.Election.Winner != "" {
+			elections++
+		}
+	}
+	t.Logf("rollback: %d elections (there and back), longest write gap %s, %d writes acknowledged, none lost", elections, r.outage, len(r.acked))
+}
+
 // BenchmarkMongoPrimaryMove runs one move against mongosim with a 500ms election and
 // reports the write outage as a ratio of the election time (target <= 1.2) and the total
 // time against the waits the set itself mandates.
@@ -312,8 +362,8 @@ func BenchmarkMongoPrimaryMove(b *testing.B) {
 	timing.PriorityTakeoverDelay = 300 * time.Millisecond
 	var r mongoMoveRun
 	for range b.N {
-		r = runMongoMove(b, timing, true)
-		checkMongoMove(b, r)
+		r = runMongoMove(b, timing, mongoScenario{skipApproval: true})
+		checkMongoMove(b, r, workflows.StateCompleted, "eu-west-2")
 	}
 	ratio := float64(r.outage) / float64(timing.ElectionTime)
 	b.ReportMetric(ratio, "outage/election")
