@@ -307,7 +307,9 @@ func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (string, err
 		checks[i] = gateCheck(g)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
+		// Probes time out in seconds; a bound well above that, but short, lets another worker
+		// take over quickly when the one evaluating dies.
+		StartToCloseTimeout: 30 * time.Second,
 		// One quick retry for a transient API error; beyond that the evaluation counts as
 		// failing, since a gate that cannot be read cannot vouch for the step.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2},
@@ -385,7 +387,10 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 	}
 	summary := fmt.Sprintf("%s: %s=%d %s=%d", label, w.spec.From, from, w.spec.To, to)
 	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		// One API call plus at most ~13s of in-activity throttle retries, each heartbeating:
+		// a worker that dies mid-call is noticed after the heartbeat timeout, not minutes.
+		StartToCloseTimeout: 30 * time.Second,
+		HeartbeatTimeout:    15 * time.Second,
 		// The activity already retries Throttling briefly; this policy covers longer
 		// outages. Every attempt sends the identical UPSERT batch, so retrying is safe.
 		RetryPolicy: &temporal.RetryPolicy{
@@ -479,7 +484,7 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 // preflight runs the read-only Route 53 preflight with its options.
 func preflight(ctx workflow.Context, spec DNSShiftSpec) (activities.PreflightOutput, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
+		StartToCloseTimeout: 30 * time.Second,
 		// Unknown zones and set identifiers come back non-retryable; the rest (network,
 		// throttling) is worth a few tries before telling a person.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second, MaximumAttempts: 5},
