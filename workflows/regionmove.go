@@ -396,7 +396,7 @@ func (w *regionMove) forward(ctx workflow.Context, signal, action string, req Ac
 	if rc == nil || rc.done {
 		return ActionResult{}, errors.New("no phase is running to forward to")
 	}
-	if err := rc.fut.SignalChildWorkflow(ctx, signal, req).Get(ctx, nil); err != nil {
+	if err := w.signalChild(ctx, rc, signal, req); err != nil {
 		return ActionResult{}, fmt.Errorf("forward %s to %s: %w", action, rc.id, err)
 	}
 	msg := fmt.Sprintf("forwarded %s to phase %s (%s); it checks its own rules and records the outcome in its audit trail", action, rc.phase, rc.id)
@@ -825,7 +825,7 @@ func (w *regionMove) await(ctx workflow.Context, phase, id string, fut workflow.
 			req := *w.s.RollbackRequest()
 			rollbackSent = true
 			w.setPhaseState(ctx, phase, PhaseRollingBack, "")
-			if serr := fut.SignalChildWorkflow(ctx, SignalRollback, req).Get(ctx, nil); serr != nil && !rc.done {
+			if serr := w.signalChild(ctx, rc, SignalRollback, req); serr != nil && !rc.done {
 				w.log.Warn("forward rollback", "child", id, "error", serr)
 			}
 			w.s.Audit(ctx, SystemIdentity, "rollback forwarded", "to running phase "+phase+" ("+id+")", phase)
@@ -838,12 +838,39 @@ func (w *regionMove) await(ctx workflow.Context, phase, id string, fut workflow.
 				sig, action = SignalResume, "resume"
 			}
 			req := w.lastAction(action)
-			if serr := fut.SignalChildWorkflow(ctx, sig, req).Get(ctx, nil); serr != nil && !rc.done {
+			if serr := w.signalChild(ctx, rc, sig, req); serr != nil && !rc.done {
 				w.log.Warn("forward "+action, "child", id, "error", serr)
 			}
 			w.s.Audit(ctx, req.Identity, action+" forwarded", "to running phase "+phase+" ("+id+")", phase)
 		}
 	}
+}
+
+// signalChild signals the running child. Its id is the resource lock, so the current run
+// of that id is this child once it has started; before that the signal fails (no other
+// run can be running under the id) and is sent again once the start is recorded.
+func (w *regionMove) signalChild(ctx workflow.Context, rc *runningChild, signal string, req ActionRequest) error {
+	exec := rc.fut.GetChildWorkflowExecution()
+	runID := ""
+	if exec.IsReady() {
+		var e workflow.Execution
+		if err := exec.Get(ctx, &e); err != nil {
+			return err
+		}
+		runID = e.RunID
+	}
+	err := workflow.SignalExternalWorkflow(ctx, rc.id, runID, signal, req).Get(ctx, nil)
+	if err == nil || rc.done || runID != "" {
+		return err
+	}
+	if aerr := workflow.Await(ctx, func() bool { return exec.IsReady() || rc.done }); aerr != nil || rc.done {
+		return err
+	}
+	var e workflow.Execution
+	if gerr := exec.Get(ctx, &e); gerr != nil {
+		return gerr
+	}
+	return workflow.SignalExternalWorkflow(ctx, rc.id, e.RunID, signal, req).Get(ctx, nil)
 }
 
 // lastAction returns the latest audited request of action, so a forwarded signal carries
