@@ -554,26 +554,21 @@ func SameMembers(a, b []MongoMember) bool {
 }
 
 // VotingChanges is the size of the symmetric difference of the two voter sets, which
-// MongoDB's safe reconfig keeps at most 1.
+// MongoDB's safe reconfig keeps at most 1. It walks slices, not maps, so workflow code
+// (the planner) can call it and stay visibly deterministic.
 func VotingChanges(a, b []MongoMember) int {
-	voters := func(ms []MongoMember) map[string]bool {
-		out := map[string]bool{}
-		for _, m := range ms {
-			if m.Votes > 0 {
-				out[m.Host] = true
-			}
-		}
-		return out
+	votes := func(ms []MongoMember, host string) bool {
+		m := memberByHost(ms, host)
+		return m != nil && m.Votes > 0
 	}
-	va, vb := voters(a), voters(b)
 	n := 0
-	for h := range va {
-		if !vb[h] {
+	for _, m := range a {
+		if m.Votes > 0 && !votes(b, m.Host) {
 			n++
 		}
 	}
-	for h := range vb {
-		if !va[h] {
+	for _, m := range b {
+		if m.Votes > 0 && !votes(a, m.Host) {
 			n++
 		}
 	}
