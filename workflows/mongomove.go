@@ -317,7 +317,7 @@ func (w *mongoMove) interruptible(ctx workflow.Context, allow bool, start func(w
 }
 
 func (w *mongoMove) waitSync(ctx workflow.Context, st MongoStep, allowInterrupt bool) (bool, error) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		// Initial sync of a large data set takes hours; the heartbeat, not this bound,
 		// is what notices a stuck worker.
 		StartToCloseTimeout: 24 * time.Hour,
@@ -326,10 +326,11 @@ func (w *mongoMove) waitSync(ctx workflow.Context, st MongoStep, allowInterrupt 
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 20,
 		},
 		Summary: fmt.Sprintf("wait until %s are SECONDARY with lag < %s", strings.Join(st.Hosts, ", "), w.spec.MaxLag),
-	})
+	}
 	var out activities.MongoWaitReadyOutput
 	interrupted, err := w.interruptible(ctx, allowInterrupt, func(c workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(actx, mongoActs.WaitMembersReady, activities.MongoWaitReadyInput{
+		// c, not ctx: a rollback request cancels c.
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(c, opts), mongoActs.WaitMembersReady, activities.MongoWaitReadyInput{
 			Conn: mongoConn(w.spec), Hosts: st.Hosts, MaxLag: w.spec.MaxLag, PollInterval: w.pollInterval(),
 		})
 	}, &out)
@@ -351,15 +352,15 @@ func (w *mongoMove) pollInterval() time.Duration { return 200 * time.Millisecond
 // and waits again. It returns ok once the primary's own hello carries the region tag.
 func (w *mongoMove) movePrimary(ctx workflow.Context, st MongoStep, allowInterrupt bool) (ok bool, detail string, err error) {
 	wait := func(label string) (activities.MongoWaitPrimaryOutput, bool, error) {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		opts := workflow.ActivityOptions{
 			StartToCloseTimeout: w.spec.TakeoverTimeout + time.Minute,
 			HeartbeatTimeout:    15 * time.Second,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
 			Summary:             fmt.Sprintf("%s: wait up to %s for a primary in %s", label, w.spec.TakeoverTimeout, st.Region),
-		})
+		}
 		var out activities.MongoWaitPrimaryOutput
 		interrupted, err := w.interruptible(ctx, allowInterrupt, func(c workflow.Context) workflow.Future {
-			return workflow.ExecuteActivity(actx, mongoActs.WaitPrimary, activities.MongoWaitPrimaryInput{
+			return workflow.ExecuteActivity(workflow.WithActivityOptions(c, opts), mongoActs.WaitPrimary, activities.MongoWaitPrimaryInput{
 				Conn: mongoConn(w.spec), RegionTag: w.spec.RegionTag, Region: st.Region,
 				Timeout: w.spec.TakeoverTimeout, PollInterval: w.pollInterval(),
 			})

@@ -47,7 +47,10 @@ type mongoHarness struct {
 	set *fakeSet
 }
 
-func newMongoHarness(t *testing.T) *mongoHarness {
+func newMongoHarness(t *testing.T) *mongoHarness { return newMongoHarnessSync(t, 0) }
+
+// newMongoHarnessSync makes the initial sync wait take syncTime of workflow time.
+func newMongoHarnessSync(t *testing.T, syncTime time.Duration) *mongoHarness {
 	var s testsuite.WorkflowTestSuite
 	_, obs := mongoTopology(3, 3)
 	for _, p := range obs.Probes {
@@ -94,7 +97,7 @@ func newMongoHarness(t *testing.T) *mongoHarness {
 			f.lead()
 			return activities.MongoReconfigOutput{Config: f.obs.Config, Primary: f.obs.Primary}, nil
 		})
-	env.OnActivity(mongoActs.WaitMembersReady, mock.Anything, mock.Anything).Return(
+	env.OnActivity(mongoActs.WaitMembersReady, mock.Anything, mock.Anything).After(syncTime).Return(
 		func(_ context.Context, in activities.MongoWaitReadyInput) (activities.MongoWaitReadyOutput, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -253,4 +256,70 @@ func TestMongoMovePlanDrift(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, ErrPlanDrifted, ae.Type())
 	require.Empty(t, h.set.configs, "nothing changed")
+}
+
+func TestMongoMoveRollbackDuringInitialSync(t *testing.T) {
+	h := newMongoHarnessSync(t, 2*time.Hour)
+	start := cloneMembers(h.set.obs.Config.Members)
+	h.env.RegisterDelayedCallback(func() {
+		p := h.progress()
+		require.Equal(t, "wait for 10.2.0.1:27017, 10.2.0.2:27017, 10.2.0.3:27017", p.Steps[1].Name)
+		require.Equal(t, "running", p.Steps[1].Status)
+		h.env.SignalWorkflow(SignalRollback, ActionRequest{Identity: "bob", Reason: "initial sync too slow"})
+	}, 10*time.Minute)
+	begin := h.env.Now()
+	res, err := h.run(mongoInput())
+	require.NoError(t, err)
+	require.Equal(t, StateRolledBack, res.State)
+	audit := h.progress().Audit
+	last := audit[len(audit)-1]
+	require.Equal(t, "rolled back", last.Action)
+	require.Less(t, last.Time.Sub(begin), time.Hour, "the rollback must not wait for the sync to finish")
+	require.True(t, activities.SameMembers(h.set.obs.Config.Members, start))
+	h.requireOneVotePerReconfig(start)
+}
+
+func TestMongoMovePauseHoldsNextStep(t *testing.T) {
+	h := newMongoHarness(t)
+	in := mongoInput()
+	in.Spec.SkipPrimaryApproval = true
+	in.Approvals.RequiredApprovers = 1
+	var applied int
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalPause, ActionRequest{Identity: "bob", Reason: "hold"})
+	}, 0)
+	h.env.RegisterDelayedCallback(func() {
+		h.set.mu.Lock()
+		applied = len(h.set.configs)
+		h.set.mu.Unlock()
+		require.Equal(t, StatePaused, h.progress().State)
+		h.env.SignalWorkflow(SignalResume, ActionRequest{Identity: "bob", Reason: "go"})
+	}, time.Hour)
+	res, err := h.run(in)
+	require.NoError(t, err)
+	require.Equal(t, StateCompleted, res.State)
+	require.LessOrEqual(t, applied, 1, "no reconfig after the pause took hold")
+}
+
+func TestPlanMongoPrimaryMoveWorkflow(t *testing.T) {
+	h := newMongoHarness(t)
+	in := mongoInput()
+	in.Spec.SkipPrimaryApproval = true
+	h.env.ExecuteWorkflow(PlanMongoPrimaryMove, PlanMongoPrimaryMoveInput{Spec: in.Spec})
+	require.NoError(t, h.env.GetWorkflowError())
+	var plan Plan
+	require.NoError(t, h.env.GetWorkflowResult(&plan))
+	require.Equal(t, "mongo/rs0", plan.ID)
+	require.Equal(t, KindMongoPrimaryMove, plan.Kind)
+	require.Len(t, plan.Steps, 11)
+	require.False(t, plan.Steps[4].NeedsApproval, "the spec skips the primary approval")
+	require.Contains(t, plan.Steps[0].Description, "10.2.0.1:27017(v0,p0)")
+	require.Empty(t, h.set.configs, "a plan changes nothing")
+
+	// Starting with that hash runs; the state has not changed.
+	h2 := newMongoHarness(t)
+	in.PlanHash = plan.Hash
+	res, err := h2.run(in)
+	require.NoError(t, err)
+	require.Equal(t, StateCompleted, res.State)
 }
