@@ -170,7 +170,8 @@ func MongoPrimaryMove(s *ferryv1.MongoPrimaryMoveSpec) (workflows.MongoMoveSpec,
 	}
 	out.Priorities = pr
 
-	if out.MaxLag, err = duration(p+".maxLag", s.GetMaxLag(), DefaultMaxLag, 0, time.Hour); err != nil {
+	// Below 100ms no secondary under write load is ever "caught up", and the wait never ends.
+	if out.MaxLag, err = duration(p+".maxLag", s.GetMaxLag(), DefaultMaxLag, 100*time.Millisecond, time.Hour); err != nil {
 		return out, err
 	}
 	if out.CatchUpPeriod, err = duration(p+".catchUpPeriod", s.GetCatchUpPeriod(), DefaultCatchUpPeriod, time.Second, 10*time.Minute); err != nil {

@@ -68,6 +68,7 @@ mongoPrimaryMove:
 		{name: "password without user", extra: "  password: {file: /run/secrets/pw}\n", field: "mongoPrimaryMove.username", contains: "required when a password"},
 		{name: "user without password", extra: "  username: ferry\n", field: "mongoPrimaryMove.password", contains: "required with a username"},
 		{name: "catch-up range", extra: "  catchUpPeriod: 500ms\n", field: "mongoPrimaryMove.catchUpPeriod", contains: "outside"},
+		{name: "max lag range", extra: "  maxLag: 10ms\n", field: "mongoPrimaryMove.maxLag", contains: "outside"},
 		{name: "set mismatch", extra: "  replicaSet: rs1\n", field: "mongoPrimaryMove.replicaSet", contains: "differs from replicaSet=rs0"},
 	}
 	for _, c := range cases {
