@@ -395,3 +395,40 @@ func TestRegionMoveRollsBackOnFailingGate(t *testing.T) {
 		require.Equal(t, "deregistered", state, "copy %s was not removed", id)
 	}
 }
+
+// Cancelling the move cancels the running phase's child (ParentClosePolicy and the
+// parent's context), and nothing after it starts.
+func TestRegionMoveCancelReachesRunningChild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal, sandbox AWS and MongoDB")
+	}
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	in := s.moveSpec(t)
+	id := workflows.RegionMoveWorkflowID(in.Name, in.Spec.SourceRegion, in.Spec.TargetRegion)
+	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.RegionMove, in)
+	require.NoError(t, err)
+	testenv.Eventually(t, time.Minute, "the gate before the MongoDB phase", func() bool {
+		p, ok := s.progress(ctx, id)
+		return ok && p.PendingApproval != nil
+	})
+	_, err = s.act(ctx, id, workflows.UpdateApprove, "bob")
+	require.NoError(t, err)
+	child := workflows.MongoPrimaryMoveWorkflowID("rs0")
+	testenv.Eventually(t, time.Minute, "the MongoDB child waiting for its approval", func() bool {
+		p, ok := s.progress(ctx, child)
+		return ok && p.PendingApproval != nil
+	})
+	require.NoError(t, s.c.CancelWorkflow(ctx, id, ""))
+	err = run.Get(ctx, nil)
+	require.True(t, temporal.IsCanceledError(err), "%v", err)
+	d, err := s.c.DescribeWorkflowExecution(ctx, child, "")
+	require.NoError(t, err)
+	require.Equal(t, "Canceled", d.GetWorkflowExecutionInfo().GetStatus().String())
+	p, _ := s.progress(ctx, id)
+	require.Equal(t, workflows.StateCancelled, p.State)
+	_, err = s.c.DescribeWorkflowExecution(ctx, workflows.DNSShiftWorkflowID("shop.example.", "www.shop.example.", "A"), "")
+	require.Error(t, err, "the DNS phase never started")
+	require.Equal(t, "eu-west-1", s.primaryRegion(), "the primary had not moved yet")
+}

@@ -282,6 +282,8 @@ type regionMove struct {
 
 	amiResult   *AMIShareResult
 	mongoResult *MongoPrimaryMoveResult
+	// mongoOriginalPrimary is the primary before the MongoDB phase.
+	mongoOriginalPrimary string
 
 	running        *runningChild
 	rollingBack    bool
@@ -624,6 +626,7 @@ func (w *regionMove) waitWindow(ctx workflow.Context, phase string) (bool, error
 		type at struct {
 			Inside bool
 			Opens  time.Time
+			Local  string // the opening in the window's zone, for people
 			Err    string
 		}
 		now := workflow.Now(ctx)
@@ -633,7 +636,7 @@ func (w *regionMove) waitWindow(ctx workflow.Context, phase string) (bool, error
 			if err != nil {
 				return at{Err: err.Error()}
 			}
-			return at{Inside: inside, Opens: opens}
+			return at{Inside: inside, Opens: opens, Local: opens.Format("2006-01-02 15:04 MST")}
 		}).Get(&a)
 		if err != nil {
 			return false, err
@@ -646,12 +649,7 @@ func (w *regionMove) waitWindow(ctx workflow.Context, phase string) (bool, error
 			w.setPhaseState(ctx, phase, PhasePending, "")
 			return false, nil
 		}
-		loc, _ := time.LoadLocation(cmpOr(mw.Zone, "UTC"))
-		opens := a.Opens
-		if loc != nil {
-			opens = opens.In(loc)
-		}
-		msg := fmt.Sprintf("waiting for maintenance window (opens at %s)", opens.Format("2006-01-02 15:04 MST"))
+		msg := fmt.Sprintf("waiting for maintenance window (opens at %s)", a.Local)
 		w.s.SetMessage(ctx, msg)
 		w.setPhaseState(ctx, phase, PhasePending, msg)
 		wait := min(a.Opens.Sub(now), regionWindowPollCap)
@@ -667,13 +665,6 @@ func (w *regionMove) waitWindow(ctx workflow.Context, phase string) (bool, error
 			return true, nil
 		}
 	}
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // dnsPrecondition checks the cross-phase gate of the traffic shift: the primary is in the
@@ -766,12 +757,21 @@ func (w *regionMove) runPhase(ctx workflow.Context, phase string) (string, strin
 		}
 		return r.State, r.Message, err
 	case PhaseMongoPrimaryMove:
+		// The set as it is before the move: undoing the phase puts the primary back on
+		// this member, and the audit trail keeps the config for people.
+		obs, err := readMongo(ctx, *w.spec.Mongo, "record "+w.spec.Mongo.ReplicaSet+" before the move")
+		if err != nil {
+			return "", "", err
+		}
+		w.mongoOriginalPrimary = obs.Primary
+		w.s.Audit(ctx, SystemIdentity, "recorded set", fmt.Sprintf("%s config v%d before the move: primary %s; %s",
+			w.spec.Mongo.ReplicaSet, obs.Config.Version, orDash(obs.Primary), activities.DescribeMembers(obs.Config.Members)), phase)
 		cctx := w.childOptions(ctx, id, KindMongoPrimaryMove, summary)
 		fut := workflow.ExecuteChildWorkflow(cctx, MongoPrimaryMove, MongoPrimaryMoveInput{
 			Spec: *w.spec.Mongo, Name: name, Reason: w.in.Reason, Initiator: w.in.Initiator, Approvals: w.in.Approvals, PlanHash: pin,
 		})
 		var r MongoPrimaryMoveResult
-		err := w.await(ctx, phase, id, fut, &r)
+		err = w.await(ctx, phase, id, fut, &r)
 		if err == nil {
 			w.mongoResult = &r
 		}
@@ -1035,6 +1035,12 @@ func (w *regionMove) undoMongo(ctx workflow.Context) (string, error) {
 	}
 	if len(hosts) == 0 {
 		return "", fmt.Errorf("no electable member of %s is tagged %s=%s any more; the primary cannot move back", spec.ReplicaSet, spec.RegionTag, spec.SourceRegion)
+	}
+	// The first "new" member is the preferred primary: the one that was primary before.
+	if i := slices.Index(hosts, w.mongoOriginalPrimary); i > 0 {
+		first := hosts[i]
+		rest := slices.Delete(slices.Clone(hosts), i, i+1)
+		hosts = append([]string{first}, rest...)
 	}
 	rs := ReverseMongoMoveSpec(spec, hosts)
 	id := childID(w.spec, PhaseMongoPrimaryMove)

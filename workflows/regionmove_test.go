@@ -30,7 +30,8 @@ type rmHarness struct {
 	mu      sync.Mutex
 	events  []string
 	at      map[string]time.Time
-	primary string // region of the primary
+	primary       string // region of the primary
+	sourcePrimary string // the primary while it is in eu-west-1
 	deleted []string
 
 	// Behaviours of the forward children; nil completes after childTime.
@@ -46,7 +47,7 @@ const childTime = time.Minute
 
 func newRMHarness(t *testing.T) *rmHarness {
 	var s testsuite.WorkflowTestSuite
-	h := &rmHarness{t: t, env: s.NewTestWorkflowEnvironment(), at: map[string]time.Time{}, primary: "eu-west-1", inputs: map[string]any{}}
+	h := &rmHarness{t: t, env: s.NewTestWorkflowEnvironment(), at: map[string]time.Time{}, primary: "eu-west-1", sourcePrimary: "127.0.0.1:27017", inputs: map[string]any{}}
 	env := h.env
 	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	h.start = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
@@ -123,7 +124,7 @@ func newRMHarness(t *testing.T) *rmHarness {
 				ms = append(ms, activities.MongoMember{ID: i, Host: fmt.Sprintf("127.0.0.1:%d", 27017+i), Votes: 1, Priority: 1,
 					Tags: map[string]string{"region": region}, BuildIndexes: true})
 			}
-			primary := "127.0.0.1:27017"
+			primary := h.sourcePrimary
 			if h.primary == "eu-west-2" {
 				primary = "127.0.0.1:27020"
 			}
@@ -302,6 +303,7 @@ func TestRegionMoveRollbackAfterAMI(t *testing.T) {
 
 func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	h := newRMHarness(t)
+	h.sourcePrimary = "127.0.0.1:27018"
 	spec := rmSpec()
 	spec.ApproveBetweenPhases = true
 	h.after(10*time.Minute, func() { h.update(UpdateApprove, "bob") })
@@ -313,7 +315,8 @@ func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	rev := h.inputs["mongo-reverse"].(MongoPrimaryMoveInput)
 	require.Equal(t, "eu-west-2", rev.Spec.SourceRegion)
 	require.Equal(t, "eu-west-1", rev.Spec.TargetRegion)
-	require.Equal(t, []string{"127.0.0.1:27017", "127.0.0.1:27018", "127.0.0.1:27019"}, rev.Spec.NewMembers)
+	require.Equal(t, []string{"127.0.0.1:27018", "127.0.0.1:27017", "127.0.0.1:27019"}, rev.Spec.NewMembers,
+		"the primary from before the move is the preferred primary again")
 	require.True(t, rev.Spec.SkipPrimaryApproval)
 	require.Equal(t, "mongo/rs0", h.inputs["mongo-reverse id"])
 }
@@ -580,4 +583,22 @@ func TestWindowAt(t *testing.T) {
 	require.ErrorContains(t, err, "Mars/Olympus")
 	_, _, _, err = WindowAt(MaintenanceWindow{Start: "2200", End: "04:00"}, time.Now())
 	require.ErrorContains(t, err, "HH:MM")
+}
+
+// Cancelling the move stops it where it is: nothing is unwound, like every migration's
+// cancel. (That the running child is cancelled with it is checked end to end in e2e: the
+// test environment does not deliver a parent's cancellation to a mocked child.)
+func TestRegionMoveCancelStopsWithoutUnwinding(t *testing.T) {
+	h := newRMHarness(t)
+	h.mongo = func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
+		err := workflow.Sleep(ctx, time.Hour)
+		return MongoPrimaryMoveResult{State: StateCancelled}, err
+	}
+	h.after(childTime+30*time.Second, func() { h.env.CancelWorkflow() })
+	_, err := h.run(rmInput(rmSpec()))
+	require.True(t, temporal.IsCanceledError(err), "%v", err)
+	require.Equal(t, []string{"ami", "mongo"}, h.eventsOf())
+	p := h.progress()
+	require.Equal(t, StateCancelled, p.State)
+	require.Contains(t, p.Message, "completed phases stay in effect: ami-share")
 }
