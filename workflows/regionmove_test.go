@@ -27,12 +27,12 @@ type rmHarness struct {
 	env   *testsuite.TestWorkflowEnvironment
 	start time.Time
 
-	mu      sync.Mutex
-	events  []string
-	at      map[string]time.Time
+	mu            sync.Mutex
+	events        []string
+	at            map[string]time.Time
 	primary       string // region of the primary
 	sourcePrimary string // the primary while it is in eu-west-1
-	deleted []string
+	deleted       []string
 
 	// Behaviours of the forward children; nil completes after childTime.
 	ami   func(ctx workflow.Context, in AMIShareInput) (AMIShareResult, error)
