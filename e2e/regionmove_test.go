@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/internal/testenv"
@@ -39,6 +40,7 @@ import (
 // workflow a region move needs.
 type stack struct {
 	c      client.Client
+	ns     string
 	sb     *sandbox.Sandbox
 	mongo  *sandbox.MongoSets
 	ec2    func(region string) *ec2.Client
@@ -54,7 +56,7 @@ type stack struct {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
-	_, c := testenv.Temporal(t)
+	srv, c := testenv.Temporal(t)
 	topo := topology.Default()
 	for i := range topo.HostedZones {
 		for j := range topo.HostedZones[i].Records {
@@ -107,7 +109,7 @@ func startStack(t *testing.T) *stack {
 		w.Stop()
 		_ = mongoActs.Close()
 	})
-	return &stack{c: c, sb: sb, mongo: ms, ec2: ec2c, r53: r53, zoneID: topo.HostedZones[0].ID, ports: ports}
+	return &stack{c: c, ns: srv.Namespace(), sb: sb, mongo: ms, ec2: ec2c, r53: r53, zoneID: topo.HostedZones[0].ID, ports: ports}
 }
 
 // moveSpec is the marketplace story (examples/region-move.yaml) on this stack's ports and
@@ -363,6 +365,17 @@ func TestRegionMoveEndToEnd(t *testing.T) {
 	for id, state := range cs {
 		require.Equal(t, "available", state, id)
 	}
+	s.replay(t, workflows.RegionMoveWorkflowID("shop", "eu-west-1", "eu-west-2"))
+}
+
+// replay runs the move's recorded history through today's code: a change that would break
+// running moves (non-determinism) fails here.
+func (s *stack) replay(t *testing.T, id string) {
+	t.Helper()
+	r := sdkworker.NewWorkflowReplayer()
+	r.RegisterWorkflow(workflows.RegionMove)
+	require.NoError(t, r.ReplayWorkflowExecution(context.Background(), s.c.WorkflowService(), testenv.QuietLogger(), s.ns,
+		workflow.Execution{ID: id}))
 }
 
 func TestRegionMoveRollsBackOnFailingGate(t *testing.T) {
@@ -394,6 +407,7 @@ func TestRegionMoveRollsBackOnFailingGate(t *testing.T) {
 	for id, state := range s.copies(t) {
 		require.Equal(t, "deregistered", state, "copy %s was not removed", id)
 	}
+	s.replay(t, workflows.RegionMoveWorkflowID("shop", "eu-west-1", "eu-west-2"))
 }
 
 // Cancelling the move cancels the running phase's child (ParentClosePolicy and the
