@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +278,58 @@ func TestAPI(t *testing.T) {
 		}
 		if len(out.LaunchPermissions) != 1 || aws.ToString(out.LaunchPermissions[0].UserId) != "111122223333" {
 			t.Fatalf("launch permissions of %s = %v", copies[0].GetImageId(), out.LaunchPermissions)
+		}
+	})
+
+	t.Run("MongoDB primary move", func(t *testing.T) {
+		rs := st.Mongo.Cluster("rs0")
+		var source, target []string
+		for _, m := range rs.Members() {
+			if m.Region == "eu-west-2" {
+				target = append(target, m.Host)
+			} else {
+				source = append(source, m.Host)
+			}
+		}
+		y := fmt.Sprintf(`
+approvals: {requiredApprovers: 1}
+mongoPrimaryMove:
+  uri: mongodb://%s/?replicaSet=rs0
+  replicaSet: rs0
+  sourceRegion: eu-west-1
+  targetRegion: eu-west-2
+  newMembers: [%s]
+  takeoverTimeout: 2s
+`, strings.Join(source, ","), strings.Join(target, ", "))
+		m, err := spec.Parse([]byte(y), ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice := st.APIClient(testenv.TokenAliceApprover, false)
+		res, err := alice.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Msg.GetMigration().GetId()
+		testenv.Eventually(t, time.Minute, "approval before the primary moves", func() bool {
+			r, err := alice.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+			return err == nil && len(r.Msg.GetMigration().GetPendingApprovals()) > 0
+		})
+		if _, err := alice.ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id})); code(err) != connect.CodeFailedPrecondition {
+			t.Fatalf("initiator approving the primary move: %v; want FailedPrecondition", err)
+		}
+		if _, err := st.APIClient(testenv.TokenBob, true).ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id})); err != nil {
+			t.Fatal(err)
+		}
+		final := watchToEnd(ctx, t, alice, id)
+		if final.GetState() != ferryv1.MigrationState_MIGRATION_STATE_COMPLETED {
+			t.Fatalf("primary move ended %v: %s", final.GetState(), final.GetMessage())
+		}
+		if !slices.Contains(target, rs.Primary()) {
+			t.Fatalf("primary is %s; want one of the eu-west-2 members %v", rs.Primary(), target)
+		}
+		if mm := final.GetMongoMove(); mm == nil || len(mm.GetMembers()) != 6 {
+			t.Fatalf("mongo status in the API = %v", mm)
 		}
 	})
 

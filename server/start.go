@@ -81,6 +81,42 @@ func buildStart(m *ferryv1.MigrationSpec, initiator, planHash string) (startable
 			target:  targets,
 			summary: fmt.Sprintf("AMI share %s from %s to %s", workflows.AMISelection(s), s.SourceRegion, targets),
 		}, nil
+	case *ferryv1.MigrationSpec_MongoPrimaryMove:
+		in, err := spec.MongoPrimaryMoveInput(m, initiator)
+		if err != nil {
+			return startable{}, err
+		}
+		in.PlanHash = planHash
+		s := in.Spec
+		return startable{
+			id:           workflows.MongoPrimaryMoveWorkflowID(s.ReplicaSet),
+			kind:         workflows.KindMongoPrimaryMove,
+			workflow:     workflows.MongoPrimaryMove,
+			input:        in,
+			planWorkflow: workflows.PlanMongoPrimaryMove,
+			planInput:    workflows.PlanMongoPrimaryMoveInput{Spec: s},
+			source:       s.SourceRegion,
+			target:       s.TargetRegion,
+			summary:      fmt.Sprintf("MongoDB primary move %s: %s -> %s", s.ReplicaSet, s.SourceRegion, s.TargetRegion),
+		}, nil
+	case *ferryv1.MigrationSpec_RegionMove:
+		in, err := spec.RegionMoveInput(m, initiator)
+		if err != nil {
+			return startable{}, err
+		}
+		in.PlanHash = planHash
+		s := in.Spec
+		return startable{
+			id:           workflows.RegionMoveWorkflowID(in.Name, s.SourceRegion, s.TargetRegion),
+			kind:         workflows.KindRegionMove,
+			workflow:     workflows.RegionMove,
+			input:        in,
+			planWorkflow: workflows.PlanRegionMove,
+			planInput:    workflows.PlanRegionMoveInput{Spec: s, Name: in.Name},
+			source:       s.SourceRegion,
+			target:       s.TargetRegion,
+			summary:      fmt.Sprintf("region move %s: %s -> %s", in.Name, s.SourceRegion, s.TargetRegion),
+		}, nil
 	}
 	return startable{}, &spec.FieldError{Field: "spec", Msg: "names no migration: set dnsShift, amiShare, mongoPrimaryMove or regionMove"}
 }

@@ -30,9 +30,28 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Worker is a Temporal worker with ferry's registrations; stopping it also closes the
+// connections its activities hold (MongoDB client pools).
+type Worker struct {
+	sdkworker.Worker
+	mongo *activities.Mongo
+}
+
+// Run runs the worker until interruptCh delivers, then stops it.
+func (w *Worker) Run(interruptCh <-chan any) error {
+	defer w.mongo.Close()
+	return w.Worker.Run(interruptCh)
+}
+
+// Stop stops polling, waits for running tasks, and closes the activities' connections.
+func (w *Worker) Stop() {
+	w.Worker.Stop()
+	w.mongo.Close()
+}
+
 // New returns a worker with every ferry workflow and activity registered. Start it with Run
 // or Start.
-func New(ctx context.Context, c client.Client, o Options) (sdkworker.Worker, error) {
+func New(ctx context.Context, c client.Client, o Options) (*Worker, error) {
 	if o.TaskQueue == "" {
 		o.TaskQueue = workflows.TaskQueue
 	}
@@ -45,12 +64,17 @@ func New(ctx context.Context, c client.Client, o Options) (sdkworker.Worker, err
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflowTasks,
 	})
-	register(w, o, clients)
-	return w, nil
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mongo := activities.NewMongo(logger.With("component", "mongo"))
+	register(w, o, clients, mongo)
+	return &Worker{Worker: w, mongo: mongo}, nil
 }
 
 // register is the one list of what a ferry worker runs.
-func register(w sdkworker.Registry, o Options, c *cloudClients) {
+func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activities.Mongo) {
 	w.RegisterWorkflow(workflows.Ping)
 	w.RegisterActivity(&activities.Ping{Identity: o.Identity})
 
@@ -62,4 +86,11 @@ func register(w sdkworker.Registry, o Options, c *cloudClients) {
 	w.RegisterWorkflow(workflows.AMIShare)
 	w.RegisterWorkflow(workflows.PlanAMIShare)
 	w.RegisterActivity(&activities.EC2{Client: c.ec2})
+
+	w.RegisterWorkflow(workflows.MongoPrimaryMove)
+	w.RegisterWorkflow(workflows.PlanMongoPrimaryMove)
+	w.RegisterActivity(mongo)
+
+	w.RegisterWorkflow(workflows.RegionMove)
+	w.RegisterWorkflow(workflows.PlanRegionMove)
 }

@@ -32,6 +32,7 @@ type Stack struct {
 	Temporal *devtemporal.Server
 	Client   client.Client
 	Sandbox  *sandbox.Sandbox
+	Mongo    *sandbox.MongoSets
 	API      *httptest.Server
 }
 
@@ -48,7 +49,18 @@ func StartStack(t testing.TB) *Stack {
 			topo.HostedZones[i].Records[j].TTL = 1
 		}
 	}
-	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
+	// The replica set on free ports: a developer's own `ferry dev` may hold 27017 and up.
+	for i := range topo.Mongo.ReplicaSets {
+		for j := range topo.Mongo.ReplicaSets[i].Members {
+			topo.Mongo.ReplicaSets[i].Members[j].Port = 0
+		}
+	}
+	mongo, err := sandbox.StartMongo(ctx, topo, true, nil)
+	if err != nil {
+		t.Fatalf("start sandbox mongodb: %v", err)
+	}
+	t.Cleanup(func() { _ = mongo.Close() })
+	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: mongo})
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)
 	}
@@ -75,7 +87,7 @@ func StartStack(t testing.TB) *Stack {
 	api.EnableHTTP2 = true
 	api.StartTLS()
 	t.Cleanup(api.Close)
-	return &Stack{Temporal: srv, Client: c, Sandbox: sb, API: api}
+	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api}
 }
 
 // APIClient returns a MigrationService client that sends token; grpc picks the gRPC
