@@ -89,6 +89,8 @@ func regionPhases(spec RegionMoveSpec) []regionPhase {
 func childID(spec RegionMoveSpec, phase string) string {
 	switch phase {
 	case PhaseAMIShare:
+		// AMISelection sorts the tag keys before use, so map order never reaches the id.
+		//workflowcheck:ignore
 		return AMIShareWorkflowID(spec.AMI.SourceRegion, AMISelection(*spec.AMI))
 	case PhaseMongoPrimaryMove:
 		return MongoPrimaryMoveWorkflowID(spec.Mongo.ReplicaSet)
