@@ -102,12 +102,11 @@ func BenchmarkDNSShift(b *testing.B) {
 		batches := func() []control.Call {
 			return st.Sandbox.AWS().Calls(control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets", Since: began})
 		}
-		n := len(batches())
 		testenv.Eventually(b, time.Minute, "the first step of the shift back", func() bool {
 			r, err := st.APIClient(testenv.TokenAlice, false).GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
 			return err == nil && r.Msg.GetMigration().GetDnsShift().GetStepIndex() == 0 && len(r.Msg.GetMigration().GetDnsShift().GetGates()) > 0
 		})
-		n = len(batches())
+		n := len(batches())
 		red := time.Now()
 		if _, err := st.Sandbox.Faults().Add(control.Fault{Target: "app:eu-west-1", Kind: control.KindUnhealthy, Rate: 1}); err != nil {
 			b.Fatal(err)
