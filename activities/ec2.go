@@ -471,7 +471,9 @@ func hasTags(have []types.Tag, want map[string]string) bool {
 type WaitAMIInput struct {
 	Region  string
 	ImageID string
-	// PollInterval between DescribeImages calls; zero means 15s.
+	// PollInterval caps the wait between DescribeImages calls; zero means 15s. The first
+	// polls come sooner (500ms, doubling up to the cap), so a copy that finishes quickly is
+	// seen quickly while an hour-long one costs one call per interval.
 	PollInterval time.Duration
 	// NotFoundGrace is how long an unknown image id counts as "not visible yet" (EC2's
 	// describes are eventually consistent right after CopyImage); zero means 2m.
@@ -501,10 +503,11 @@ func (e *EC2) WaitAMI(ctx context.Context, in WaitAMIInput) (WaitAMIOutput, erro
 	if in.Region == "" || in.ImageID == "" {
 		return WaitAMIOutput{}, badInput("wait image: region and image are required; got %+v", in)
 	}
-	every := in.PollInterval
-	if every <= 0 {
-		every = 15 * time.Second
+	ceiling := in.PollInterval
+	if ceiling <= 0 {
+		ceiling = 15 * time.Second
 	}
+	every := min(500*time.Millisecond, ceiling)
 	grace := in.NotFoundGrace
 	if grace <= 0 {
 		grace = 2 * time.Minute
@@ -556,6 +559,7 @@ func (e *EC2) WaitAMI(ctx context.Context, in WaitAMIInput) (WaitAMIOutput, erro
 			return WaitAMIOutput{}, ctx.Err()
 		case <-t.C:
 		}
+		every = min(every*2, ceiling)
 	}
 }
 
