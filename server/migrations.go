@@ -246,7 +246,36 @@ func (s *migrationService) loadDetail(ctx context.Context, id string) (*ferryv1.
 		return nil, false, connect.NewError(connect.CodeInternal, fmt.Errorf("decode progress of %s: %w", id, err))
 	}
 	applyProgress(m, &p, info.GetStatus())
+	s.addChildApprovals(ctx, m, &p)
 	return m, true, nil
+}
+
+// addChildApprovals lists the running child's pending approval on a region move, so the
+// parent shows one list of everything waiting for a person. Approving the parent forwards
+// to the child (the workflow does that, keeping the approver's identity for four-eyes).
+func (s *migrationService) addChildApprovals(ctx context.Context, m *ferryv1.Migration, p *workflows.Progress) {
+	for _, ph := range p.Phases {
+		if ph.State != workflows.PhaseRunning || ph.MigrationID == "" {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := s.temporal.QueryWorkflow(qctx, ph.MigrationID, "", workflows.QueryProgress)
+		var cp workflows.Progress
+		if err == nil {
+			err = v.Get(&cp)
+		}
+		cancel()
+		if err != nil || cp.PendingApproval == nil {
+			continue
+		}
+		a := cp.PendingApproval
+		if m.State == ferryv1.MigrationState_MIGRATION_STATE_RUNNING {
+			m.State = ferryv1.MigrationState_MIGRATION_STATE_AWAITING_APPROVAL
+		}
+		m.PendingApprovals = append(m.PendingApprovals, &ferryv1.PendingApproval{
+			Step: ph.Name + ": " + a.Step, Required: uint32(a.Required), ApprovedBy: a.ApprovedBy,
+		})
+	}
 }
 
 // temporalError maps Temporal errors to Connect codes with the operation named.
