@@ -157,11 +157,24 @@ func (s *Steering) Progress() Progress {
 			ApprovedBy: slices.Clone(s.pending.approvedBy),
 		}
 	}
+	// Each kind's part is copied too, so a caller holding the snapshot never sees (or makes)
+	// a later change.
 	if s.p.DNS != nil {
 		d := *s.p.DNS
 		d.Gates = slices.Clone(d.Gates)
 		p.DNS = &d
 	}
+	if s.p.AMI != nil {
+		a := *s.p.AMI
+		a.Copies = slices.Clone(a.Copies)
+		p.AMI = &a
+	}
+	if s.p.Mongo != nil {
+		m := *s.p.Mongo
+		m.Members = slices.Clone(m.Members)
+		p.Mongo = &m
+	}
+	p.Phases = slices.Clone(s.p.Phases)
 	return p
 }
 
