@@ -27,14 +27,7 @@ func TestRegionMoveThroughAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rs := st.Mongo.Cluster("rs0")
-	var source, target []string
-	for _, m := range rs.Members() {
-		if m.Region == "eu-west-2" {
-			target = append(target, m.Host)
-		} else {
-			source = append(source, m.Host)
-		}
-	}
+	source, target := hostsByRegion(rs, "eu-west-1"), hostsByRegion(rs, "eu-west-2")
 	m, err := spec.Parse([]byte(fmt.Sprintf(`
 name: shop
 reason: api region move

@@ -20,6 +20,7 @@ import (
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/sandbox/control"
+	"github.com/ferryhq/ferry/sandbox/mongosim"
 	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
 )
@@ -283,14 +284,7 @@ func TestAPI(t *testing.T) {
 
 	t.Run("MongoDB primary move", func(t *testing.T) {
 		rs := st.Mongo.Cluster("rs0")
-		var source, target []string
-		for _, m := range rs.Members() {
-			if m.Region == "eu-west-2" {
-				target = append(target, m.Host)
-			} else {
-				source = append(source, m.Host)
-			}
-		}
+		source, target := hostsByRegion(rs, "eu-west-1"), hostsByRegion(rs, "eu-west-2")
 		y := fmt.Sprintf(`
 approvals: {requiredApprovers: 1}
 mongoPrimaryMove:
@@ -397,6 +391,17 @@ func watchToEnd(ctx context.Context, t *testing.T, c ferryv1connect.MigrationSer
 		t.Fatalf("watch ended before %s did", id)
 	}
 	return last
+}
+
+// hostsByRegion lists the replica set members tagged with region.
+func hostsByRegion(rs *mongosim.Cluster, region string) []string {
+	var hosts []string
+	for _, m := range rs.Members() {
+		if m.Region == region {
+			hosts = append(hosts, m.Host)
+		}
+	}
+	return hosts
 }
 
 func ec2Client(st *testenv.Stack, region string) *ec2.Client {

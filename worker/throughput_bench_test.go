@@ -134,15 +134,7 @@ func BenchmarkThroughput(b *testing.B) {
 	defer c.Close()
 
 	topo := topology.Default()
-	for i := range m {
-		topo.HostedZones[0].Records = append(topo.HostedZones[0].Records, topology.Record{
-			Name: fmt.Sprintf("t%d.shop.example.", i), Type: "A", TTL: 1,
-			Weighted: []topology.WeightedSet{
-				{SetIdentifier: "eu-west-1", Weight: 100, Values: []string{"198.51.100.10"}},
-				{SetIdentifier: "eu-west-2", Weight: 0, Values: []string{"198.51.100.20"}},
-			},
-		})
-	}
+	testenv.AddShiftRecords(topo, m, func(i int) string { return fmt.Sprintf("t%d.shop.example.", i) })
 	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
 	if err != nil {
 		b.Fatal(err)

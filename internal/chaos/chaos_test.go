@@ -110,15 +110,7 @@ func TestChaos(t *testing.T) {
 	// N weighted records, TTL 1s, with AWS's request limits on.
 	topo := topology.Default()
 	topo.Limits = true
-	for i := range n {
-		topo.HostedZones[0].Records = append(topo.HostedZones[0].Records, topology.Record{
-			Name: record(i), Type: "A", TTL: 1,
-			Weighted: []topology.WeightedSet{
-				{SetIdentifier: "eu-west-1", Weight: 100, Values: []string{"198.51.100.10"}},
-				{SetIdentifier: "eu-west-2", Weight: 0, Values: []string{"198.51.100.20"}},
-			},
-		})
-	}
+	testenv.AddShiftRecords(topo, n, record)
 	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
 	if err != nil {
 		t.Fatal(err)

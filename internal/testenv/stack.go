@@ -95,3 +95,17 @@ func StartStack(t testing.TB) *Stack {
 func (s *Stack) APIClient(token string, grpc bool) ferryv1connect.MigrationServiceClient {
 	return apiclient.New(s.API.Client(), s.API.URL, token, grpc)
 }
+
+// AddShiftRecords adds n weighted A records to the topology's first zone, each at 100 on
+// set identifier eu-west-1 and 0 on eu-west-2 with TTL 1s, for runs of many shifts.
+func AddShiftRecords(topo *topology.Topology, n int, name func(i int) string) {
+	for i := range n {
+		topo.HostedZones[0].Records = append(topo.HostedZones[0].Records, topology.Record{
+			Name: name(i), Type: "A", TTL: 1,
+			Weighted: []topology.WeightedSet{
+				{SetIdentifier: "eu-west-1", Weight: 100, Values: []string{"198.51.100.10"}},
+				{SetIdentifier: "eu-west-2", Weight: 0, Values: []string{"198.51.100.20"}},
+			},
+		})
+	}
+}
