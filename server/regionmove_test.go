@@ -13,11 +13,12 @@ import (
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/spec"
+	"github.com/ferryhq/ferry/workflows"
 )
 
 // TestRegionMoveThroughAPI runs the marketplace region move the way a platform team does:
 // plan, start pinned to the plan, and approve every gate — the parent's and its children's —
-// through the parent's id over the API, with the real worker and the sandbox's AWS and
+// through the parent's id (over the API, and one by a raw signal), with the real worker and the sandbox's AWS and
 // MongoDB. The initiator's own approval is refused.
 func TestRegionMoveThroughAPI(t *testing.T) {
 	if testing.Short() {
@@ -93,6 +94,14 @@ regionMove:
 			}
 			if slices.Contains(approved, a.GetStep()) {
 				continue // forwarded approvals land asynchronously; one is enough
+			}
+			if strings.HasPrefix(a.GetStep(), "dns-shift: ") {
+				// As the Temporal UI would: a raw signal to the parent, which forwards it to the
+				// running child with carol's identity.
+				if err := st.Client.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.ActionRequest{Identity: "carol", Reason: "signal"}); err == nil {
+					approved = append(approved, a.GetStep())
+				}
+				continue
 			}
 			if _, err := bob.ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id, Comment: "looks good"})); err == nil {
 				approved = append(approved, a.GetStep())

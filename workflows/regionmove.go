@@ -315,6 +315,7 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 		Approvals: in.Approvals,
 		Logger:    w.log,
 		Details:   w.details,
+		Actions:   w.forwardingActions(),
 	})
 	if err != nil {
 		return err
@@ -331,15 +332,15 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 		w.log.Warn("upsert search attributes", "error", err)
 	}
 	w.publish(ctx)
-	return w.forwardHandlers(ctx)
+	return nil
 }
 
-// forwardHandlers replaces the approve and resume updates registered by the steering
-// with ones that reach the running child when the parent itself holds no gate (the API
-// and CLI use the updates). The child re-checks everything (four-eyes included) with the
-// identity carried unchanged; the parent checks what it can first so the caller gets an
-// immediate no in the common cases.
-func (w *regionMove) forwardHandlers(ctx workflow.Context) error {
+// forwardingActions takes over approve and resume from the steering: while a child runs
+// and the parent itself holds no gate, they reach the child — by API update or by a signal
+// from the Temporal UI alike. The child re-checks everything (four-eyes included) with the
+// identity carried unchanged; the parent checks what it can first so an API caller gets an
+// immediate no in the common cases. (The handlers run after setup, when w.s is set.)
+func (w *regionMove) forwardingActions() map[string]ActionHandler {
 	parentGate := func() bool { return w.s.pending != nil && !w.s.pending.done }
 	validateApprove := func(req ActionRequest) error {
 		if parentGate() || w.running == nil || w.running.done || w.s.finished {
@@ -353,20 +354,12 @@ func (w *regionMove) forwardHandlers(ctx workflow.Context) error {
 		}
 		return nil
 	}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove,
-		func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
-			if err := validateApprove(req); err != nil {
-				return ActionResult{}, err
-			}
-			if parentGate() || w.running == nil || w.running.done {
-				msg := w.s.applyApprove(ctx, req)
-				return ActionResult{State: w.s.state(), Message: msg}, nil
-			}
-			return w.forward(ctx, SignalApprove, "approve", req)
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error { return validateApprove(req) }})
-	if err != nil {
-		return fmt.Errorf("register update %s: %w", UpdateApprove, err)
+	applyApprove := func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
+		if parentGate() || w.running == nil || w.running.done {
+			msg := w.s.applyApprove(ctx, req)
+			return ActionResult{State: w.s.state(), Message: msg}, nil
+		}
+		return w.forward(ctx, SignalApprove, "approve", req)
 	}
 	validateResume := func(req ActionRequest) error {
 		if w.s.paused || w.running == nil || w.running.done || w.s.finished {
@@ -374,24 +367,19 @@ func (w *regionMove) forwardHandlers(ctx workflow.Context) error {
 		}
 		return nil
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateResume,
-		func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
-			if err := validateResume(req); err != nil {
-				return ActionResult{}, err
-			}
-			if w.s.paused {
-				// The watcher in runChild forwards the resume to the running child.
-				msg := w.s.applyResume(ctx, req)
-				return ActionResult{State: w.s.state(), Message: msg}, nil
-			}
-			// The parent is not paused, but the child may be (e.g. its gate paused it).
-			return w.forward(ctx, SignalResume, "resume", req)
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error { return validateResume(req) }})
-	if err != nil {
-		return fmt.Errorf("register update %s: %w", UpdateResume, err)
+	applyResume := func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
+		if w.s.paused {
+			// The watcher in runChild forwards the resume to the running child.
+			msg := w.s.applyResume(ctx, req)
+			return ActionResult{State: w.s.state(), Message: msg}, nil
+		}
+		// The parent is not paused, but the child may be (e.g. its gate paused it).
+		return w.forward(ctx, SignalResume, "resume", req)
 	}
-	return nil
+	return map[string]ActionHandler{
+		"approve": {Validate: validateApprove, Apply: applyApprove},
+		"resume":  {Validate: validateResume, Apply: applyResume},
+	}
 }
 
 // forward signals the running child with the request unchanged (identity included).

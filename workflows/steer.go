@@ -58,6 +58,17 @@ type SteeringOptions struct {
 	// hold with that error.
 	Watch         func(ctx workflow.Context) error
 	WatchInterval time.Duration
+	// Actions lets a migration take over an action ("approve", "pause", "resume",
+	// "rollback"). The handler serves both the signal and the update, so a signal sent from
+	// the Temporal UI is treated exactly like an API call (the region move forwards
+	// approvals to its running child this way).
+	Actions map[string]ActionHandler
+}
+
+// ActionHandler validates and applies one action in place of the steering's own.
+type ActionHandler struct {
+	Validate func(ActionRequest) error
+	Apply    func(workflow.Context, ActionRequest) (ActionResult, error)
 }
 
 type approvalGate struct {
@@ -103,18 +114,25 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 		{SignalRollback, UpdateRollback, "rollback", s.validateRollback, s.applyRollback},
 	}
 	for _, a := range actions {
+		validate := a.validate
+		apply := func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
+			msg := a.apply(ctx, req)
+			return ActionResult{State: s.state(), Message: msg}, nil
+		}
+		if h, ok := opts.Actions[a.action]; ok {
+			validate, apply = h.Validate, h.Apply
+		}
 		err := workflow.SetUpdateHandlerWithOptions(ctx, a.update,
 			func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
 				// The validator already ran, but re-checking keeps the handler safe if an
 				// update is ever admitted without it (e.g. replays of older histories).
-				if err := a.validate(req); err != nil {
+				if err := validate(req); err != nil {
 					return ActionResult{}, err
 				}
-				msg := a.apply(ctx, req)
-				return ActionResult{State: s.state(), Message: msg}, nil
+				return apply(ctx, req)
 			},
 			workflow.UpdateHandlerOptions{
-				Validator: func(_ workflow.Context, req ActionRequest) error { return a.validate(req) },
+				Validator: func(_ workflow.Context, req ActionRequest) error { return validate(req) },
 			})
 		if err != nil {
 			return nil, fmt.Errorf("register update %s: %w", a.update, err)
@@ -126,14 +144,17 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 				if more := ch.Receive(ctx, &req); !more {
 					return
 				}
-				if err := a.validate(req); err != nil {
-					// Signals cannot be answered, so a refusal is only visible here: in the
-					// audit trail and the log.
+				// Signals cannot be answered, so a refusal or failure is only visible here: in
+				// the audit trail and the log.
+				if err := validate(req); err != nil {
 					s.logger.Warn("refused signal", "signal", a.signal, "identity", req.Identity, "reason", err.Error())
 					s.Audit(ctx, req.Identity, a.action+" refused", err.Error(), req.Step)
 					continue
 				}
-				a.apply(ctx, req)
+				if _, err := apply(ctx, req); err != nil {
+					s.logger.Warn("signal failed", "signal", a.signal, "identity", req.Identity, "error", err.Error())
+					s.Audit(ctx, req.Identity, a.action+" failed", err.Error(), req.Step)
+				}
 			}
 		})
 	}
