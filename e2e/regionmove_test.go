@@ -31,6 +31,7 @@ import (
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/sandbox"
 	"github.com/ferryhq/ferry/sandbox/control"
+	"github.com/ferryhq/ferry/sandbox/mongosim"
 	"github.com/ferryhq/ferry/sandbox/topology"
 	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
@@ -383,6 +384,7 @@ func TestRegionMoveRollsBackOnFailingGate(t *testing.T) {
 		t.Skip("end-to-end: embedded Temporal, sandbox AWS and MongoDB")
 	}
 	s := startStack(t)
+	before := s.mongo.Cluster("rs0").Members()
 	// eu-west-2's app fails its health check: the DNS shift's gate fails at the first
 	// step and the whole move unwinds.
 	_, err := s.sb.Faults().Add(control.Fault{Target: "app:eu-west-2", Kind: "unhealthy", Rate: 1})
@@ -404,6 +406,18 @@ func TestRegionMoveRollsBackOnFailingGate(t *testing.T) {
 	// copies gone.
 	require.Equal(t, map[string]int64{"eu-west-1": 100, "eu-west-2": 0}, s.weights(t))
 	require.Equal(t, "eu-west-1", s.primaryRegion())
+	// The replica set's config is the one from before: same members in it, same votes and
+	// priorities (the eu-west-2 members are started but out of the config again).
+	config := func(ms []mongosim.MemberStatus) map[string]string {
+		out := map[string]string{}
+		for _, m := range ms {
+			if m.InConfig {
+				out[m.Host] = fmt.Sprintf("votes %d priority %g", m.Votes, m.Priority)
+			}
+		}
+		return out
+	}
+	require.Equal(t, config(before), config(s.mongo.Cluster("rs0").Members()))
 	for id, state := range s.copies(t) {
 		require.Equal(t, "deregistered", state, "copy %s was not removed", id)
 	}

@@ -1,6 +1,10 @@
 package workflows
 
-import "time"
+import (
+	"time"
+
+	"github.com/ferryhq/ferry/activities"
+)
 
 // --- MongoDB primary move (contract) -------------------------------------------------------
 
@@ -80,6 +84,17 @@ type MongoPrimaryMoveInput struct {
 	// PlanHash, when set, makes the workflow refuse to run if the plan computed from the
 	// state it reads now has another hash (the set changed since `ferry plan`).
 	PlanHash string
+	// Restore, when set, turns the run into an exact undo: no forward plan, only the way
+	// from the config read now back to Restore's members and primary (one vote per
+	// reconfig, added members removed last). The region move uses it to undo a completed
+	// MongoDB phase.
+	Restore *MongoRestore
+}
+
+// MongoRestore is a recorded replica-set config to return to.
+type MongoRestore struct {
+	Members []activities.MongoMember
+	Primary string
 }
 
 // PlanMongoPrimaryMoveInput asks for a MongoDB primary move plan (a dry run).

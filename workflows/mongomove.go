@@ -164,6 +164,16 @@ func (w *mongoMove) run(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
 }
 
 func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
+	if r := w.in.Restore; r != nil {
+		w.original, w.originalPrimary = r.Members, r.Primary
+		msg, err := w.unwind(ctx, "restore the recorded config")
+		if err != nil {
+			return MongoPrimaryMoveResult{}, err
+		}
+		w.s.Audit(ctx, SystemIdentity, "restored", msg, "")
+		w.s.Finish(ctx, StateCompleted, msg)
+		return MongoPrimaryMoveResult{State: StateCompleted, Primary: w.primary, Message: msg}, nil
+	}
 	w.s.SetPhase(ctx, "preflight", "reading the replica set and probing the new members")
 	obs, err := readMongo(ctx, w.spec, "preflight: read "+w.spec.ReplicaSet)
 	if err != nil {
@@ -425,15 +435,32 @@ func (w *mongoMove) rollback(ctx workflow.Context) (MongoPrimaryMoveResult, erro
 	}
 	w.s.BeginRollback(ctx)
 	w.log.Info("rolling back", "reason", why)
+	msg, err := w.unwind(ctx, why)
+	if err != nil {
+		return MongoPrimaryMoveResult{}, err
+	}
+	for i, st := range w.s.Progress().Steps {
+		if st.Status == "done" || st.Status == "running" {
+			w.s.EndStep(ctx, i, "rolled-back", "")
+		}
+	}
+	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
+	w.s.Finish(ctx, StateRolledBack, msg)
+	return MongoPrimaryMoveResult{State: StateRolledBack, Primary: w.primary, Message: msg}, nil
+}
+
+// unwind brings the set from the config read now back to w.original with
+// w.originalPrimary as primary, and says where it ended.
+func (w *mongoMove) unwind(ctx workflow.Context, why string) (string, error) {
 	w.s.SetPhase(ctx, "rollback: read", why)
 	obs, err := readMongo(ctx, w.spec, "rollback: read "+w.spec.ReplicaSet)
 	if err != nil {
-		return MongoPrimaryMoveResult{}, err
+		return "", err
 	}
 	w.observe(ctx, obs)
 	steps, err := ComputeMongoRollbackPlan(w.spec, obs, w.original, w.originalPrimary)
 	if err != nil {
-		return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError("plan rollback: "+err.Error(), ErrPlanInvalid, err)
+		return "", temporal.NewNonRetryableApplicationError("plan rollback: "+err.Error(), ErrPlanInvalid, err)
 	}
 	for _, st := range steps {
 		if st.Kind == MongoStepReconfig {
@@ -447,32 +474,24 @@ func (w *mongoMove) rollback(ctx workflow.Context) (MongoPrimaryMoveResult, erro
 		switch st.Kind {
 		case MongoStepReconfig:
 			if err := w.reconfig(ctx, st); err != nil {
-				return MongoPrimaryMoveResult{}, err
+				return "", err
 			}
 		case MongoStepWaitSync:
 			if _, err := w.waitSync(ctx, st, false); err != nil {
-				return MongoPrimaryMoveResult{}, err
+				return "", err
 			}
 		case MongoStepMovePrimary:
 			ok, detail, err := w.movePrimary(ctx, st, false)
 			if err != nil {
-				return MongoPrimaryMoveResult{}, err
+				return "", err
 			}
 			if !ok {
-				return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError(
+				return "", temporal.NewNonRetryableApplicationError(
 					"rollback could not move the primary back: "+detail+"; the config is restored up to the priorities, check the set", ErrMongoVerifyFailed, nil)
 			}
 		}
 	}
-	for i, st := range w.s.Progress().Steps {
-		if st.Status == "done" || st.Status == "running" {
-			w.s.EndStep(ctx, i, "rolled-back", "")
-		}
-	}
-	msg := fmt.Sprintf("rolled back to %s, primary %s (%s)", activities.DescribeMembers(w.original), w.primary, why)
-	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
-	w.s.Finish(ctx, StateRolledBack, msg)
-	return MongoPrimaryMoveResult{State: StateRolledBack, Primary: w.primary, Message: msg}, nil
+	return fmt.Sprintf("back to %s, primary %s (%s)", activities.DescribeMembers(w.original), w.primary, why), nil
 }
 
 // readMongo runs the read-only ReadReplicaSet activity with its options.

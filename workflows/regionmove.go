@@ -284,8 +284,10 @@ type regionMove struct {
 
 	amiResult   *AMIShareResult
 	mongoResult *MongoPrimaryMoveResult
-	// mongoOriginalPrimary is the primary before the MongoDB phase.
+	// mongoOriginalPrimary and mongoOriginal are the set before the MongoDB phase, which
+	// undoing the phase restores exactly.
 	mongoOriginalPrimary string
+	mongoOriginal        []activities.MongoMember
 
 	running        *runningChild
 	rollingBack    bool
@@ -753,7 +755,7 @@ func (w *regionMove) runPhase(ctx workflow.Context, phase string) (string, strin
 		if err != nil {
 			return "", "", err
 		}
-		w.mongoOriginalPrimary = obs.Primary
+		w.mongoOriginalPrimary, w.mongoOriginal = obs.Primary, obs.Config.Members
 		w.s.Audit(ctx, SystemIdentity, "recorded set", fmt.Sprintf("%s config v%d before the move: primary %s; %s",
 			w.spec.Mongo.ReplicaSet, obs.Config.Version, orDash(obs.Primary), activities.DescribeMembers(obs.Config.Members)), phase)
 		cctx := w.childOptions(ctx, id, KindMongoPrimaryMove, summary)
@@ -998,56 +1000,30 @@ func (w *regionMove) undoDNS(ctx workflow.Context) (string, error) {
 	return fmt.Sprintf("traffic back: %s=%d %s=%d", rs.From, r.FromWeight, rs.To, r.ToWeight), nil
 }
 
-// ReverseMongoMoveSpec is the spec that moves the primary back: regions swapped, the
-// source-region members (read from the set) as the "new" members (they are already in
-// the set, so nothing is added), no approval before the primary moves, nothing demoted
-// or removed.
-func ReverseMongoMoveSpec(s MongoMoveSpec, sourceHosts []string) MongoMoveSpec {
-	r := s
-	r.SourceRegion, r.TargetRegion = s.TargetRegion, s.SourceRegion
-	r.NewMembers = slices.Clone(sourceHosts)
-	r.SkipPrimaryApproval = true
-	r.DemoteSource, r.RemoveSource = false, false
-	return r
-}
-
 func (w *regionMove) undoMongo(ctx workflow.Context) (string, error) {
 	spec := *w.spec.Mongo
-	obs, err := readMongo(ctx, spec, "rollback: read "+spec.ReplicaSet)
-	if err != nil {
-		return "", err
+	if len(w.mongoOriginal) == 0 {
+		return "", fmt.Errorf("no config of %s was recorded before the phase; nothing to restore", spec.ReplicaSet)
 	}
-	var hosts []string
-	for _, m := range obs.Config.Members {
-		if m.Tags[spec.RegionTag] == spec.SourceRegion && !m.ArbiterOnly && !m.Hidden && m.SecondaryDelaySecs == 0 && m.BuildIndexes {
-			hosts = append(hosts, m.Host)
-		}
-	}
-	if len(hosts) == 0 {
-		return "", fmt.Errorf("no electable member of %s is tagged %s=%s any more; the primary cannot move back", spec.ReplicaSet, spec.RegionTag, spec.SourceRegion)
-	}
-	// The first "new" member is the preferred primary: the one that was primary before.
-	if i := slices.Index(hosts, w.mongoOriginalPrimary); i > 0 {
-		first := hosts[i]
-		rest := slices.Delete(slices.Clone(hosts), i, i+1)
-		hosts = append([]string{first}, rest...)
-	}
-	rs := ReverseMongoMoveSpec(spec, hosts)
 	id := childID(w.spec, PhaseMongoPrimaryMove)
 	w.phase(PhaseMongoPrimaryMove).RollbackID = id
-	cctx := w.childOptions(ctx, id, KindMongoPrimaryMove, fmt.Sprintf("region move %s rollback: primary of %s back to %s", w.in.Name, spec.ReplicaSet, rs.TargetRegion))
+	cctx := w.childOptions(ctx, id, KindMongoPrimaryMove, fmt.Sprintf("region move %s rollback: restore %s with primary %s", w.in.Name, spec.ReplicaSet, w.mongoOriginalPrimary))
+	// The MongoDB workflow's restore mode runs its own rollback planner from the set as it
+	// is now back to the recorded config: votes one per reconfig, the primary moved back,
+	// the members the phase added removed last.
 	var r MongoPrimaryMoveResult
-	err = workflow.ExecuteChildWorkflow(cctx, MongoPrimaryMove, MongoPrimaryMoveInput{
-		Spec: rs, Name: w.in.Name + " (rollback mongo-primary-move)", Reason: "rollback of region move " + w.id,
+	err := workflow.ExecuteChildWorkflow(cctx, MongoPrimaryMove, MongoPrimaryMoveInput{
+		Spec: spec, Name: w.in.Name + " (rollback mongo-primary-move)", Reason: "rollback of region move " + w.id,
 		Initiator: w.in.Initiator, Approvals: w.in.Approvals,
+		Restore: &MongoRestore{Members: w.mongoOriginal, Primary: w.mongoOriginalPrimary},
 	}).Get(ctx, &r)
 	if err != nil {
 		return "", err
 	}
 	if r.State != StateCompleted {
-		return "", fmt.Errorf("primary back to %s ended %s: %s", rs.TargetRegion, r.State, r.Message)
+		return "", fmt.Errorf("restore of %s ended %s: %s", spec.ReplicaSet, r.State, r.Message)
 	}
-	return fmt.Sprintf("primary back in %s: %s", rs.TargetRegion, r.Primary), nil
+	return fmt.Sprintf("%s restored: %s", spec.ReplicaSet, r.Message), nil
 }
 
 // undoAMI removes the images the AMI phase made, as its result lists them (copies in the

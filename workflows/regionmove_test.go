@@ -81,7 +81,7 @@ func newRMHarness(t *testing.T) *rmHarness {
 		}}, nil
 	})
 	env.OnWorkflow(MongoPrimaryMove, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
-		if in.Spec.TargetRegion == "eu-west-1" {
+		if in.Restore != nil {
 			h.record(ctx, "mongo-reverse", in)
 			_ = workflow.Sleep(ctx, childTime)
 			if h.reverseMongoFails {
@@ -313,11 +313,9 @@ func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	require.Equal(t, StateRolledBack, res.State, res.Message)
 	require.Equal(t, []string{"ami", "mongo", "mongo-reverse", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
 	rev := h.inputs["mongo-reverse"].(MongoPrimaryMoveInput)
-	require.Equal(t, "eu-west-2", rev.Spec.SourceRegion)
-	require.Equal(t, "eu-west-1", rev.Spec.TargetRegion)
-	require.Equal(t, []string{"127.0.0.1:27018", "127.0.0.1:27017", "127.0.0.1:27019"}, rev.Spec.NewMembers,
-		"the primary from before the move is the preferred primary again")
-	require.True(t, rev.Spec.SkipPrimaryApproval)
+	require.NotNil(t, rev.Restore, "a completed MongoDB phase is undone by restoring the recorded config")
+	require.Equal(t, "127.0.0.1:27018", rev.Restore.Primary, "the primary from before the move is the primary again")
+	require.Len(t, rev.Restore.Members, 6, "the config as read before the phase")
 	require.Equal(t, "mongo/rs0", h.inputs["mongo-reverse id"])
 }
 
