@@ -1,5 +1,6 @@
 # Build tools are pinned in tools/go.mod and run with `go tool`, so a fresh machine gets the
 # same versions with no manual step.
+SHELL := /bin/bash
 TOOL := go tool -modfile=tools/go.mod
 GO_PACKAGES := ./...
 
@@ -37,9 +38,13 @@ lint:
 	$(TOOL) workflowcheck -config workflowcheck.config.yaml ./workflows/...
 	$(TOOL) staticcheck $(GO_PACKAGES)
 
-## bench: benchmarks print numbers; tests assert behaviour
+## bench: benchmarks print numbers; tests assert behaviour. The summary at the end gathers
+## each benchmark's result line (which states its target) in one place.
+BENCH_OUT ?= bench.out
 bench:
-	go test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m $(GO_PACKAGES)
+	set -o pipefail; go test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m $(GO_PACKAGES) 2>&1 | tee $(BENCH_OUT)
+	@echo; echo "=== summary (targets from the issues)"
+	@grep -hE '^Benchmark|_test.go:[0-9]+: ' $(BENCH_OUT) | sed -E 's/^ *[a-z_]+_test\.go:[0-9]+: /  /'
 
 clean:
 	rm -rf bin
