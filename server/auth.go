@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,9 +47,13 @@ type Principal struct {
 	Roles    []string `json:"roles"`
 }
 
-// TokenEntry maps one bearer token to a principal, as stored in the token file.
+// TokenEntry maps one bearer token, or one client certificate's common name (mTLS), to a
+// principal, as stored in the token file.
 type TokenEntry struct {
-	Token string `json:"token"`
+	Token string `json:"token,omitempty"`
+	// CertCommonName authenticates a client certificate verified against the server's
+	// --client-ca whose subject CN is this value (instead of a token).
+	CertCommonName string `json:"certCommonName,omitempty"`
 	Principal
 	// Profile names the entry for the CLI's --as flag (ferry dev's "operator" and
 	// "approver"); the server ignores it.
@@ -75,8 +80,11 @@ func LoadTokens(path string) (*Tokens, error) {
 		return nil, fmt.Errorf("parse token file %s: %w", path, err)
 	}
 	for i, e := range f.Tokens {
-		if len(e.Token) < 16 {
-			return nil, fmt.Errorf("token file %s: tokens[%d] is shorter than 16 characters", path, i)
+		switch {
+		case e.Token == "" && e.CertCommonName == "":
+			return nil, fmt.Errorf("token file %s: tokens[%d] has neither token nor certCommonName", path, i)
+		case e.Token != "" && len(e.Token) < 16:
+			return nil, fmt.Errorf("token file %s: tokens[%d].token is shorter than 16 characters", path, i)
 		}
 		if e.Identity == "" {
 			return nil, fmt.Errorf("token file %s: tokens[%d].identity is empty", path, i)
@@ -130,11 +138,37 @@ func (t *Tokens) lookup(token string) (Principal, bool) {
 		return Principal{}, false
 	}
 	for _, e := range t.entries {
-		if subtle.ConstantTimeCompare([]byte(e.Token), []byte(token)) == 1 {
+		if e.Token != "" && subtle.ConstantTimeCompare([]byte(e.Token), []byte(token)) == 1 {
 			return e.Principal, true
 		}
 	}
 	return Principal{}, false
+}
+
+func (t *Tokens) lookupCert(cn string) (Principal, bool) {
+	if t == nil || cn == "" {
+		return Principal{}, false
+	}
+	for _, e := range t.entries {
+		if e.CertCommonName == cn {
+			return e.Principal, true
+		}
+	}
+	return Principal{}, false
+}
+
+type certKey struct{}
+
+// withClientCert records the common name of a client certificate the TLS handshake
+// verified, for the auth interceptor (Connect's request does not expose TLS state).
+func withClientCert(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+			cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
+			r = r.WithContext(context.WithValue(r.Context(), certKey{}, cn))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type principalKey struct{}
@@ -153,13 +187,20 @@ func newAuthInterceptor(t *Tokens) *authInterceptor { return &authInterceptor{to
 
 func (a *authInterceptor) authorize(ctx context.Context, procedure string, h interface{ Get(string) string }) (context.Context, error) {
 	auth := h.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("missing bearer token: set FERRY_TOKEN or --token (ferry dev writes local tokens to .ferry/tokens.json)"))
-	}
-	p, ok := a.tokens.lookup(token)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown bearer token"))
+	token, hasToken := strings.CutPrefix(auth, "Bearer ")
+	var p Principal
+	var ok bool
+	switch cn, _ := ctx.Value(certKey{}).(string); {
+	case hasToken && token != "":
+		if p, ok = a.tokens.lookup(token); !ok {
+			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown bearer token"))
+		}
+	case cn != "":
+		if p, ok = a.tokens.lookupCert(cn); !ok {
+			return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("client certificate %q is not in the token file (add an entry with certCommonName)", cn))
+		}
+	default:
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("missing bearer token: set FERRY_TOKEN or --token (ferry dev writes local tokens to .ferry/tokens.json), or present a client certificate"))
 	}
 	allowed := procedureRoles[procedure]
 	if !slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(allowed, r) }) {

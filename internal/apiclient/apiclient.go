@@ -4,7 +4,11 @@ package apiclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -20,6 +24,34 @@ func New(hc *http.Client, baseURL, token string, grpc bool) ferryv1connect.Migra
 		opts = append(opts, connect.WithGRPC())
 	}
 	return ferryv1connect.NewMigrationServiceClient(hc, strings.TrimSuffix(baseURL, "/"), opts...)
+}
+
+// TLSConfig builds the client side of TLS to the API: caFile verifies the server (system
+// roots when empty), certFile and keyFile present a client certificate (mTLS).
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read API CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("API CA file %s holds no PEM certificate", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("--api-cert and --api-cert-key go together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load API client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // bearer adds "Authorization: Bearer <token>"; unary interceptors alone would miss

@@ -25,11 +25,12 @@ import (
 
 // clientFlags are shared by every command that talks to the API.
 type clientFlags struct {
-	api     string
-	token   string
-	as      string
-	dataDir string
-	output  string
+	apiCA, apiCert, apiKey string
+	api                    string
+	token                  string
+	as                     string
+	dataDir                string
+	output                 string
 }
 
 func (f *clientFlags) bind(cmd *cobra.Command) {
@@ -38,6 +39,9 @@ func (f *clientFlags) bind(cmd *cobra.Command) {
 	p.StringVar(&f.token, "token", envOr("FERRY_TOKEN", ""), "bearer token (FERRY_TOKEN); default: the local token `ferry dev` wrote")
 	p.StringVar(&f.as, "as", envOr("FERRY_AS", "operator"), "with ferry dev's local tokens: act as operator or approver (FERRY_AS)")
 	p.StringVar(&f.dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "where ferry dev keeps its local tokens (FERRY_DATA_DIR)")
+	p.StringVar(&f.apiCA, "api-ca", envOr("FERRY_API_CA", ""), "CA bundle to verify an https API (FERRY_API_CA)")
+	p.StringVar(&f.apiCert, "api-cert", envOr("FERRY_API_CERT", ""), "client certificate for an mTLS API; replaces the token (FERRY_API_CERT)")
+	p.StringVar(&f.apiKey, "api-cert-key", envOr("FERRY_API_CERT_KEY", ""), "key of --api-cert (FERRY_API_CERT_KEY)")
 	p.StringVarP(&f.output, "output", "o", envOr("FERRY_OUTPUT", "text"), "output format: text or json (FERRY_OUTPUT)")
 }
 
@@ -75,11 +79,22 @@ func (f *clientFlags) client() (ferryv1connect.MigrationServiceClient, error) {
 	if f.output != "text" && f.output != "json" {
 		return nil, fmt.Errorf("-o %q: use text or json", f.output)
 	}
-	token, err := f.resolveToken()
-	if err != nil {
-		return nil, err
+	hc := &http.Client{}
+	if f.apiCA != "" || f.apiCert != "" {
+		tc, err := apiclient.TLSConfig(f.apiCA, f.apiCert, f.apiKey)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
 	}
-	return apiclient.New(&http.Client{}, f.api, token, false), nil
+	token := ""
+	if f.apiCert == "" {
+		var err error
+		if token, err = f.resolveToken(); err != nil {
+			return nil, err
+		}
+	}
+	return apiclient.New(hc, f.api, token, false), nil
 }
 
 func addClientCommands(root *cobra.Command, g *globals) {

@@ -93,6 +93,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		listen    string
 		tokenFile string
 		uiURL     string
+		tlsFiles  server.TLSFiles
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -100,6 +101,12 @@ func newServerCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := g.logger()
+			if (tlsFiles.CertFile == "") != (tlsFiles.KeyFile == "") {
+				return fmt.Errorf("--tls-cert and --tls-key go together")
+			}
+			if tlsFiles.ClientCAFile != "" && tlsFiles.CertFile == "" {
+				return fmt.Errorf("--client-ca (mTLS) needs --tls-cert and --tls-key")
+			}
 			if tokenFile == "" {
 				return fmt.Errorf("--token-file is required: a JSON file {\"tokens\":[{\"token\":\"...\",\"identity\":\"alice\",\"roles\":[\"operator\"]}]}")
 			}
@@ -117,14 +124,21 @@ func newServerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s (is another ferry running?): %w", listen, err)
 			}
-			log.Info("api listening", "addr", "http://"+ln.Addr().String())
+			scheme := "http://"
+			if tlsFiles.CertFile != "" {
+				scheme = "https://"
+			}
+			log.Info("api listening", "addr", scheme+ln.Addr().String(), "mtls", tlsFiles.ClientCAFile != "")
 			h := server.Handler(c, server.Options{Namespace: conn.Namespace, UIURL: uiURL, Tokens: tokens, Logger: log})
-			return server.Serve(cmd.Context(), ln, h, log)
+			return server.ServeTLS(cmd.Context(), ln, h, tlsFiles, log)
 		},
 	}
 	addTemporalFlags(cmd, &conn)
 	cmd.Flags().StringVar(&listen, "listen", envOr("FERRY_LISTEN", "127.0.0.1:8080"), "address to serve the API on (FERRY_LISTEN)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", envOr("FERRY_TOKEN_FILE", ""), "bearer tokens and roles, JSON (FERRY_TOKEN_FILE)")
+	cmd.Flags().StringVar(&tlsFiles.CertFile, "tls-cert", envOr("FERRY_TLS_CERT", ""), "serve TLS with this certificate (FERRY_TLS_CERT)")
+	cmd.Flags().StringVar(&tlsFiles.KeyFile, "tls-key", envOr("FERRY_TLS_KEY", ""), "key of --tls-cert (FERRY_TLS_KEY)")
+	cmd.Flags().StringVar(&tlsFiles.ClientCAFile, "client-ca", envOr("FERRY_CLIENT_CA", ""), "verify client certificates against this CA (mTLS; entries with certCommonName in the token file) (FERRY_CLIENT_CA)")
 	cmd.Flags().StringVar(&uiURL, "temporal-ui-url", envOr("FERRY_TEMPORAL_UI_URL", ""), "Temporal Web UI base URL for links (FERRY_TEMPORAL_UI_URL)")
 	return cmd
 }
