@@ -113,21 +113,27 @@ func (c *Cluster) finishWrite(cc *connCtx, req *request, sess session, wc writeC
 	return out, nil
 }
 
+// beginWrite does what every write command does first: read the namespace, the
+// statements (a document sequence or a body array named field), the write concern and the
+// session, then wait until this member may take writes.
+func (c *Cluster) beginWrite(cc *connCtx, req *request, field string) (ns string, stmts []bson.Raw, wc writeConcern, sess session, err error) {
+	if ns, err = collName(req); err != nil {
+		return
+	}
+	if stmts, err = payload(req, field); err != nil {
+		return
+	}
+	if wc, err = parseWriteConcern(req.body); err != nil {
+		return
+	}
+	sess = parseSession(req.body)
+	err = c.awaitWritable(cc, sess.retryable)
+	return
+}
+
 func (c *Cluster) cmdInsert(cc *connCtx, req *request) (bson.D, error) {
-	ns, err := collName(req)
+	ns, docs, wc, sess, err := c.beginWrite(cc, req, "documents")
 	if err != nil {
-		return nil, err
-	}
-	docs, err := payload(req, "documents")
-	if err != nil {
-		return nil, err
-	}
-	wc, err := parseWriteConcern(req.body)
-	if err != nil {
-		return nil, err
-	}
-	sess := parseSession(req.body)
-	if err := c.awaitWritable(cc, sess.retryable); err != nil {
 		return nil, err
 	}
 	n := cc.n
@@ -165,20 +171,8 @@ func (c *Cluster) cmdInsert(cc *connCtx, req *request) (bson.D, error) {
 }
 
 func (c *Cluster) cmdDelete(cc *connCtx, req *request) (bson.D, error) {
-	ns, err := collName(req)
+	ns, stmts, wc, sess, err := c.beginWrite(cc, req, "deletes")
 	if err != nil {
-		return nil, err
-	}
-	stmts, err := payload(req, "deletes")
-	if err != nil {
-		return nil, err
-	}
-	wc, err := parseWriteConcern(req.body)
-	if err != nil {
-		return nil, err
-	}
-	sess := parseSession(req.body)
-	if err := c.awaitWritable(cc, sess.retryable); err != nil {
 		return nil, err
 	}
 	n := cc.n
@@ -211,20 +205,8 @@ func (c *Cluster) cmdDelete(cc *connCtx, req *request) (bson.D, error) {
 }
 
 func (c *Cluster) cmdUpdate(cc *connCtx, req *request) (bson.D, error) {
-	ns, err := collName(req)
+	ns, stmts, wc, sess, err := c.beginWrite(cc, req, "updates")
 	if err != nil {
-		return nil, err
-	}
-	stmts, err := payload(req, "updates")
-	if err != nil {
-		return nil, err
-	}
-	wc, err := parseWriteConcern(req.body)
-	if err != nil {
-		return nil, err
-	}
-	sess := parseSession(req.body)
-	if err := c.awaitWritable(cc, sess.retryable); err != nil {
 		return nil, err
 	}
 	n := cc.n
