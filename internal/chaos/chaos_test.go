@@ -1,6 +1,7 @@
 //go:build chaos
 
-// Package chaos rehearses migrations while things break: worker processes are SIGKILLed at
+// Package chaos rehearses migrations (DNS shifts, and region moves with AMI copies and a
+// MongoDB primary move) while things break: worker processes are SIGKILLed at
 // random moments and restarted, the embedded Temporal server restarts once mid-run, and the
 // sandbox's Route 53 throttles, fails and slows down. At the end it judges the run from the
 // sandbox's own record of calls, not from what ferry believes.
@@ -17,7 +18,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -39,6 +42,7 @@ var (
 	flagN       = flag.Int("n", 20, "number of DNS shift rehearsals")
 	flagWorkers = flag.Int("workers", 3, "worker processes")
 	flagLimit   = flag.Duration("limit", 12*time.Minute, "the run must finish within this")
+	flagRegion  = flag.Int("regionmoves", 1, "region moves (AMI share, MongoDB primary move, DNS shift) run alongside the shifts")
 )
 
 const zone = "shop.example."
@@ -110,16 +114,30 @@ func TestChaos(t *testing.T) {
 	// N weighted records, TTL 1s, with AWS's request limits on.
 	topo := topology.Default()
 	topo.Limits = true
+	for i := range topo.HostedZones[0].Records {
+		topo.HostedZones[0].Records[i].TTL = 1 // a shift dwells max(bake, TTL)
+	}
 	testenv.AddShiftRecords(topo, n, record)
-	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
+	for i := range topo.Mongo.ReplicaSets[0].Members {
+		topo.Mongo.ReplicaSets[0].Members[i].Port = 0 // free ports
+	}
+	mongo, err := sandbox.StartMongo(ctx, topo, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mongo.Close()
+	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: mongo})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sb.Close()
+	rs := mongo.Cluster("rs0")
 	for _, f := range []control.Fault{
 		{Target: "aws:route53:*", Kind: control.KindThrottle, Rate: 0.3},
 		{Target: "aws:route53:ChangeResourceRecordSets", Kind: control.KindError, Rate: 0.1},
 		{Target: "aws:route53:*", Kind: control.KindLatency, Rate: 0.3, LatencyMs: 200},
+		{Target: "aws:ec2:*", Kind: control.KindThrottle, Rate: 0.3},
+		{Target: "aws:ec2:CopyImage", Kind: control.KindError, Rate: 0.2},
 	} {
 		if _, err := sb.Faults().Add(f); err != nil {
 			t.Fatal(err)
@@ -169,6 +187,54 @@ dnsShift: {hostedZone: %s, recordName: %s, from: eu-west-1, to: eu-west-2, sched
 		}
 	}
 
+	// Region moves: every phase, no approvals (people are not part of this rehearsal), and
+	// a slow initial sync on one new member.
+	var source, target []string
+	for _, m := range rs.Members() {
+		if m.Region == "eu-west-2" {
+			target = append(target, m.Host)
+		} else {
+			source = append(source, m.Host)
+		}
+	}
+	regionIDs := make([]string, 0, *flagRegion)
+	if *flagRegion > 0 {
+		if _, err := sb.Faults().Add(control.Fault{Target: "mongo:rs0:" + strings.TrimPrefix(target[1], "127.0.0.1:"), Kind: "slow-sync", Rate: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range *flagRegion {
+		m, err := spec.Parse([]byte(fmt.Sprintf(`
+name: chaos%d
+regionMove:
+  sourceRegion: eu-west-1
+  targetRegion: eu-west-2
+  amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-2]}
+  mongoPrimaryMove:
+    uri: mongodb://%s/?replicaSet=rs0
+    sourceRegion: eu-west-1
+    targetRegion: eu-west-2
+    newMembers: [%s]
+    skipPrimaryApproval: true
+    maxLag: 2s
+    catchUpPeriod: 2s
+    takeoverTimeout: 3s
+  dnsShift: {hostedZone: %s, recordName: www.%s, from: eu-west-1, to: eu-west-2, schedule: [50, 100], bakeTime: 1s, gateInterval: 1s}
+`, i, strings.Join(source, ","), strings.Join(target, ", "), zone, zone)), ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := spec.RegionMoveInput(m, "chaos")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := workflows.RegionMoveWorkflowID(in.Name, in.Spec.SourceRegion, in.Spec.TargetRegion)
+		if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.RegionMove, in); err != nil {
+			t.Fatal(err)
+		}
+		regionIDs = append(regionIDs, id)
+	}
+
 	// Chaos: kill a worker every 1-4s; restart Temporal once, a few seconds in.
 	stopChaos := make(chan struct{})
 	chaosDone := make(chan struct{})
@@ -198,6 +264,23 @@ dnsShift: {hostedZone: %s, recordName: %s, from: eu-west-1, to: eu-west-2, sched
 		// Get long-polls; across the server restart it may fail, so ask again.
 		for {
 			err := c.GetWorkflow(ctx, id, "").Get(ctx, &results[i])
+			if err == nil || ctx.Err() != nil {
+				if err != nil {
+					t.Fatalf("%s did not finish within %s: %v", id, *flagLimit, err)
+				}
+				break
+			}
+			var app interface{ NonRetryable() bool }
+			if errors.As(err, &app) {
+				t.Fatalf("%s failed: %v", id, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	regionResults := make([]workflows.RegionMoveResult, len(regionIDs))
+	for i, id := range regionIDs {
+		for {
+			err := c.GetWorkflow(ctx, id, "").Get(ctx, &regionResults[i])
 			if err == nil || ctx.Err() != nil {
 				if err != nil {
 					t.Fatalf("%s did not finish within %s: %v", id, *flagLimit, err)
@@ -280,6 +363,55 @@ dnsShift: {hostedZone: %s, recordName: %s, from: eu-west-1, to: eu-west-2, sched
 			resent += tl.resent
 		}
 	}
+	// MongoDB: no reconfig changed more than one vote (from the simulator's own record).
+	var reconfigs, maxVoting, forced int
+	for _, e := range rs.Events() {
+		if e.Reconfig == nil {
+			continue
+		}
+		reconfigs++
+		maxVoting = max(maxVoting, e.Reconfig.VotingChanges)
+		if e.Reconfig.Force {
+			forced++
+		}
+	}
+	if maxVoting > 1 || forced > 0 {
+		t.Errorf("a reconfig changed %d votes (forced reconfigs: %d)", maxVoting, forced)
+	}
+	// EC2: no CopyImage started twice for one (image, region); replays of a client token
+	// and refused calls start nothing.
+	copies := map[string]int{}
+	var copyCalls, copyReplays int
+	for _, call := range sb.AWS().Calls(control.CallFilter{Service: "ec2", Operation: "CopyImage"}) {
+		copyCalls++
+		switch {
+		case call.Replay:
+			copyReplays++
+		case call.Result == "ok":
+			copies[call.Params["SourceImageId"]+" -> "+call.Region]++
+		}
+	}
+	var dupCopies int
+	for pair, k := range copies {
+		if k > 1 {
+			dupCopies++
+			t.Errorf("CopyImage started %d copies of %s", k, pair)
+		}
+	}
+	var movesDone int
+	for i, res := range regionResults {
+		if res.State != workflows.StateCompleted {
+			t.Errorf("%s ended %s: %s", regionIDs[i], res.State, res.Message)
+			continue
+		}
+		movesDone++
+	}
+	if movesDone > 0 {
+		if p := rs.Primary(); !slices.Contains(target, p) {
+			t.Errorf("region moves completed but the primary is %s, not in eu-west-2", p)
+		}
+	}
+
 	var fired int
 	for _, f := range sb.Faults().List() {
 		fired += f.Fired
@@ -297,9 +429,13 @@ dnsShift: {hostedZone: %s, recordName: %s, from: eu-west-1, to: eu-west-2, sched
 		{"DNS shift rehearsals", n}, {"completed", completed}, {"rolled back (as planned)", rolledBack},
 		{"ended elsewhere than their state says", wrongEnd},
 		{"worker processes", *flagWorkers}, {"workers SIGKILLed and restarted", pool.kills}, {"Temporal server restarts", restarts},
-		{"Route 53 faults fired (throttle 30%, 5xx 10%, latency 30%)", fired}, {"ChangeResourceRecordSets refused by faults", failedCalls},
+		{"faults fired (Route 53 throttle/5xx/latency, EC2 throttle/CopyImage 5xx, slow sync)", fired}, {"ChangeResourceRecordSets refused by faults", failedCalls},
 		{"batches applied", len(calls) - failedCalls}, {"identical batches re-sent after a retry", resent},
 		{"batches with total weight 0", zero}, {"batches setting one weight only", partial},
+		{"region moves completed (AMI share, MongoDB move, DNS shift)", movesDone}, {"of region moves started", len(regionIDs)},
+		{"MongoDB reconfigs", reconfigs}, {"most votes changed by one reconfig", maxVoting},
+		{"CopyImage calls (incl. refused by faults)", copyCalls}, {"CopyImage token replays", copyReplays},
+		{"(image, region) pairs copied twice", dupCopies},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t\n", row.k, row.v)
 	}

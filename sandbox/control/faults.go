@@ -91,7 +91,9 @@ var awsServices = map[string]bool{"ec2": true, "route53": true, "cloudwatch": tr
 
 // Validate checks a fault without adding it.
 func (r *Registry) Validate(f Fault) error {
-	if f.Rate < 0 || f.Rate > 1 {
+	// For aws: and app: faults rate is a share of requests; a mongo: slow-sync reads it as
+	// a slowdown factor, and the MongoDB simulator validates its own faults.
+	if f.Rate < 0 || (f.Rate > 1 && !strings.HasPrefix(f.Target, "mongo:")) {
 		return &FieldError{"rate", fmt.Sprintf("must be between 0 and 1, got %v", f.Rate)}
 	}
 	if f.LatencyMs < 0 {
