@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ type zone struct {
 	records                      []*rrset
 	lastChange                   string
 }
+
+// sortRecords restores the listing order after records were added or replaced.
+func (z *zone) sortRecords() { slices.SortFunc(z.records, compareRR) }
 
 type change struct {
 	id        string
@@ -230,6 +234,7 @@ func (s *Server) addZone(id, name, callerRef, comment string) *zone {
 		&rrset{name: z.name, typ: "NS", ttl: 172800, values: ns},
 		&rrset{name: z.name, typ: "SOA", ttl: 900, values: []string{nameServers[0] + ". awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400"}},
 	)
+	z.sortRecords()
 	s.r53.zones[id] = z
 	s.r53.zoneOrder = append(s.r53.zoneOrder, id)
 	return z

@@ -11,6 +11,7 @@ import (
 
 type rrset struct {
 	name, typ, setID string
+	rev              string // reverseName(name), cached by revName: listings compare it often
 	weight           *int64
 	ttl              int64
 	values           []string
@@ -47,8 +48,19 @@ func sortZones(zs []*zone) {
 	})
 }
 
+// revName returns the reversed name, computing it once per record set.
+func (r *rrset) revName() string {
+	if r.rev == "" {
+		r.rev = reverseName(r.name)
+	}
+	return r.rev
+}
+
+// compareRR is Route 53's listing order: reversed name, then type, then set identifier.
+// A zone keeps its records in this order (sortRecords), so a listing is a binary search and
+// a walk rather than a sort of the whole zone per request.
 func compareRR(a, b *rrset) int {
-	if c := strings.Compare(reverseName(a.name), reverseName(b.name)); c != 0 {
+	if c := strings.Compare(a.revName(), b.revName()); c != 0 {
 		return c
 	}
 	if c := strings.Compare(a.typ, b.typ); c != 0 {
@@ -101,23 +113,15 @@ func (s *Server) listRecordSets(q *req, id string) (any, int, *apiError) {
 	if startID != "" && startType == "" {
 		return nil, 0, invalidInput("The input is not valid: identifier requires type")
 	}
-	recs := slices.Clone(z.records)
-	slices.SortFunc(recs, compareRR)
-	start := &rrset{name: normName(startName), typ: startType, setID: startID}
+	// The first record at or after (name, type, identifier): an empty type or identifier
+	// sorts before every value, which is what Route 53's "start here" means.
+	from := 0
+	if startName != "" {
+		from, _ = slices.BinarySearchFunc(z.records, &rrset{name: normName(startName), typ: startType, setID: startID}, compareRR)
+	}
 	var out []xmlRRSet
 	var next *rrset
-	for _, r := range recs {
-		if startName != "" {
-			c := strings.Compare(reverseName(r.name), reverseName(start.name))
-			if c < 0 {
-				continue
-			}
-			if c == 0 && startType != "" {
-				if t := strings.Compare(r.typ, startType); t < 0 || (t == 0 && strings.Compare(r.setID, startID) < 0) {
-					continue
-				}
-			}
-		}
+	for _, r := range z.records[from:] {
 		if len(out) == limit {
 			next = r
 			break
@@ -267,8 +271,8 @@ func (s *Server) changeRecordSets(q *req, id string) (any, int, *apiError) {
 	}
 
 	work := slices.Clone(z.records)
-	index := func(k string) int {
-		return slices.IndexFunc(work, func(r *rrset) bool { return r.key() == k })
+	index := func(r *rrset) int {
+		return slices.IndexFunc(work, func(o *rrset) bool { return o.name == r.name && o.typ == r.typ && o.setID == r.setID })
 	}
 	var msgs []string
 	seen := map[string]bool{}
@@ -289,7 +293,7 @@ func (s *Server) changeRecordSets(q *req, id string) (any, int, *apiError) {
 				continue
 			}
 		}
-		at := index(r.key())
+		at := index(r)
 		switch c.Action {
 		case "CREATE":
 			if at >= 0 {
@@ -323,6 +327,7 @@ func (s *Server) changeRecordSets(q *req, id string) (any, int, *apiError) {
 		return nil, 0, &apiError{http.StatusBadRequest, "InvalidChangeBatch", "[" + strings.Join(msgs, ", ") + "]"}
 	}
 	z.records = work
+	z.sortRecords()
 	ch := s.newChange(in.ChangeBatch.Comment)
 	z.lastChange = ch.id
 	q.call.IDs = []string{z.id, ch.id}

@@ -116,6 +116,18 @@ func TestRoute53PagingAndZones(t *testing.T) {
 	assert.Equal(t, []string{"paging.example. NS", "paging.example. SOA", "h0.paging.example. A", "h1.paging.example. A",
 		"h2.paging.example. A", "h3.paging.example. A", "h4.paging.example. A", "h5.paging.example. A", "h6.paging.example. A"}, names)
 
+	// Starting mid-zone: at a name, and at a name and type, the listing begins there.
+	from, err := r.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: z.HostedZone.Id,
+		StartRecordName: aws.String("h3.paging.example"), StartRecordType: types.RRTypeA, MaxItems: aws.Int32(2)})
+	require.NoError(t, err)
+	require.Len(t, from.ResourceRecordSets, 2)
+	assert.Equal(t, "h3.paging.example.", *from.ResourceRecordSets[0].Name)
+	assert.Equal(t, "h5.paging.example.", aws.ToString(from.NextRecordName))
+	from, err = r.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: z.HostedZone.Id,
+		StartRecordName: aws.String("h35.paging.example")}) // absent: the next name after it
+	require.NoError(t, err)
+	assert.Equal(t, "h4.paging.example.", *from.ResourceRecordSets[0].Name)
+
 	byName, err := r.ListHostedZonesByName(ctx, &route53.ListHostedZonesByNameInput{DNSName: aws.String("shop.example")})
 	require.NoError(t, err)
 	assert.Equal(t, "shop.example.", *byName.HostedZones[0].Name)

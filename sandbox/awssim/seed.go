@@ -76,6 +76,7 @@ func (s *Server) Seed(t *topology.Topology) error {
 					weight: &wt, ttl: ttl, values: w.Values, healthCheckID: hcByName[w.HealthCheck]})
 			}
 		}
+		z.sortRecords()
 	}
 	for _, ta := range t.Alarms {
 		rg, ok := s.cw[ta.Region]
