@@ -552,12 +552,8 @@ func (e *EC2) WaitAMI(ctx context.Context, in WaitAMIInput) (WaitAMIOutput, erro
 			return WaitAMIOutput{}, ec2Err(fmt.Sprintf("describe image %s in %s", in.ImageID, in.Region), err)
 		}
 		recordHeartbeat(ctx, hb)
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return WaitAMIOutput{}, ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, every); err != nil {
+			return WaitAMIOutput{}, err
 		}
 		every = min(every*2, ceiling)
 	}

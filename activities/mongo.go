@@ -746,17 +746,6 @@ func pollEvery(d time.Duration) time.Duration {
 	return d
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // WaitMembersReady polls replSetGetStatus until every host is SECONDARY with lag under
 // MaxLag, heartbeating each poll; a retried attempt resumes the poll count from the
 // heartbeat details. Members only get votes after this, so an initial sync never holds a

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -181,11 +180,16 @@ func (r *Route53) resolveZone(ctx context.Context, zone string) (id, name string
 	}
 }
 
+// listPage is how many record sets one listing asks for. A name has a handful of sets (at
+// most 100 weighted ones per type), while the default page is 300 records of whatever follows
+// it in the zone: in a big zone that is mostly other names, parsed only to be skipped.
+const listPage = 20
+
 // listName returns every record set named name, of every type, so a set identifier that
 // exists under another type can be reported as a type mismatch rather than as missing.
 func (r *Route53) listName(ctx context.Context, zoneID, name string) ([]RecordSet, error) {
 	var sets []RecordSet
-	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), StartRecordName: aws.String(name)}
+	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), StartRecordName: aws.String(name), MaxItems: aws.Int32(listPage)}
 	for {
 		out, err := r.Client.ListResourceRecordSets(ctx, in)
 		if err != nil {
@@ -366,12 +370,8 @@ func (r *Route53) throttled(ctx context.Context, what string, call func() error)
 			return awsErr(what, err)
 		}
 		recordHeartbeat(ctx, fmt.Sprintf("%s: %s, attempt %d", what, apiCode(err), i+1))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
 		}
 		wait = min(wait*2, 5*time.Second)
 	}
@@ -382,7 +382,7 @@ func (r *Route53) throttled(ctx context.Context, what string, call func() error)
 type WaitInsyncInput struct {
 	ChangeID string
 	// PollInterval caps the wait between GetChange calls; zero means 2s. The first polls
-	// come sooner (100ms, doubling up to the cap), so a change that propagates quickly is
+	// come sooner (50ms, doubling up to the cap), so a change that propagates quickly is
 	// seen quickly while a slow one costs one call per interval.
 	PollInterval time.Duration
 }
@@ -406,8 +406,17 @@ func (r *Route53) WaitInsync(ctx context.Context, in WaitInsyncInput) (WaitInsyn
 	if ceiling <= 0 {
 		ceiling = 2 * time.Second
 	}
-	every := min(100*time.Millisecond, ceiling)
+	every := min(50*time.Millisecond, ceiling)
 	id := bareID(in.ChangeID)
+	// A change submitted a moment ago is still PENDING (Route 53 takes seconds), so the first
+	// attempt waits before its first call rather than spending one on a known answer. A
+	// retried attempt asks at once: the change may have converged while no worker watched.
+	if firstAttempt(ctx) {
+		if err := sleepCtx(ctx, every); err != nil {
+			return WaitInsyncOutput{}, err
+		}
+		every = min(every*2, ceiling)
+	}
 	for polls := 1; ; polls++ {
 		out, err := r.Client.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(id)})
 		status := ""
@@ -425,12 +434,8 @@ func (r *Route53) WaitInsync(ctx context.Context, in WaitInsyncInput) (WaitInsyn
 			return WaitInsyncOutput{}, awsErr("get change "+id, err)
 		}
 		recordHeartbeat(ctx, fmt.Sprintf("change %s %s (poll %d)", id, status, polls))
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return WaitInsyncOutput{}, ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, every); err != nil {
+			return WaitInsyncOutput{}, err
 		}
 		every = min(every*2, ceiling)
 	}
@@ -443,13 +448,6 @@ func awsErr(what string, err error) error {
 		return permanent(ErrAccessDenied, err, "%s: %v; grant the worker's role the permission", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// recordHeartbeat heartbeats only inside an activity, so helpers stay usable elsewhere.
-func recordHeartbeat(ctx context.Context, details ...any) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, details...)
-	}
 }
 
 func fqdn(n string) string {

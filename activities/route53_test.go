@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -213,6 +214,35 @@ func TestPreflightZeroTotalWeight(t *testing.T) {
 	require.NoError(t, err)
 	_, err = preflight(t, env, r, shopInput())
 	requireAppError(t, err, ErrZeroTotalWeight)
+}
+
+func TestPreflightPagesThroughManySets(t *testing.T) {
+	s := newSim(t, simOptions{})
+	r := &Route53{Client: s.route53(t)}
+	env := activityEnv(r)
+	out, err := preflight(t, env, r, shopInput())
+	require.NoError(t, err)
+	// More weighted sets of the name than one listing page holds, sorting between
+	// eu-west-1 and eu-west-2, and a name after it that must not be read as one of them.
+	var changes []types.Change
+	for i := range listPage + 5 {
+		set := out.From
+		set.SetIdentifier, set.Values = fmt.Sprintf("eu-west-1-canary-%02d", i), []string{"198.51.100.99"}
+		set.HealthCheckID = ""
+		changes = append(changes, types.Change{Action: types.ChangeActionCreate, ResourceRecordSet: set.toSDK(1)})
+	}
+	changes = append(changes, types.Change{Action: types.ChangeActionCreate, ResourceRecordSet: &types.ResourceRecordSet{
+		Name: aws.String("x.www.shop.example."), Type: types.RRTypeA, TTL: aws.Int64(60),
+		ResourceRecords: []types.ResourceRecord{{Value: aws.String("198.51.100.1")}}}})
+	_, err = r.Client.ChangeResourceRecordSets(context.Background(), &route53.ChangeResourceRecordSetsInput{
+		HostedZoneId: aws.String(out.ZoneID), ChangeBatch: &types.ChangeBatch{Changes: changes}})
+	require.NoError(t, err)
+
+	got, err := preflight(t, env, r, shopInput())
+	require.NoError(t, err)
+	require.Equal(t, out.From, got.From)
+	require.Equal(t, out.To, got.To)
+	require.Len(t, got.Others, listPage+5, "every other weighted set of the name, across pages")
 }
 
 // xmlBatch is the part of a ChangeResourceRecordSets body the tests look at.
