@@ -85,10 +85,13 @@ func Start(o Options) (*Server, error) {
 		SqlitePragmas:          SQLitePragmas,
 		SearchAttributes:       searchAttributes(),
 		DynamicConfigValues: map[string]any{
-			// Search attributes become visible at once, as in `temporal server start-dev`.
-			"system.forceSearchAttributesCacheRefreshOnRead": true,
-			"frontend.persistenceMaxQPS":                     10000,
-			"history.persistenceMaxQPS":                      45000,
+			// ferry's search attributes are written into the store with the namespace, before
+			// any service reads them, so the servers' caches load them at first use. The
+			// forced cache refresh `temporal server start-dev` turns on (so attributes added
+			// later show at once) would cost a store read on every upsert and list; without
+			// it, an attribute added by hand appears within the cache's 60 s.
+			"frontend.persistenceMaxQPS": 10000,
+			"history.persistenceMaxQPS":  45000,
 			// Updates and current details are used by the API and the UI.
 			"frontend.enableUpdateWorkflowExecution":              true,
 			"frontend.enableUpdateWorkflowExecutionAsyncAccepted": true,
