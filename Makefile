@@ -38,13 +38,15 @@ lint:
 	$(TOOL) workflowcheck -config workflowcheck.config.yaml ./workflows/...
 	$(TOOL) staticcheck $(GO_PACKAGES)
 
-## bench: benchmarks print numbers; tests assert behaviour. The summary at the end gathers
-## each benchmark's result line (which states its target) in one place.
+## bench: benchmarks print numbers; tests assert behaviour. Every benchmark logs its results
+## as table rows (testenv.BenchRow); the run ends with them gathered into one table, each
+## value next to the target the issues set for it.
 BENCH_OUT ?= bench.out
 bench:
 	set -o pipefail; go test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m $(GO_PACKAGES) 2>&1 | tee $(BENCH_OUT)
-	@echo; echo "=== summary (targets from the issues)"
-	@grep -hE '^Benchmark|_test.go:[0-9]+: ' $(BENCH_OUT) | sed -E 's/^ *[a-z_]+_test\.go:[0-9]+: /  /'
+	@echo; echo "=== make bench: every result, with the targets from the issues"; echo
+	@echo "| measure | value | target | verdict |"; echo "| --- | --- | --- | --- |"
+	@grep -hE '_test\.go:[0-9]+: \| ' $(BENCH_OUT) | sed -E 's/^ *[a-z_]+_test\.go:[0-9]+: //'
 
 clean:
 	rm -rf bin

@@ -105,8 +105,10 @@ dnsShift: {hostedZone: z%d.example., recordName: www.z%d.example., from: eu-west
 	b.ReportMetric(float64(apiP50.Microseconds())/1000, "api-p50-ms")
 	b.ReportMetric(float64(bareP50.Microseconds())/1000, "bare-p50-ms")
 	b.ReportMetric(float64(apiP50)/float64(bareP50), "p50-ratio")
-	b.Logf("StartMigration via API: p50 %s p99 %s; bare ExecuteWorkflow: p50 %s p99 %s; p50 ratio %.2f (target <= 1.25), %d starts each",
-		apiP50, apiP99, bareP50, bareP99, float64(apiP50)/float64(bareP50), n)
+	ratio := float64(apiP50) / float64(bareP50)
+	testenv.BenchRow(b, fmt.Sprintf("StartMigration p50 via the API vs bare SDK ExecuteWorkflow (%d paired starts)", n),
+		fmt.Sprintf("%s vs %s = %.2f", apiP50.Round(10*time.Microsecond), bareP50.Round(10*time.Microsecond), ratio), "<= 1.25", ratio <= 1.25)
+	testenv.BenchInfo(b, "StartMigration p99 via the API vs bare", fmt.Sprintf("%s vs %s", apiP99.Round(10*time.Microsecond), bareP99.Round(10*time.Microsecond)))
 }
 
 func percentiles(d []time.Duration) (p50, p99 time.Duration) {

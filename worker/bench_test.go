@@ -124,5 +124,7 @@ func BenchmarkDNSShift(b *testing.B) {
 	}
 	b.ReportMetric(overhead, "overhead-ratio")
 	b.ReportMetric(reaction, "reaction-intervals")
-	b.Logf("DNS shift: wall / mandated waits = %.3f (target <= 1.02); gate red -> weights restored = %.2f gate intervals (target <= 1)", overhead, reaction)
+	testenv.BenchRow(b, fmt.Sprintf("DNS shift overhead: wall time / mandated waits (%d steps, INSYNC + dwell each)", steps),
+		fmt.Sprintf("%.3f", overhead), "<= 1.02", overhead <= 1.02)
+	testenv.BenchRow(b, "DNS rollback reaction: gate red -> weights restored, in gate intervals", fmt.Sprintf("%.2f", reaction), "<= 1", reaction <= 1)
 }

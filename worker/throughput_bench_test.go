@@ -14,9 +14,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
-	sdkworker "go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryhq/ferry/internal/devtemporal"
 	"github.com/ferryhq/ferry/internal/testenv"
@@ -33,33 +30,32 @@ var benchShifts = flag.Int("bench.shifts", 1000, "concurrent DNS shifts in Bench
 // batch and one INSYNC wait.
 const activitiesPerShift = 5
 
-// bareWorkflow runs n no-op activities in sequence: the SDK's own cost for the same number
-// of activities, without ferry's steering, timers or cloud calls.
-func bareWorkflow(ctx workflow.Context, n int) error {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}})
-	for range n {
-		if err := workflow.ExecuteActivity(ctx, bareActivity).Get(ctx, nil); err != nil {
-			return err
-		}
+// bareQueue and bareWorkflow name testdata/bareworker's task queue and workflow type.
+const (
+	bareQueue    = "bare-bench"
+	bareWorkflow = "BareWorkflow"
+)
+
+// buildBinary builds the main package at pkg into dir and returns the binary's path.
+func buildBinary(b *testing.B, dir, pkg string) string {
+	b.Helper()
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		b.Fatalf("build %s: %v\n%s", pkg, err, out)
 	}
-	return nil
+	return bin
 }
 
-func bareActivity(context.Context) error { return nil }
-
-// runBare runs m bare workflows of k activities concurrently and returns activities/s.
-func runBare(ctx context.Context, b *testing.B, c client.Client, m, k int) float64 {
-	const queue = "bare-bench"
-	w := sdkworker.New(c, queue, sdkworker.Options{})
-	w.RegisterWorkflow(bareWorkflow)
-	w.RegisterActivity(bareActivity)
-	if err := w.Start(); err != nil {
+// startProcess starts a worker process; it is killed when the benchmark ends at the latest.
+func startProcess(b *testing.B, bin string, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer w.Stop()
-	return timeConcurrently(ctx, b, c, m, m*k, func(i int) (client.WorkflowRun, error) {
-		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i), TaskQueue: queue}, bareWorkflow, k)
-	})
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
 }
 
 // timeConcurrently starts m workflows, waits for all and returns activities per second.
@@ -92,6 +88,19 @@ func timeConcurrently(ctx context.Context, b *testing.B, c client.Client, m, act
 	return float64(activities) / time.Since(began).Seconds()
 }
 
+// cpuSeconds reads a process's user+system CPU time (Linux clock ticks are 1/100 s).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
 // peakRSS reads a process's high-water resident set size in MiB.
 func peakRSS(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -108,30 +117,18 @@ func peakRSS(pid int) float64 {
 }
 
 // BenchmarkThroughput runs -bench.shifts concurrent DNS shifts (short sandbox waits) through
-// one `ferry worker` process on a durable embedded store, and on a fresh durable store a bare
-// SDK workload with the same number of activities. It reports ferry's activities/s against the
-// bare ones (target >= 0.8), the worker's peak RSS (target <= 300 MiB), and the bare
-// workload's throughput on the durable file against in-memory (target >= 0.7).
+// one `ferry worker` process on a fresh durable embedded store, and on another fresh durable
+// store a bare SDK worker process (testdata/bareworker) running as many workflows of as many
+// activities. It reports ferry's activities/s against the bare ones (target >= 0.8), the
+// ferry worker's peak RSS (target <= 300 MiB), and the bare workload's throughput on the
+// durable file against in-memory (target >= 0.7).
 func BenchmarkThroughput(b *testing.B) {
 	m := *benchShifts
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "ferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ferry").CombinedOutput(); err != nil {
-		b.Fatalf("build ferry: %v\n%s", err, out)
-	}
+	ferryBin := buildBinary(b, dir, "../cmd/ferry")
+	bareBin := buildBinary(b, dir, "./testdata/bareworker")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-
-	durable, err := devtemporal.Start(devtemporal.Options{UIPort: -1, DBFile: filepath.Join(dir, "temporal.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer durable.Stop()
-	c, err := client.Dial(client.Options{HostPort: durable.HostPort(), Logger: testenv.QuietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 
 	topo := topology.Default()
 	testenv.AddShiftRecords(topo, m, func(i int) string { return fmt.Sprintf("t%d.shop.example.", i) })
@@ -140,12 +137,6 @@ func BenchmarkThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sb.Close()
-	worker := exec.Command(bin, "worker", "--temporal-address", durable.HostPort(), "--aws-endpoint", sb.Addr(), "--log-level", "error")
-	if err := worker.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = worker.Process.Kill(); _ = worker.Wait() }()
-
 	inputs := make([]workflows.DNSShiftInput, m)
 	for i := range m {
 		s, err := spec.Parse([]byte(fmt.Sprintf(`dnsShift: {hostedZone: shop.example., recordName: t%d.shop.example., from: eu-west-1, to: eu-west-2, schedule: [50, 100], bakeTime: 1s}`, i)), ".yaml")
@@ -156,40 +147,61 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// Each workload gets a fresh store: a store already holding the other workload's
-	// thousands of histories is slower, and that would bias whichever runs second.
-	bareOn := func(o devtemporal.Options) float64 {
+
+	// Each workload gets a fresh store and its own worker process: a store already holding
+	// the other workload's thousands of histories is slower, and that would bias whichever
+	// runs second. CPU is read per process, so the table says where the time went: the worker,
+	// or this process (Temporal's server and, for ferry, the sandbox answering AWS calls).
+	type result struct{ rate, workerCPU, serverCPU, rss float64 }
+	run := func(o devtemporal.Options, bin string, args []string, start func(c client.Client, i int) (client.WorkflowRun, error)) result {
 		o.UIPort = -1
 		srv, err := devtemporal.Start(o)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer srv.Stop()
-		bc, err := client.Dial(client.Options{HostPort: srv.HostPort(), Logger: testenv.QuietLogger()})
+		c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Logger: testenv.QuietLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer bc.Close()
-		return runBare(ctx, b, bc, m, activitiesPerShift)
+		defer c.Close()
+		w := startProcess(b, bin, append([]string{"--temporal-address", srv.HostPort()}, args...)...)
+		defer func() { _ = w.Process.Kill() }()
+		self := cpuSeconds(os.Getpid())
+		rate := timeConcurrently(ctx, b, c, m, m*activitiesPerShift, func(i int) (client.WorkflowRun, error) { return start(c, i) })
+		return result{rate: rate, workerCPU: cpuSeconds(w.Process.Pid), serverCPU: cpuSeconds(os.Getpid()) - self, rss: peakRSS(w.Process.Pid)}
 	}
-	var ferryRate, bareRate, memRate float64
+	ferryArgs := []string{"--aws-endpoint", sb.Addr(), "--log-level", "error"}
+	startFerry := func(c client.Client, i int) (client.WorkflowRun, error) {
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%d", i), TaskQueue: workflows.TaskQueue}, workflows.DNSShift, inputs[i])
+	}
+	startBare := func(c client.Client, i int) (client.WorkflowRun, error) {
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bare-%d", i), TaskQueue: bareQueue}, bareWorkflow, activitiesPerShift)
+	}
+	var fr, br, mr result
 	for b.Loop() {
-		ferryRate = timeConcurrently(ctx, b, c, m, m*activitiesPerShift, func(i int) (client.WorkflowRun, error) {
-			return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%d/%d", b.N, i), TaskQueue: workflows.TaskQueue}, workflows.DNSShift, inputs[i])
-		})
-		bareRate = bareOn(devtemporal.Options{DBFile: filepath.Join(dir, fmt.Sprintf("bare-%d.db", b.N))})
-		memRate = bareOn(devtemporal.Options{})
+		fr = run(devtemporal.Options{DBFile: filepath.Join(dir, fmt.Sprintf("ferry-%d.db", b.N))}, ferryBin, append([]string{"worker"}, ferryArgs...), startFerry)
+		br = run(devtemporal.Options{DBFile: filepath.Join(dir, fmt.Sprintf("bare-%d.db", b.N))}, bareBin, nil, startBare)
+		mr = run(devtemporal.Options{}, bareBin, nil, startBare)
 	}
+	ferryRate, bareRate, memRate, rss := fr.rate, br.rate, mr.rate, fr.rss
 	batches := sb.AWS().Calls(control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets"})
 	if len(batches) < 2*m {
 		b.Fatalf("sandbox saw %d batches; %d shifts need %d", len(batches), m, 2*m)
 	}
-	rss := peakRSS(worker.Process.Pid)
 	b.ReportMetric(ferryRate, "ferry-act/s")
 	b.ReportMetric(bareRate, "bare-act/s")
 	b.ReportMetric(ferryRate/bareRate, "ferry/bare")
 	b.ReportMetric(rss, "worker-peak-MiB")
 	b.ReportMetric(bareRate/memRate, "file/memory")
-	b.Logf("%d concurrent DNS shifts: ferry %.0f activities/s vs bare SDK %.0f (ratio %.2f, target >= 0.8); worker peak RSS %.0f MiB (target <= 300); durable file %.0f vs in-memory %.0f activities/s (ratio %.2f, target >= 0.7)",
-		m, ferryRate, bareRate, ferryRate/bareRate, rss, bareRate, memRate, bareRate/memRate)
+	testenv.BenchRow(b, fmt.Sprintf("%d concurrent DNS shifts (all complete): ferry vs bare SDK worker process, activities/s", m),
+		fmt.Sprintf("%.0f vs %.0f = %.2f", ferryRate, bareRate, ferryRate/bareRate), ">= 0.8", ferryRate/bareRate >= 0.8)
+	testenv.BenchRow(b, "ferry worker peak RSS over those shifts", fmt.Sprintf("%.0f MiB", rss), "<= 300 MiB", rss <= 300)
+	testenv.BenchRow(b, "embedded store: durable file vs in-memory, bare activities/s",
+		fmt.Sprintf("%.0f vs %.0f = %.2f", bareRate, memRate, bareRate/memRate), ">= 0.7", bareRate/memRate >= 0.7)
+	perRun := func(r result) string {
+		return fmt.Sprintf("worker %.1f ms, server %.1f ms", 1000*r.workerCPU/float64(m), 1000*r.serverCPU/float64(m))
+	}
+	testenv.BenchInfo(b, "CPU per workflow, ferry shift (server includes the sandbox)", perRun(fr))
+	testenv.BenchInfo(b, "CPU per workflow, bare (same activities, durable file)", perRun(br))
 }

@@ -64,3 +64,21 @@ func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// BenchRow logs one row of the table `make bench` ends with: what was measured, the value,
+// the target it is held to and whether the value meets it. Rows from every benchmark are
+// gathered into one table, so the ratios measured side by side read together.
+func BenchRow(t testing.TB, measure, value, target string, met bool) {
+	t.Helper()
+	verdict := "met"
+	if !met {
+		verdict = "MISSED"
+	}
+	t.Logf("| %s | %s | %s | %s |", measure, value, target, verdict)
+}
+
+// BenchInfo logs a row with no target: a number that explains the others.
+func BenchInfo(t testing.TB, measure, value string) {
+	t.Helper()
+	t.Logf("| %s | %s | | |", measure, value)
+}
