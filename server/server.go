@@ -33,6 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// compressMinBytes is the smallest response the API compresses.
+const compressMinBytes = 1024
+
 // Handler returns the API's HTTP handler: the MigrationService over Connect, gRPC and
 // gRPC-Web, plus /healthz, the gRPC health protocol and gRPC reflection.
 func Handler(c client.Client, o Options) http.Handler {
@@ -43,6 +46,9 @@ func Handler(c client.Client, o Options) http.Handler {
 	svc := &migrationService{temporal: c, opts: o}
 	path, h := ferryv1connect.NewMigrationServiceHandler(svc,
 		connect.WithInterceptors(newAuthInterceptor(o.Tokens)),
+		// gzip costs more than it saves on a message of a few hundred bytes (a start's
+		// answer); lists and migrations with long audit trails are still compressed.
+		connect.WithCompressMinBytes(compressMinBytes),
 	)
 	mux.Handle(path, h)
 
