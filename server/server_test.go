@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
@@ -134,21 +136,64 @@ func TestAPI(t *testing.T) {
 		if code(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "nowhere.example") {
 			t.Fatalf("plan with an unknown zone: %v; want InvalidArgument naming the zone", err)
 		}
+		mongoBefore := len(st.Mongo.Cluster("rs0").Events())
+		since := time.Now()
 		for _, c := range invalidSpecs {
 			m, err := spec.Parse([]byte(c.yaml), ".yaml")
 			if err == nil {
-				_, err = st.APIClient(testenv.TokenAlice, false).StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
-				if code(err) != connect.CodeInvalidArgument {
-					t.Errorf("%s: start answered %v; want InvalidArgument", c.name, err)
-					continue
+				// Through the API both ways a caller can hand it a spec: to start, and to plan.
+				for what, call := range map[string]func() error{
+					"start": func() error {
+						_, err := st.APIClient(testenv.TokenAlice, false).StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
+						return err
+					},
+					"plan": func() error {
+						_, err := st.APIClient(testenv.TokenAlice, true).PlanMigration(ctx, connect.NewRequest(&ferryv1.PlanMigrationRequest{Spec: m}))
+						return err
+					},
+				} {
+					err = call()
+					if code(err) != connect.CodeInvalidArgument {
+						t.Errorf("%s: %s answered %v; want InvalidArgument", c.name, what, err)
+					} else if !strings.Contains(err.Error(), c.field) {
+						t.Errorf("%s: %s error %q does not name %s", c.name, what, err, c.field)
+					}
 				}
+				continue
 			}
 			if !strings.Contains(err.Error(), c.field) {
 				t.Errorf("%s: error %q does not name %s", c.name, err, c.field)
 			}
 		}
+		// Nothing reached the sandbox (AWS calls of any kind, MongoDB commands that change or
+		// elect anything) and no workflow was started, not even a plan.
 		if after := len(st.Sandbox.AWS().Calls(control.CallFilter{})); after != before {
-			t.Fatalf("bad specs reached the sandbox with %d mutating calls", after-before)
+			t.Fatalf("bad specs reached the sandbox with %d AWS calls", after-before)
+		}
+		if after := len(st.Mongo.Cluster("rs0").Events()); after != mongoBefore {
+			t.Fatalf("bad specs reached the replica set: %d events", after-mongoBefore)
+		}
+		// Visibility lags a start a little, so a sentinel started last must show up first;
+		// then it is the only workflow started since the bad specs were sent.
+		if _, err := st.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "sentinel-after-bad-specs", TaskQueue: workflows.TaskQueue},
+			workflows.Ping, workflows.PingInput{Message: "sentinel"}); err != nil {
+			t.Fatal(err)
+		}
+		query := fmt.Sprintf("StartTime > '%s'", since.UTC().Format(time.RFC3339Nano))
+		var started []string
+		testenv.Eventually(t, 10*time.Second, "the sentinel in visibility", func() bool {
+			res, err := st.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+			if err != nil {
+				return false
+			}
+			started = started[:0]
+			for _, e := range res.GetExecutions() {
+				started = append(started, e.GetExecution().GetWorkflowId())
+			}
+			return slices.Contains(started, "sentinel-after-bad-specs")
+		})
+		if len(started) != 1 {
+			t.Fatalf("bad specs started workflows: %v", started)
 		}
 	})
 
@@ -372,6 +417,34 @@ var invalidSpecs = []struct{ name, yaml, field string }{
 	{"error rate over 1", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{sandboxErrorRate: {region: eu-west-2, maxErrorRate: 2}}]}`, "dnsShift.gates[0]"},
 	{"approval at unknown step", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [50, 100], approveAt: [25]}`, "dnsShift.approveAt"},
 	{"bad rollback mode", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, rollbackMode: sideways}`, "rollbackMode"},
+
+	{"ami: no source region", `amiShare: {imageIds: [ami-0a1b2c3d4e5f60001], targetRegions: [eu-west-2]}`, "amiShare.sourceRegion"},
+	{"ami: nothing selected", `amiShare: {sourceRegion: eu-west-1, targetRegions: [eu-west-2]}`, "amiShare.imageIds"},
+	{"ami: copy into the source", `amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-1]}`, "amiShare.targetRegions"},
+	{"ami: region twice", `amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-2, eu-west-2]}`, "amiShare.targetRegions"},
+	{"ami: not a region", `amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [mars]}`, "amiShare.targetRegions"},
+	{"ami: key for a region not copied to", `amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-2], kmsKeyIds: {us-east-1: alias/shop}}`, "amiShare.kmsKeyIds"},
+	{"ami: too many parallel copies", `amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-2], maxParallelCopies: 500}`, "amiShare.maxParallelCopies"},
+	{"ami: reserved tag prefix", `amiShare: {sourceRegion: eu-west-1, imageTags: {"aws:x": y}, targetRegions: [eu-west-2]}`, "amiShare.imageTags"},
+	{"ami: approval with nothing to share", `amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-2], approveBeforeSharing: true}`, "amiShare.approveBeforeSharing"},
+
+	{"mongo: no uri", `mongoPrimaryMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: ["127.0.0.1:27020"]}`, "mongoPrimaryMove.uri"},
+	{"mongo: password in the uri", `mongoPrimaryMove: {uri: "mongodb://u:p@127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: ["127.0.0.1:27020"]}`, "mongoPrimaryMove.uri"},
+	{"mongo: same regions", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-1, newMembers: ["127.0.0.1:27020"]}`, "mongoPrimaryMove.targetRegion"},
+	{"mongo: no new members", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-2}`, "mongoPrimaryMove.newMembers"},
+	{"mongo: member not host:port", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: [somewhere]}`, "mongoPrimaryMove.newMembers[0]"},
+	{"mongo: member twice", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: ["127.0.0.1:27020", "127.0.0.1:27020"]}`, "mongoPrimaryMove.newMembers[1]"},
+	{"mongo: set names disagree", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", replicaSet: rs1, sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: ["127.0.0.1:27020"]}`, "mongoPrimaryMove.replicaSet"},
+	{"mongo: target priority not on top", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: ["127.0.0.1:27020"], priorities: {targetFirst: 1, sourceFirst: 2}}`, "mongoPrimaryMove.priorities.targetFirst"},
+	{"mongo: remove without demote", `mongoPrimaryMove: {uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0", sourceRegion: eu-west-1, targetRegion: eu-west-2, newMembers: ["127.0.0.1:27020"], removeSource: true}`, "mongoPrimaryMove.removeSource"},
+
+	{"region move: no name", `regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2}}`, "name"},
+	{"region move: no phase", `{name: shop, regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2}}`, "regionMove"},
+	{"region move: copies from elsewhere", `{name: shop, regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, amiShare: {sourceRegion: us-east-1, imageTags: {app: shop}, targetRegions: [eu-west-2]}}}`, "regionMove.amiShare.sourceRegion"},
+	{"region move: traffic swapped", `{name: shop, regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-2, to: eu-west-1}}}`, "regionMove.dnsShift.from"},
+	{"region move: invalid phase", `{name: shop, regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [50, 10, 100]}}}`, "regionMove.dnsShift.schedule"},
+	{"region move: unknown time zone", `{name: shop, regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, maintenanceWindow: {start: "22:00", end: "04:00", timeZone: Mars/Olympus}, dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2}}}`, "regionMove.maintenanceWindow.timeZone"},
+	{"region move: empty window", `{name: shop, regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, maintenanceWindow: {start: "22:00", end: "22:00", timeZone: UTC}, dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2}}}`, "regionMove.maintenanceWindow.end"},
 }
 
 func watchToEnd(ctx context.Context, t *testing.T, c ferryv1connect.MigrationServiceClient, id string) *ferryv1.Migration {

@@ -2,12 +2,16 @@ package spec
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -198,31 +202,80 @@ func TestApproveEveryStep(t *testing.T) {
 	require.Equal(t, []bool{true, true}, s.ApproveAfter)
 }
 
-// FuzzParse checks that no input makes parsing and validation panic.
+// FuzzParse checks that no input makes parsing and validation panic, whatever migration it
+// describes, that every refusal names its field, and that what validation accepts keeps the
+// invariants the workflows rely on.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal), ".yaml")
 	f.Add([]byte(minimal+"  schedule: [10, 25, 20, 100]\n  gates: [{http: {url: 'http://x'}}]\n"), ".yaml")
 	f.Add([]byte(`{"dnsShift": {"linearStep": 7, "totalWeight": 3, "approveAt": [7]}}`), ".json")
 	f.Add([]byte("dnsShift: {gates: [{sandboxErrorRate: {maxErrorRate: .nan}}]}"), ".yml")
 	f.Add([]byte("approvals: {requiredApprovers: 4294967295}"), "")
+	for _, ex := range []string{"dns-shift", "ami-share", "mongo-primary-move", "region-move"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", ex+".yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, ".yaml")
+	}
+	f.Add([]byte(`amiShare: {sourceRegion: eu-west-1, imageTags: {app: shop}, targetRegions: [eu-west-2, eu-west-2], kmsKeyIds: {eu-west-2: "arn:aws:kms:eu-west-1:0:key/x"}}`), ".yaml")
+	f.Add([]byte(`mongoPrimaryMove: {uri: "mongodb://a:1/?replicaSet=rs0", sourceRegion: x, targetRegion: y, newMembers: ["b:99999"], priorities: {targetFirst: -1}}`), ".yaml")
+	f.Add([]byte(`{name: "a/b", regionMove: {sourceRegion: eu-west-1, targetRegion: eu-west-2, maintenanceWindow: {start: "25:00", end: "04:00", timeZone: Local}}}`), ".yaml")
 	f.Fuzz(func(t *testing.T, data []byte, ext string) {
 		m, err := Parse(data, ext)
 		if err != nil {
 			return
 		}
-		in, err := DNSShiftInput(m, "fuzzer")
+		var in any
+		switch m.GetKind().(type) {
+		case *ferryv1.MigrationSpec_DnsShift:
+			in, err = DNSShiftInput(m, "fuzzer")
+		case *ferryv1.MigrationSpec_AmiShare:
+			in, err = AMIShareInput(m, "fuzzer")
+		case *ferryv1.MigrationSpec_MongoPrimaryMove:
+			in, err = MongoPrimaryMoveInput(m, "fuzzer")
+		case *ferryv1.MigrationSpec_RegionMove:
+			in, err = RegionMoveInput(m, "fuzzer")
+		default:
+			return
+		}
 		if err != nil {
 			if _, ok := AsFieldError(err); !ok {
 				t.Fatalf("validation error is not a FieldError: %v", err)
 			}
 			return
 		}
-		s := in.Spec
-		if len(s.Percents) == 0 || s.Percents[len(s.Percents)-1] != 100 || len(s.ApproveAfter) != len(s.Percents) {
-			t.Fatalf("valid spec with a bad schedule: %+v", s)
-		}
-		if s.TotalWeight < 1 || s.TotalWeight > 255 || !strings.HasSuffix(s.RecordName, ".") {
-			t.Fatalf("valid spec breaks an invariant: %+v", s)
+		switch in := in.(type) {
+		case workflows.DNSShiftInput:
+			checkDNSShift(t, in.Spec)
+		case workflows.AMIShareInput:
+			s := in.Spec
+			if len(s.TargetRegions) == 0 || slices.Contains(s.TargetRegions, s.SourceRegion) {
+				t.Fatalf("valid AMI share copies nowhere or into its source: %+v", s)
+			}
+		case workflows.MongoPrimaryMoveInput:
+			s := in.Spec
+			if s.SourceRegion == s.TargetRegion || len(s.NewMembers) == 0 || s.ReplicaSet == "" {
+				t.Fatalf("valid MongoDB move breaks an invariant: %+v", s)
+			}
+		case workflows.RegionMoveInput:
+			s := in.Spec
+			if s.SourceRegion == s.TargetRegion || in.Name == "" || strings.Contains(in.Name, "/") {
+				t.Fatalf("valid region move breaks an invariant: %+v", in)
+			}
+			if s.DNS != nil {
+				checkDNSShift(t, *s.DNS)
+			}
 		}
 	})
+}
+
+func checkDNSShift(t *testing.T, s workflows.DNSShiftSpec) {
+	t.Helper()
+	if len(s.Percents) == 0 || s.Percents[len(s.Percents)-1] != 100 || len(s.ApproveAfter) != len(s.Percents) {
+		t.Fatalf("valid spec with a bad schedule: %+v", s)
+	}
+	if s.TotalWeight < 1 || s.TotalWeight > 255 || !strings.HasSuffix(s.RecordName, ".") || s.From == s.To {
+		t.Fatalf("valid spec breaks an invariant: %+v", s)
+	}
 }
