@@ -30,10 +30,12 @@ var benchShifts = flag.Int("bench.shifts", 1000, "concurrent DNS shifts in Bench
 // batch and one INSYNC wait.
 const activitiesPerShift = 5
 
-// bareQueue and bareWorkflow name testdata/bareworker's task queue and workflow type.
+// bareQueue, bareWorkflow and twinWorkflow name testdata/bareworker's task queue and
+// workflow types.
 const (
 	bareQueue    = "bare-bench"
 	bareWorkflow = "BareWorkflow"
+	twinWorkflow = "TwinWorkflow"
 )
 
 // buildBinary builds the main package at pkg into dir and returns the binary's path.
@@ -178,11 +180,17 @@ func BenchmarkThroughput(b *testing.B) {
 	startBare := func(c client.Client, i int) (client.WorkflowRun, error) {
 		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bare-%d", i), TaskQueue: bareQueue}, bareWorkflow, activitiesPerShift)
 	}
-	var fr, br, mr result
+	// The twin has the shift's Temporal shape (its timers and upserts) with no-op activities.
+	startTwin := func(c client.Client, i int) (client.WorkflowRun, error) {
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("twin-%d", i), TaskQueue: bareQueue}, twinWorkflow,
+			map[string]any{"Dwell": time.Second}) // max(bake 1s, TTL 1s), as the shifts dwell
+	}
+	var fr, br, mr, tr result
 	for b.Loop() {
 		fr = run(devtemporal.Options{DBFile: filepath.Join(dir, fmt.Sprintf("ferry-%d.db", b.N))}, ferryBin, append([]string{"worker"}, ferryArgs...), startFerry)
 		br = run(devtemporal.Options{DBFile: filepath.Join(dir, fmt.Sprintf("bare-%d.db", b.N))}, bareBin, nil, startBare)
 		mr = run(devtemporal.Options{}, bareBin, nil, startBare)
+		tr = run(devtemporal.Options{DBFile: filepath.Join(dir, fmt.Sprintf("twin-%d.db", b.N))}, bareBin, nil, startTwin)
 	}
 	ferryRate, bareRate, memRate, rss := fr.rate, br.rate, mr.rate, fr.rss
 	batches := sb.AWS().Calls(control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets"})
@@ -202,6 +210,11 @@ func BenchmarkThroughput(b *testing.B) {
 	perRun := func(r result) string {
 		return fmt.Sprintf("worker %.1f ms, server %.1f ms", 1000*r.workerCPU/float64(m), 1000*r.serverCPU/float64(m))
 	}
-	testenv.BenchInfo(b, "CPU per workflow, ferry shift (server includes the sandbox)", perRun(fr))
-	testenv.BenchInfo(b, "CPU per workflow, bare (same activities, durable file)", perRun(br))
+	testenv.BenchInfo(b, "the shift's Temporal shape alone (2 dwell timers, 5 upserts, no-op activities) vs bare, activities/s",
+		fmt.Sprintf("%.0f vs %.0f = %.2f", tr.rate, bareRate, tr.rate/bareRate))
+	testenv.BenchInfo(b, "ferry vs that shape (ferry's own cost: cloud calls, worker code), activities/s",
+		fmt.Sprintf("%.0f vs %.0f = %.2f", ferryRate, tr.rate, ferryRate/tr.rate))
+	testenv.BenchInfo(b, "CPU per workflow: ferry shift (server includes the sandbox)", perRun(fr))
+	testenv.BenchInfo(b, "CPU per workflow: the shift's shape", perRun(tr))
+	testenv.BenchInfo(b, "CPU per workflow: bare", perRun(br))
 }
