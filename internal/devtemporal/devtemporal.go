@@ -90,8 +90,13 @@ func Start(o Options) (*Server, error) {
 			// forced cache refresh `temporal server start-dev` turns on (so attributes added
 			// later show at once) would cost a store read on every upsert and list; without
 			// it, an attribute added by hand appears within the cache's 60 s.
-			"frontend.persistenceMaxQPS": 10000,
-			"history.persistenceMaxQPS":  45000,
+			// The timer queue reads this far ahead; a timer due sooner than that after it is
+			// created waits for the next read, so every sub-second timer took about a second
+			// (a 500ms timer fired after 955ms). A dwell's last timer is often shorter than a
+			// second, and a rehearsal's waits are meant to take what they say.
+			"history.timerProcessorMaxTimeShift": 100 * time.Millisecond,
+			"frontend.persistenceMaxQPS":         10000,
+			"history.persistenceMaxQPS":          45000,
 			// Updates and current details are used by the API and the UI.
 			"frontend.enableUpdateWorkflowExecution":              true,
 			"frontend.enableUpdateWorkflowExecutionAsyncAccepted": true,
