@@ -33,6 +33,12 @@ const (
 	amiShareStep       = "share copies"
 	amiApproveStep     = "approve sharing"
 	defaultAMIPoll     = 15 * time.Second
+	// shortCallTimeout bounds the activities that make a few EC2 calls. EC2's throttling
+	// comes back as a retryable error rather than being waited out inside the activity, so
+	// a call never needs long; and the bound is how long a worker that died mid-call holds
+	// its pair before another worker takes it over (it was minutes, which made a killed
+	// worker cost a rehearsal two minutes).
+	shortCallTimeout = 30 * time.Second
 )
 
 // ec2a is called through a nil pointer: the worker registers the real *activities.EC2.
@@ -601,7 +607,9 @@ func (w *amiShare) record(region, imageID string, snaps []string, fromInstance b
 
 func (w *amiShare) copyOpts(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		// A few API calls (look for our copy, CopyImage, tag it); the bound is also how
+		// long a dead worker holds the pair before another takes it over.
+		StartToCloseTimeout: shortCallTimeout,
 		// RequestLimitExceeded (the CopyImage bucket refills at 1/s) and
 		// ResourceLimitExceeded (concurrent copy quotas) come back retryable; the backoff
 		// up to a minute lets the buckets refill and other copies finish. Every attempt
@@ -625,7 +633,7 @@ func (w *amiShare) waitOpts(ctx workflow.Context, summary string) workflow.Conte
 
 func (w *amiShare) shortOpts(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
+		StartToCloseTimeout: shortCallTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
 		Summary:             summary,
 	})
@@ -832,9 +840,10 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 			c := items[i]
 			actx := workflow.WithActivityOptions(gctx, workflow.ActivityOptions{
 				StartToCloseTimeout: 2 * time.Minute,
-				HeartbeatTimeout:    time.Minute,
-				RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
-				Summary:             fmt.Sprintf("roll back %s in %s", c.ImageID, c.Region),
+				// It heartbeats per snapshot deleted, so a dead worker is noticed in seconds.
+				HeartbeatTimeout: 30 * time.Second,
+				RetryPolicy:      &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
+				Summary:          fmt.Sprintf("roll back %s in %s", c.ImageID, c.Region),
 			})
 			return workflow.ExecuteActivity(actx, ec2a.DeleteAMICopy, activities.DeleteAMICopyInput{
 				Region: c.Region, ImageID: c.ImageID, SnapshotIDs: c.SnapshotIDs, MigrationID: w.id,
@@ -887,7 +896,7 @@ func resolveAMIs(ctx workflow.Context, spec AMIShareSpec, instances []string) (a
 		instances = spec.CreateFromInstances
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: shortCallTimeout,
 		// Missing images, regions and keys come back non-retryable; the rest (network,
 		// throttling) is worth a few tries before telling a person.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second, MaximumAttempts: 5},

@@ -417,7 +417,9 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 		// AWS documents propagation within 60 s; the generous bound covers a slow
 		// control plane without hiding a change that never converges.
 		StartToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout:    30 * time.Second,
+		// It heartbeats every poll (at most 2 s apart), so a dead worker's wait moves on
+		// within seconds; a retry polls the same change at once.
+		HeartbeatTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10,
 		},
@@ -484,7 +486,8 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 // preflight runs the read-only Route 53 preflight with its options.
 func preflight(ctx workflow.Context, spec DNSShiftSpec) (activities.PreflightOutput, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+		// Two or three reads; the bound is also how long a dead worker holds the shift.
+		StartToCloseTimeout: 15 * time.Second,
 		// Unknown zones and set identifiers come back non-retryable; the rest (network,
 		// throttling) is worth a few tries before telling a person.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second, MaximumAttempts: 5},

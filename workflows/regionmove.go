@@ -1059,7 +1059,7 @@ func (w *regionMove) undoAMI(ctx workflow.Context) (string, error) {
 	for _, it := range items {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 2 * time.Minute,
-			HeartbeatTimeout:    time.Minute,
+			HeartbeatTimeout:    30 * time.Second,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
 			Summary:             fmt.Sprintf("region move rollback: remove %s in %s", it.image, it.region),
 		})
