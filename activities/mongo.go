@@ -581,6 +581,7 @@ func VotingChanges(a, b []MongoMember) int {
 // config changed by someone else is not one ferry planned for. A returned reconfig is
 // majority committed (mongod 4.4+ waits for that before answering).
 func (m *Mongo) ApplyReconfig(ctx context.Context, in MongoReconfigInput) (MongoReconfigOutput, error) {
+	defer keepAlive(ctx, "reconfig "+in.Step)()
 	if len(in.Members) == 0 {
 		return MongoReconfigOutput{}, badInput("reconfig %s: no members", in.Step)
 	}
@@ -883,6 +884,7 @@ func (m *Mongo) helloPrimary(ctx context.Context, c *mongo.Client, timeout time.
 // writes; then it hands the election to that secondary (election handoff), which is what
 // keeps the window without a primary near one election.
 func (m *Mongo) StepDown(ctx context.Context, in MongoStepDownInput) (MongoStepDownOutput, error) {
+	defer keepAlive(ctx, "step down")()
 	c, err := m.client(in.Conn, "")
 	if err != nil {
 		return MongoStepDownOutput{}, err

@@ -34,3 +34,31 @@ func recordHeartbeat(ctx context.Context, details ...any) {
 func firstAttempt(ctx context.Context) bool {
 	return !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt <= 1
 }
+
+// keepAlive heartbeats for an activity that blocks in a call the server itself holds open
+// (a reconfig waiting for its config to commit, a step-down waiting for a secondary to catch
+// up), so the heartbeat timeout, not the call's own bound of a minute or more, is how long a
+// worker that died mid-call keeps the step. It beats at a third of the heartbeat timeout
+// until the returned stop is called; without a heartbeat timeout it does nothing.
+func keepAlive(ctx context.Context, details ...any) (stop func()) {
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
+		return func() {}
+	}
+	every := activity.GetInfo(ctx).HeartbeatTimeout / 3
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, details...)
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -271,6 +271,9 @@ func (w *mongoMove) reconfig(ctx workflow.Context, st MongoStep) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// The server waits up to MaxTime for the old and then the new config to commit.
 		StartToCloseTimeout: 2 * time.Minute,
+		// The activity heartbeats while the server holds the call, so a dead worker is
+		// noticed in seconds and the (idempotent) reconfig resumes on another.
+		HeartbeatTimeout: 10 * time.Second,
 		// "Not primary", "stepped down", elections and commit timeouts pass once the set
 		// settles; invalid configs and drift come back non-retryable.
 		RetryPolicy: &temporal.RetryPolicy{
@@ -397,6 +400,7 @@ func (w *mongoMove) movePrimary(ctx workflow.Context, st MongoStep, allowInterru
 	catchUp := int(w.spec.CatchUpPeriod / time.Second)
 	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: w.spec.CatchUpPeriod + time.Minute,
+		HeartbeatTimeout:    10 * time.Second, // beats while the server holds the call
 		// A stepdown that found no caught-up secondary is worth a few more tries; after
 		// that, verification fails and the move rolls back.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 4},
