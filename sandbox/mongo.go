@@ -30,6 +30,11 @@ func StartMongo(ctx context.Context, t *topology.Topology, fast bool, logger *sl
 	}
 	m := &MongoSets{clusters: map[string]*mongosim.Cluster{}, faultSet: map[string]string{}}
 	for _, rs := range t.Mongo.ReplicaSets {
+		if _, dup := m.clusters[rs.Name]; dup {
+			// The second would replace the first in every lookup and leave it running.
+			_ = m.Close()
+			return nil, fmt.Errorf("replica set %q is in the topology twice; give each set its own name", rs.Name)
+		}
 		timing := mongosim.DefaultTiming()
 		if fast {
 			timing = mongosim.FastTiming()

@@ -124,3 +124,55 @@ func TestControlRejectsBadFaults(t *testing.T) {
 	}
 	require.NoError(t, cc.ClearFaults(ctx))
 }
+
+func TestMongoRefusesASetNamedTwice(t *testing.T) {
+	topo := topology.Default()
+	twin := topo.Mongo.ReplicaSets[0]
+	twin.Members = nil
+	for _, m := range topo.Mongo.ReplicaSets[0].Members {
+		m.Port = 0
+		twin.Members = append(twin.Members, m)
+	}
+	topo.Mongo.ReplicaSets = []topology.ReplicaSet{twin, twin}
+	_, err := StartMongo(context.Background(), topo, true, nil)
+	require.ErrorContains(t, err, `replica set "rs0" is in the topology twice`)
+}
+
+func TestMongoFaultEndsOnItsDuration(t *testing.T) {
+	ctx := context.Background()
+	topo := topology.Default()
+	for i := range topo.Mongo.ReplicaSets[0].Members {
+		topo.Mongo.ReplicaSets[0].Members[i].Port = 0
+	}
+	mongo, err := StartMongo(ctx, topo, true, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = mongo.Close() })
+	sb, err := Start(ctx, Options{Addr: "127.0.0.1:0", Topology: topo, Fast: true, Mongo: mongo})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sb.Close() })
+	cc := &control.Client{BaseURL: sb.Addr()}
+
+	rs := mongo.Cluster("rs0")
+	secondary := rs.Members()[2]
+	require.True(t, secondary.Up)
+	port := secondary.Host[len("127.0.0.1:"):]
+	_, err = cc.AddFault(ctx, control.Fault{Target: "mongo:rs0:" + port, Kind: "down", DurationSec: 0.5})
+	require.NoError(t, err)
+	up := func() bool {
+		for _, m := range rs.Members() {
+			if m.Host == secondary.Host {
+				return m.Up
+			}
+		}
+		return false
+	}
+	require.False(t, up(), "the member is down while the fault lasts")
+	// The member comes back on its own, without anything listing or hitting faults.
+	eventually(t, 5*time.Second, up, "the member back up after the fault's 0.5s")
+
+	// A count means nothing for a state fault, so it is refused rather than ignored.
+	_, err = cc.AddFault(ctx, control.Fault{Target: "mongo:rs0:" + port, Kind: "down", Count: 3})
+	var ae *control.APIError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	assert.Equal(t, "count", ae.Field, ae.Error())
+}

@@ -146,6 +146,11 @@ func (r *Registry) Validate(f Fault) error {
 		if _, ok := r.hooks[prefix+":"]; !ok && prefix != "mongo" {
 			return &FieldError{"target", fmt.Sprintf("unknown target prefix %q (aws, app, mongo)", prefix)}
 		}
+		if f.Count > 0 {
+			// A hooked fault is a state of the simulator (a member down), not something
+			// each request rolls for, so there is nothing for a count to use up.
+			return &FieldError{"count", fmt.Sprintf("applies to request faults (aws:, app:); a %s: fault is a state: bound it with durationSec or remove it", prefix)}
+		}
 		if f.Kind == "" {
 			return &FieldError{"kind", "is required"}
 		}
@@ -186,6 +191,12 @@ func (r *Registry) Add(f Fault) (Fault, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.faults = append(r.faults, &f)
+	if hook != nil && f.DurationSec > 0 {
+		// Its owner must be told when it ends, and nothing may wait for a request to
+		// notice: the member comes back up on time.
+		id := f.ID
+		time.AfterFunc(time.Duration(f.DurationSec*float64(time.Second)), func() { _, _ = r.Delete(id) })
+	}
 	return f, nil
 }
 
@@ -228,6 +239,15 @@ func (r *Registry) Clear() error {
 		}
 	}
 	return first
+}
+
+func (r *Registry) hookedLocked(target string) bool {
+	for p := range r.hooks {
+		if strings.HasPrefix(target, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Registry) notifyRemove(f *Fault) error {
@@ -285,9 +305,14 @@ func (r *Registry) Active(target string) []Fault {
 	return out
 }
 
+// expireLocked drops used-up and timed-out request faults. Hooked faults (mongo:) end by
+// their own timer, which also tells their owner (see Add).
 func (r *Registry) expireLocked() {
 	now := r.now()
 	r.faults = slices.DeleteFunc(r.faults, func(f *Fault) bool {
+		if r.hookedLocked(f.Target) {
+			return false
+		}
 		if f.Count > 0 && f.Remaining <= 0 {
 			return true
 		}

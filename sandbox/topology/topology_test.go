@@ -47,6 +47,7 @@ func TestBadFilesNameTheField(t *testing.T) {
 		"mongo port":     {"regions: [eu-west-1]\nmongo: {replicaSets: [{name: rs0, members: [{port: 27017, region: eu-west-1, inConfig: true}, {port: 27017, region: eu-west-1, inConfig: true}]}]}\n", "mongo.replicaSets[0].members[1].port: 27017 already used"},
 		"mongo votes":    {"regions: [eu-west-1]\nmongo: {replicaSets: [{name: rs0, members: [{port: 1, region: eu-west-1, inConfig: true, votes: 2}]}]}\n", "members[0].votes: must be 0 or 1"},
 		"app region":     {"regions: [eu-west-1]\napps: [{name: shop, region: us-east-1, address: 1.2.3.4}]\n", "apps[0].region: unknown region us-east-1"},
+		"mongo set name": {"regions: [eu-west-1]\nmongo: {replicaSets: [{name: rs0, members: [{port: 1, region: eu-west-1, inConfig: true}]}, {name: rs0, members: [{port: 2, region: eu-west-1, inConfig: true}]}]}\n", `mongo.replicaSets[1].name: "rs0" is already the name of mongo.replicaSets[0]`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -179,11 +179,15 @@ func (t *Topology) Validate() error {
 		bad("timing.instanceStartTime", "must not be negative")
 	}
 	ports := map[int]string{}
+	sets := map[string]string{}
 	for i, rs := range t.Mongo.ReplicaSets {
 		f := fmt.Sprintf("mongo.replicaSets[%d]", i)
 		if rs.Name == "" {
 			bad(f+".name", "is required")
+		} else if prev, dup := sets[rs.Name]; dup {
+			bad(f+".name", "%q is already the name of %s; faults and clients find a set by its name", rs.Name, prev)
 		}
+		sets[rs.Name] = f
 		if len(rs.Members) == 0 {
 			bad(f+".members", "at least one member is required")
 		}
