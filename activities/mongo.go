@@ -476,6 +476,7 @@ func (m *Mongo) read(ctx context.Context, conn MongoConn, rp *readpref.ReadPref)
 // ReadReplicaSet reads the config and status from the primary and probes the hosts to be
 // added. It is read-only, so plans and every execution can run it.
 func (m *Mongo) ReadReplicaSet(ctx context.Context, in MongoReadInput) (MongoReadOutput, error) {
+	defer keepAlive(ctx, "reading the replica set")()
 	if in.Conn.URI == "" {
 		return MongoReadOutput{}, badInput("read replica set: uri is empty")
 	}

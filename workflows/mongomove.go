@@ -502,6 +502,9 @@ func (w *mongoMove) unwind(ctx workflow.Context, why string) (string, error) {
 func readMongo(ctx workflow.Context, spec MongoMoveSpec, summary string) (activities.MongoReadOutput, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
+		// It beats while the driver looks for a reachable member, so a dead worker costs
+		// seconds rather than the minute.
+		HeartbeatTimeout: 10 * time.Second,
 		// A wrong set name or an unresolvable password come back non-retryable; a set in
 		// an election is worth a few tries.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second, MaximumAttempts: 5},

@@ -457,6 +457,7 @@ func (w *regionMove) run(ctx workflow.Context) (RegionMoveResult, error) {
 		dctx, cancel := workflow.NewDisconnectedContext(ctx)
 		defer cancel()
 		msg := "cancelled; completed phases stay in effect: " + w.completedText()
+		w.skipPending(dctx, "not started: the move was cancelled")
 		w.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
 		w.s.Finish(dctx, StateCancelled, msg)
 		return w.result(StateCancelled, msg), err
@@ -466,10 +467,21 @@ func (w *regionMove) run(ctx workflow.Context) (RegionMoveResult, error) {
 		return res, err // finished with its own message
 	}
 	msg := "failed: " + errText(err)
+	w.skipPending(ctx, "not started: the move failed before it")
 	w.s.Audit(ctx, SystemIdentity, "failed", errText(err), "")
 	w.s.Finish(ctx, StateFailed, msg)
 	w.log.Error("region move failed", "error", err)
 	return w.result(StateFailed, msg), err
+}
+
+// skipPending marks the phases that never started, so a finished move shows no phase as
+// still to come. (Only the progress changes, no search attribute: replay-safe.)
+func (w *regionMove) skipPending(ctx workflow.Context, why string) {
+	for _, ph := range w.phases {
+		if ph.State == PhasePending {
+			w.setPhaseState(ctx, ph.Name, PhaseSkipped, why)
+		}
+	}
 }
 
 func (w *regionMove) completedText() string {
@@ -891,13 +903,11 @@ func (w *regionMove) unwind(ctx workflow.Context, failed string) (RegionMoveResu
 	}
 	w.s.BeginRollback(ctx)
 	w.rollingBack = true
+	w.skipPending(ctx, "not started: rolled back before it")
 	var done []string
 	for i := len(w.phases) - 1; i >= 0; i-- {
 		ph := w.phases[i]
 		if ph.State != PhaseCompleted {
-			if ph.State == PhasePending {
-				w.setPhaseState(ctx, ph.Name, PhaseSkipped, "not started: rolled back before it")
-			}
 			continue
 		}
 		w.s.SetPhase(ctx, "rollback: "+ph.Name, why)

@@ -514,6 +514,9 @@ func TestRegionMovePlanDriftRefuses(t *testing.T) {
 	require.Equal(t, ErrPlanDrifted, ae.Type())
 	require.True(t, ae.NonRetryable())
 	require.Empty(t, h.eventsOf())
+	// A move that ends before a phase starts shows that phase as skipped, not still to come.
+	require.Equal(t, map[string]string{PhaseAMIShare: PhaseSkipped, PhaseMongoPrimaryMove: PhaseSkipped, PhaseDNSShift: PhaseSkipped},
+		phaseStates(h.progress().Phases))
 }
 
 func TestRegionMovePinnedPlanPinsChildren(t *testing.T) {
@@ -599,4 +602,5 @@ func TestRegionMoveCancelStopsWithoutUnwinding(t *testing.T) {
 	p := h.progress()
 	require.Equal(t, StateCancelled, p.State)
 	require.Contains(t, p.Message, "completed phases stay in effect: ami-share")
+	require.Equal(t, PhaseSkipped, phaseStates(p.Phases)[PhaseDNSShift], "the phase after the cancelled one never started")
 }
