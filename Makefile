@@ -51,7 +51,7 @@ bench:
 clean:
 	rm -rf bin
 
-## chaos: N rehearsals with killed workers, a Temporal restart and injected faults
+## chaos: N region-move rehearsals with killed workers, a Temporal restart and injected faults
 N ?= 20
 chaos:
 	go test -tags chaos -count=1 -timeout 20m -run TestChaos -v ./internal/chaos -args -n=$(N)

@@ -31,7 +31,6 @@ import (
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/sandbox"
 	"github.com/ferryhq/ferry/sandbox/control"
-	"github.com/ferryhq/ferry/sandbox/mongosim"
 	"github.com/ferryhq/ferry/sandbox/topology"
 	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
@@ -314,14 +313,7 @@ func (s *stack) weights(t *testing.T) map[string]int64 {
 }
 
 // primaryRegion is the region tag of the primary, as the simulator itself reports it.
-func (s *stack) primaryRegion() string {
-	for _, m := range s.mongo.Cluster("rs0").Members() {
-		if m.State == "PRIMARY" {
-			return m.Region
-		}
-	}
-	return ""
-}
+func (s *stack) primaryRegion() string { return testenv.PrimaryRegion(s.mongo.Cluster("rs0")) }
 
 // copies lists the images in eu-west-2 that the move's AMI phase made, by state.
 func (s *stack) copies(t *testing.T) map[string]string {
@@ -408,16 +400,7 @@ func TestRegionMoveRollsBackOnFailingGate(t *testing.T) {
 	require.Equal(t, "eu-west-1", s.primaryRegion())
 	// The replica set's config is the one from before: same members in it, same votes and
 	// priorities (the eu-west-2 members are started but out of the config again).
-	config := func(ms []mongosim.MemberStatus) map[string]string {
-		out := map[string]string{}
-		for _, m := range ms {
-			if m.InConfig {
-				out[m.Host] = fmt.Sprintf("votes %d priority %g", m.Votes, m.Priority)
-			}
-		}
-		return out
-	}
-	require.Equal(t, config(before), config(s.mongo.Cluster("rs0").Members()))
+	require.Equal(t, testenv.ReplicaSetConfig(before), testenv.ReplicaSetConfig(s.mongo.Cluster("rs0").Members()))
 	for id, state := range s.copies(t) {
 		require.Equal(t, "deregistered", state, "copy %s was not removed", id)
 	}
