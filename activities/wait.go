@@ -37,9 +37,10 @@ func firstAttempt(ctx context.Context) bool {
 
 // keepAlive heartbeats for an activity that blocks in a call the server itself holds open
 // (a reconfig waiting for its config to commit, a step-down waiting for a secondary to catch
-// up, a driver looking for a reachable member), so the heartbeat timeout, not the call's own bound of a minute or more, is how long a
-// worker that died mid-call keeps the step. It beats at a third of the heartbeat timeout
-// until the returned stop is called; without a heartbeat timeout it does nothing.
+// up, a driver looking for a reachable member), so the heartbeat timeout, not the call's own
+// bound of a minute or more, is how long a worker that died mid-call keeps the step. It
+// beats at a third of the heartbeat timeout until the returned stop is called; without a
+// heartbeat timeout it does nothing.
 func keepAlive(ctx context.Context, details ...any) (stop func()) {
 	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
 		return func() {}

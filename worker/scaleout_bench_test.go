@@ -50,7 +50,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
-	srv, c, stop := startTemporal(b, devtemporal.Options{DBFile: filepath.Join(dir, "temporal.db")})
+	srv, c, stop := testenv.StartTemporal(b, devtemporal.Options{DBFile: filepath.Join(dir, "temporal.db")})
 	defer stop()
 	topo := topology.Default()
 	name := func(run, i int) string { return fmt.Sprintf("s%d-%d.shop.example.", run, i) }

@@ -48,23 +48,6 @@ func buildBinary(b *testing.B, dir, pkg string) string {
 	return bin
 }
 
-// startTemporal starts an embedded Temporal (no UI) and a client to it; stop stops both, so
-// a benchmark can run each workload on a store of its own and free it afterwards.
-func startTemporal(b *testing.B, o devtemporal.Options) (srv *devtemporal.Server, c client.Client, stop func()) {
-	b.Helper()
-	o.UIPort = -1
-	srv, err := devtemporal.Start(o)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err = client.Dial(client.Options{HostPort: srv.HostPort(), Logger: testenv.QuietLogger()})
-	if err != nil {
-		srv.Stop()
-		b.Fatal(err)
-	}
-	return srv, c, func() { c.Close(); srv.Stop() }
-}
-
 // startProcess starts a worker process; it is killed when the benchmark ends at the latest.
 func startProcess(b *testing.B, bin string, args ...string) *exec.Cmd {
 	b.Helper()
@@ -173,7 +156,7 @@ func BenchmarkThroughput(b *testing.B) {
 	// or this process (Temporal's server and, for ferry, the sandbox answering AWS calls).
 	type result struct{ rate, workerCPU, serverCPU, rss float64 }
 	run := func(o devtemporal.Options, bin string, args []string, start func(c client.Client, i int) (client.WorkflowRun, error)) result {
-		srv, c, stop := startTemporal(b, o)
+		srv, c, stop := testenv.StartTemporal(b, o)
 		defer stop()
 		w := startProcess(b, bin, append([]string{"--temporal-address", srv.HostPort()}, args...)...)
 		defer func() { _ = w.Process.Kill() }()

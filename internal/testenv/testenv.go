@@ -16,21 +16,31 @@ import (
 	"github.com/ferryhq/ferry/internal/devtemporal"
 )
 
-// Temporal starts an embedded Temporal for the test and a client to it; both stop when the
-// test ends.
+// Temporal starts an embedded Temporal (in memory) for the test and a client to it; both
+// stop when the test ends.
 func Temporal(t testing.TB) (*devtemporal.Server, client.Client) {
 	t.Helper()
-	srv, err := devtemporal.Start(devtemporal.Options{UIPort: -1})
+	srv, c, stop := StartTemporal(t, devtemporal.Options{})
+	t.Cleanup(stop)
+	return srv, c
+}
+
+// StartTemporal starts an embedded Temporal with o (never its UI) and a client to it; stop
+// stops both, so a benchmark can give each workload a store of its own and free it before
+// the next.
+func StartTemporal(t testing.TB, o devtemporal.Options) (srv *devtemporal.Server, c client.Client, stop func()) {
+	t.Helper()
+	o.UIPort = -1
+	srv, err := devtemporal.Start(o)
 	if err != nil {
 		t.Fatalf("start embedded temporal: %v", err)
 	}
-	t.Cleanup(srv.Stop)
-	c, err := client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace(), Logger: QuietLogger()})
+	c, err = client.Dial(client.Options{HostPort: srv.HostPort(), Namespace: srv.Namespace(), Logger: QuietLogger()})
 	if err != nil {
+		srv.Stop()
 		t.Fatalf("dial embedded temporal: %v", err)
 	}
-	t.Cleanup(c.Close)
-	return srv, c
+	return srv, c, func() { c.Close(); srv.Stop() }
 }
 
 // QuietLogger keeps the SDK's per-call debug lines out of test output; warnings and errors

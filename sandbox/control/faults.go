@@ -169,12 +169,7 @@ func (r *Registry) Add(f Fault) (Fault, error) {
 		r.mu.Unlock()
 		return Fault{}, err
 	}
-	var hook *Hooks
-	for p, h := range r.hooks {
-		if strings.HasPrefix(f.Target, p) {
-			hook = &h
-		}
-	}
+	hook, hooked := r.hookLocked(f.Target)
 	r.mu.Unlock()
 
 	if f.ID == "" {
@@ -183,7 +178,7 @@ func (r *Registry) Add(f Fault) (Fault, error) {
 	f.Created = r.now()
 	f.Remaining = f.Count
 	f.Fired = 0
-	if hook != nil && hook.Add != nil {
+	if hooked && hook.Add != nil {
 		if err := hook.Add(f); err != nil {
 			return Fault{}, &FieldError{"target", err.Error()}
 		}
@@ -191,7 +186,7 @@ func (r *Registry) Add(f Fault) (Fault, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.faults = append(r.faults, &f)
-	if hook != nil && f.DurationSec > 0 {
+	if hooked && f.DurationSec > 0 {
 		// Its owner must be told when it ends, and nothing may wait for a request to
 		// notice: the member comes back up on time.
 		id := f.ID
@@ -241,26 +236,22 @@ func (r *Registry) Clear() error {
 	return first
 }
 
-func (r *Registry) hookedLocked(target string) bool {
-	for p := range r.hooks {
+// hookLocked returns the hooks of the owner of target (the MongoDB simulator for mongo:).
+func (r *Registry) hookLocked(target string) (Hooks, bool) {
+	for p, h := range r.hooks {
 		if strings.HasPrefix(target, p) {
-			return true
+			return h, true
 		}
 	}
-	return false
+	return Hooks{}, false
 }
 
 func (r *Registry) notifyRemove(f *Fault) error {
 	r.mu.Lock()
-	var rm func(string) error
-	for p, h := range r.hooks {
-		if strings.HasPrefix(f.Target, p) {
-			rm = h.Remove
-		}
-	}
+	h, _ := r.hookLocked(f.Target)
 	r.mu.Unlock()
-	if rm != nil {
-		return rm(f.ID)
+	if h.Remove != nil {
+		return h.Remove(f.ID)
 	}
 	return nil
 }
@@ -310,7 +301,7 @@ func (r *Registry) Active(target string) []Fault {
 func (r *Registry) expireLocked() {
 	now := r.now()
 	r.faults = slices.DeleteFunc(r.faults, func(f *Fault) bool {
-		if r.hookedLocked(f.Target) {
+		if _, hooked := r.hookLocked(f.Target); hooked {
 			return false
 		}
 		if f.Count > 0 && f.Remaining <= 0 {
