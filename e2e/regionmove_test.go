@@ -7,8 +7,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,15 +66,22 @@ func startStack(t *testing.T) *stack {
 		}
 	}
 	// Free ports instead of 27017..: other tests (and a developer's `ferry dev`) may hold them.
-	var ports []int
+	// Port 0 lets each member's listener pick its own: a port picked first and bound later
+	// can be taken in between by a test running in parallel (seen in CI).
 	for i := range topo.Mongo.ReplicaSets[0].Members {
-		p := testenv.FreePort(t)
-		topo.Mongo.ReplicaSets[0].Members[i].Port = p
-		ports = append(ports, p)
+		topo.Mongo.ReplicaSets[0].Members[i].Port = 0
 	}
 	ms, err := sandbox.StartMongo(ctx, topo, true, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ms.Close() })
+	var ports []int // in topology order, as the simulator lists its members
+	for _, m := range ms.Cluster("rs0").Members() {
+		_, port, err := net.SplitHostPort(m.Host)
+		require.NoError(t, err)
+		p, err := strconv.Atoi(port)
+		require.NoError(t, err)
+		ports = append(ports, p)
+	}
 	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: ms})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sb.Close() })
