@@ -87,13 +87,27 @@ func (m *MongoSets) ApplyFault(f control.Fault) error {
 	if !ok {
 		return &control.FieldError{Field: "target", Message: fmt.Sprintf("no replica set %q in this sandbox (have %s)", parts[1], strings.Join(m.order, ", "))}
 	}
-	if err := c.ApplyFault(mongosim.Fault{ID: f.ID, Target: f.Target, Kind: f.Kind, Rate: f.Rate, LatencyMs: f.LatencyMs}); err != nil {
+	err := c.ApplyFault(mongosim.Fault{ID: f.ID, Target: f.Target, Kind: f.Kind, Rate: f.Rate, LatencyMs: f.LatencyMs,
+		Command: f.Command, Code: f.Code, After: f.After, Count: f.Count})
+	var fe *mongosim.FaultError
+	if errors.As(err, &fe) {
+		return &control.FieldError{Field: fe.Field, Message: fe.Msg}
+	}
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	m.faultSet[f.ID] = parts[1]
 	m.mu.Unlock()
 	return nil
+}
+
+// OnFaultFired tells fn each time a command-error fault fires in any replica set (see
+// mongosim.Cluster.OnFaultFired); Start wires it to the fault registry's Fire.
+func (m *MongoSets) OnFaultFired(fn func(id string)) {
+	for _, c := range m.clusters {
+		c.OnFaultFired(fn)
+	}
 }
 
 // ClearFault removes a fault applied earlier.

@@ -45,6 +45,13 @@ type MongoFaulter interface {
 	Events() any // returned as JSON at GET /_sandbox/mongo/events
 }
 
+// faultFiredNotifier is implemented by a MongoFaulter (MongoSets) whose request-shaped
+// faults (command-error) fire on their own: it reports each firing so the registry counts
+// it and drops a used-up Count fault.
+type faultFiredNotifier interface {
+	OnFaultFired(fn func(id string))
+}
+
 // Sandbox is a running simulated cloud.
 type Sandbox struct {
 	aws    *awssim.Server
@@ -86,6 +93,10 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	faults := control.NewRegistry(t.Regions, uint64(time.Now().UnixNano()))
 	if opts.Mongo != nil {
 		faults.Handle("mongo:", control.Hooks{Add: opts.Mongo.ApplyFault, Remove: opts.Mongo.ClearFault})
+		if n, ok := opts.Mongo.(faultFiredNotifier); ok {
+			// Fired and Count of command-error faults are kept where the commands are.
+			n.OnFaultFired(faults.Fire)
+		}
 	} else {
 		faults.Handle("mongo:", control.Hooks{Add: func(control.Fault) error {
 			return errors.New("no MongoDB simulator is running in this sandbox")

@@ -14,6 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/ferryhq/ferry/sandbox/control"
 	"github.com/ferryhq/ferry/sandbox/topology"
@@ -175,4 +178,78 @@ func TestMongoFaultEndsOnItsDuration(t *testing.T) {
 	var ae *control.APIError
 	require.True(t, errors.As(err, &ae), "%v", err)
 	assert.Equal(t, "count", ae.Field, ae.Error())
+}
+
+// TestMongoCommandErrorThroughTheControlAPI: a command-error fault added over the control
+// API fails the command, counts its firings in the registry and goes away once used up.
+func TestMongoCommandErrorThroughTheControlAPI(t *testing.T) {
+	ctx := context.Background()
+	topo := topology.Default()
+	for i := range topo.Mongo.ReplicaSets[0].Members {
+		topo.Mongo.ReplicaSets[0].Members[i].Port = 0
+	}
+	ms, err := StartMongo(ctx, topo, true, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ms.Close() })
+	sb, err := Start(ctx, Options{Addr: "127.0.0.1:0", Topology: topo, Fast: true, Mongo: ms})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sb.Close() })
+	cc := &control.Client{BaseURL: sb.Addr()}
+
+	rs := ms.Cluster("rs0")
+	cl, err := mongo.Connect(options.Client().ApplyURI(rs.URI()).SetServerSelectionTimeout(10 * time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	getConfig := func() error {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return cl.Database("admin").RunCommand(cctx, bson.D{{Key: "replSetGetConfig", Value: 1}}).Err()
+	}
+	require.NoError(t, getConfig())
+
+	f, err := cc.AddFault(ctx, control.Fault{Target: "mongo:rs0:*", Kind: control.KindCommandError, Command: "replSetGetConfig", After: 1, Count: 2})
+	require.NoError(t, err)
+	require.NoError(t, getConfig(), "after 1 lets the first through")
+	listed := func() []control.Fault {
+		l, err := cc.ListFaults(ctx)
+		require.NoError(t, err)
+		return l
+	}
+	require.Len(t, listed(), 1)
+	assert.Zero(t, listed()[0].Fired)
+	err = getConfig()
+	var ce mongo.CommandError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, int32(13), ce.Code)
+	assert.Equal(t, "Unauthorized", ce.Name)
+	require.Len(t, listed(), 1)
+	assert.Equal(t, 1, listed()[0].Fired)
+	assert.Equal(t, 1, listed()[0].Remaining)
+	require.ErrorAs(t, getConfig(), &ce)
+	assert.Empty(t, listed(), "a used-up command-error goes away")
+	require.NoError(t, getConfig())
+	var cleared bool
+	for _, e := range rs.Events() {
+		cleared = cleared || (e.Kind == "fault-cleared" && e.Fault.ID == f.ID)
+	}
+	assert.True(t, cleared, "the simulator was told")
+
+	// The simulator's refusals keep their field.
+	for _, c := range []struct {
+		f     control.Fault
+		field string
+	}{
+		{control.Fault{Target: "mongo:rs0:*", Kind: control.KindCommandError, Command: "noSuchCommand"}, "command"},
+		{control.Fault{Target: "mongo:rs0:*", Kind: control.KindCommandError}, "command"},
+		{control.Fault{Target: "mongo:rs0:*", Kind: "down", After: 2}, "after"},
+		{control.Fault{Target: "mongo:rs0:*", Kind: "melt"}, "kind"},
+		{control.Fault{Target: "mongo:rs9:*", Kind: "down"}, "target"},
+	} {
+		_, err := cc.AddFault(ctx, c.f)
+		var ae *control.APIError
+		require.True(t, errors.As(err, &ae), "%+v: %v", c.f, err)
+		assert.Equal(t, http.StatusBadRequest, ae.Status)
+		assert.Equal(t, c.field, ae.Field, ae.Error())
+	}
+	assert.Empty(t, listed())
 }

@@ -64,14 +64,36 @@ func newFaultCmd(g *globals, client func() *control.Client) *cobra.Command {
 		Use:   "add TARGET KIND",
 		Short: "Inject a fault",
 		Long: `Targets and kinds:
-  aws:ec2:CopyImage | aws:ec2:* | aws:route53:* | aws:*   throttle, error, latency
-  app:<region>                                           unhealthy, latency
-  mongo:<set>:<port> | mongo:<set>:*                     down, partition, lag, slow-sync
+  aws:ec2:CopyImage | aws:ec2:* | aws:route53:* | aws:*   throttle, error, denied, latency
+  aws:ec2:mutating | aws:route53:mutating                 (every call that changes state:
+                                                           all but Describe*, Get*, List*)
+  app:<region>                                            unhealthy, latency
+  mongo:<set>:<port> | mongo:<set>:*                      down, partition, lag, slow-sync,
+                                                          command-error
 
-Examples:
-  ferry sandbox fault add app:eu-west-2 unhealthy --rate 1
+throttle and error are transient (a retry may succeed); denied is AWS's permission error,
+which no retry fixes: EC2 answers UnauthorizedOperation, Route 53 and CloudWatch
+AccessDenied (HTTP 403). command-error makes the members answer --command with MongoDB
+error --code (default 13, Unauthorized) instead of running it.
+
+--after K lets the first K matching calls (or commands) through, so the fault fires on
+call K+1 and later; with --count N it fires N times, then goes away. A MongoDB fault other
+than command-error is a state (a member down): it takes --duration, not --after/--count.`,
+		Example: `  ferry sandbox fault add app:eu-west-2 unhealthy --rate 1
   ferry sandbox fault add aws:route53:* throttle --rate 0.3
-  ferry sandbox fault add mongo:rs0:27018 down`,
+  ferry sandbox fault add mongo:rs0:27018 down
+
+  # Deny the third state-changing EC2 call, and every one after it:
+  ferry sandbox fault add aws:ec2:mutating denied --after 2
+
+  # Deny the next Route 53 change once:
+  ferry sandbox fault add aws:route53:ChangeResourceRecordSets denied --count 1
+
+  # Fail the second replSetReconfig on any member of rs0, once, as unauthorized (13):
+  ferry sandbox fault add mongo:rs0:* command-error --command replSetReconfig --after 1 --count 1
+
+  # Every replSetStepDown sent to one member fails with code 103:
+  ferry sandbox fault add mongo:rs0:27017 command-error --command replSetStepDown --code 103`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.Target, f.Kind = args[0], args[1]
@@ -83,9 +105,12 @@ Examples:
 			return nil
 		},
 	}
-	add.Flags().Float64Var(&f.Rate, "rate", 1, "share of requests hit, 0..1 (slow-sync: slowdown factor)")
+	add.Flags().Float64Var(&f.Rate, "rate", 1, "share of requests (or commands) hit, 0..1 (slow-sync: slowdown factor)")
 	add.Flags().IntVar(&f.LatencyMs, "latency-ms", 0, "added latency (latency) or replication lag (lag)")
 	add.Flags().IntVar(&f.Count, "count", 0, "expire after firing this many times (0: no limit)")
+	add.Flags().IntVar(&f.After, "after", 0, "let this many matching calls through untouched before the fault fires")
+	add.Flags().StringVar(&f.Command, "command", "", "command-error: the MongoDB command to fail, e.g. replSetReconfig")
+	add.Flags().IntVar(&f.Code, "code", 0, "command-error: the MongoDB error code to answer (0: 13, Unauthorized)")
 	add.Flags().Float64Var(&f.DurationSec, "duration", 0, "expire after this many seconds (0: no limit)")
 
 	list := &cobra.Command{
@@ -98,9 +123,20 @@ Examples:
 				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTARGET\tKIND\tRATE\tLATENCY\tFIRED")
+			fmt.Fprintln(tw, "ID\tTARGET\tKIND\tRATE\tLATENCY\tAFTER\tLEFT\tFIRED")
 			for _, f := range faults {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%dms\t%d\n", f.ID, f.Target, f.Kind, f.Rate, f.LatencyMs, f.Fired)
+				kind, left := f.Kind, "-"
+				if f.Command != "" {
+					code := f.Code
+					if code == 0 {
+						code = 13
+					}
+					kind = fmt.Sprintf("%s %s/%d", f.Kind, f.Command, code)
+				}
+				if f.Count > 0 {
+					left = fmt.Sprint(f.Remaining)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%dms\t%d\t%s\t%d\n", f.ID, f.Target, kind, f.Rate, f.LatencyMs, f.After, left, f.Fired)
 			}
 			return tw.Flush()
 		},

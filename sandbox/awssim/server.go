@@ -211,6 +211,9 @@ func (s *Server) before(ctx context.Context, q *req, mutating bool) *apiError {
 			case control.KindError:
 				s.log.Info("fault: error", "service", q.service, "op", q.op, "fault", f.ID)
 				return internalError(q.service)
+			case control.KindDenied:
+				s.log.Info("fault: denied", "service", q.service, "op", q.op, "fault", f.ID)
+				return s.deniedError(q.service, q.op)
 			}
 		}
 	}
@@ -240,6 +243,19 @@ func internalError(service string) *apiError {
 	default:
 		return &apiError{http.StatusInternalServerError, "InternalFailure", "An internal error has occurred"}
 	}
+}
+
+// deniedError is the service's answer to a caller whose IAM policy does not allow op: a
+// 403 that no retry fixes. EC2 says UnauthorizedOperation, Route 53 and CloudWatch
+// AccessDenied.
+func (s *Server) deniedError(service, op string) *apiError {
+	action := service + ":" + op // IAM's action names: ec2:CopyImage, route53:..., cloudwatch:...
+	who := "arn:aws:sts::" + s.opts.Account + ":assumed-role/ferry/sandbox"
+	why := fmt.Sprintf("User: %s is not authorized to perform: %s because no identity-based policy allows the %s action", who, action, action)
+	if service == "ec2" {
+		return &apiError{http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation. " + why}
+	}
+	return &apiError{http.StatusForbidden, "AccessDenied", why}
 }
 
 // record finishes and stores the call of a mutating operation.

@@ -6,7 +6,9 @@ package control
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
@@ -20,25 +22,49 @@ const (
 	KindError     = "error"     // aws: a 5xx (InternalError / InternalFailure / ServiceUnavailable)
 	KindLatency   = "latency"   // aws and app: adds LatencyMs
 	KindUnhealthy = "unhealthy" // app: /healthz 503 and requests fail at Rate
+	// KindDenied is aws: the service's permission error, which no retry fixes (EC2
+	// UnauthorizedOperation, Route 53 and CloudWatch AccessDenied, all HTTP 403).
+	KindDenied = "denied"
+	// KindCommandError is mongo: the member answers Command with error Code (default 13
+	// Unauthorized) instead of running it, as mongod would.
+	KindCommandError = "command-error"
 )
 
+// MutatingOps is the operation part of a target that covers every operation of a service
+// that changes state: "aws:ec2:mutating", "aws:route53:mutating". See Matches.
+const MutatingOps = "mutating"
+
 // Fault is one injected failure. Target selects what it hits: "aws:ec2:CopyImage",
-// "aws:ec2:*", "aws:route53:*", "aws:*", "app:eu-west-2", or "mongo:..." (handled by the
-// MongoDB simulator).
+// "aws:ec2:*", "aws:ec2:mutating", "aws:route53:*", "aws:*", "app:eu-west-2", or
+// "mongo:..." (handled by the MongoDB simulator).
 type Fault struct {
-	ID          string    `json:"id,omitempty"`
-	Target      string    `json:"target"`
-	Kind        string    `json:"kind"`
-	Rate        float64   `json:"rate"`
-	LatencyMs   int       `json:"latencyMs,omitempty"`
-	Count       int       `json:"count,omitempty"`
-	DurationSec float64   `json:"durationSec,omitempty"`
-	Created     time.Time `json:"created,omitzero"`
+	ID          string  `json:"id,omitempty"`
+	Target      string  `json:"target"`
+	Kind        string  `json:"kind"`
+	Rate        float64 `json:"rate"`
+	LatencyMs   int     `json:"latencyMs,omitempty"`
+	Count       int     `json:"count,omitempty"`
+	DurationSec float64 `json:"durationSec,omitempty"`
+	// After lets the first After matching calls through untouched; the fault fires (at
+	// Rate, Count times) from call After+1 on.
+	After int `json:"after,omitempty"`
+	// Command is the MongoDB command a command-error fault fails, e.g. "replSetReconfig".
+	Command string `json:"command,omitempty"`
+	// Code is the MongoDB error code a command-error fault answers (0: 13, Unauthorized).
+	Code    int       `json:"code,omitempty"`
+	Created time.Time `json:"created,omitzero"`
 	// Remaining is how many more times a Count fault fires (read-only).
 	Remaining int `json:"remaining,omitempty"`
-	// Fired counts how often the fault was applied (read-only).
+	// Fired counts how often the fault was applied (read-only); calls let through because
+	// of After do not count.
 	Fired int `json:"fired"`
+
+	// passed counts the matching calls let through because of After.
+	passed int
 }
+
+// armed reports whether the fault has let its After calls through.
+func (f *Fault) armed() bool { return f.passed >= f.After }
 
 // FieldError is a bad fault (or other input) naming the offending field.
 type FieldError struct {
@@ -49,7 +75,9 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Hooks lets owners of other targets (the MongoDB simulator) take part: Add may refuse
-// a fault (its error is shown to the user) and Remove is told when one goes away.
+// a fault (its error is shown to the user, under its field if it is a *FieldError, else
+// under target) and Remove is told when one goes away. An owner that applies a fault per
+// request (command-error) reports each firing with Registry.Fire.
 type Hooks struct {
 	Add    func(Fault) error
 	Remove func(id string) error
@@ -61,6 +89,7 @@ type Registry struct {
 	faults  []*Fault
 	regions map[string]bool
 	hooks   map[string]Hooks // by target prefix, e.g. "mongo:"
+	adding  map[string]int   // hooked faults being added: firings reported before they are stored
 	rnd     *mrand.Rand
 	now     func() time.Time
 }
@@ -71,6 +100,7 @@ func NewRegistry(regions []string, seed uint64) *Registry {
 	r := &Registry{
 		regions: map[string]bool{},
 		hooks:   map[string]Hooks{},
+		adding:  map[string]int{},
 		rnd:     mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now:     time.Now,
 	}
@@ -105,6 +135,20 @@ func (r *Registry) Validate(f Fault) error {
 	if f.DurationSec < 0 {
 		return &FieldError{"durationSec", "must not be negative"}
 	}
+	if f.After < 0 {
+		return &FieldError{"after", "must not be negative"}
+	}
+	if f.Code < 0 || f.Code > math.MaxInt32 {
+		return &FieldError{"code", fmt.Sprintf("must be a MongoDB error code between 1 and %d (0: 13, Unauthorized), got %d", math.MaxInt32, f.Code)}
+	}
+	if f.Kind != KindCommandError {
+		if f.Command != "" {
+			return &FieldError{"command", fmt.Sprintf("applies to %s faults only, not %q", KindCommandError, f.Kind)}
+		}
+		if f.Code != 0 {
+			return &FieldError{"code", fmt.Sprintf("applies to %s faults only, not %q", KindCommandError, f.Kind)}
+		}
+	}
 	prefix, rest, ok := strings.Cut(f.Target, ":")
 	if !ok || rest == "" {
 		return &FieldError{"target", fmt.Sprintf("%q must look like aws:ec2:CopyImage, app:eu-west-2 or mongo:...", f.Target)}
@@ -121,13 +165,13 @@ func (r *Registry) Validate(f Fault) error {
 			}
 		}
 		switch f.Kind {
-		case KindThrottle, KindError:
+		case KindThrottle, KindError, KindDenied:
 		case KindLatency:
 			if f.LatencyMs == 0 {
 				return &FieldError{"latencyMs", "required for a latency fault"}
 			}
 		default:
-			return &FieldError{"kind", fmt.Sprintf("unknown kind %q for an aws target (throttle, error, latency)", f.Kind)}
+			return &FieldError{"kind", fmt.Sprintf("unknown kind %q for an aws target (throttle, error, denied, latency)", f.Kind)}
 		}
 	case "app":
 		if !r.regions[rest] {
@@ -146,13 +190,27 @@ func (r *Registry) Validate(f Fault) error {
 		if _, ok := r.hooks[prefix+":"]; !ok && prefix != "mongo" {
 			return &FieldError{"target", fmt.Sprintf("unknown target prefix %q (aws, app, mongo)", prefix)}
 		}
-		if f.Count > 0 {
-			// A hooked fault is a state of the simulator (a member down), not something
-			// each request rolls for, so there is nothing for a count to use up.
-			return &FieldError{"count", fmt.Sprintf("applies to request faults (aws:, app:); a %s: fault is a state: bound it with durationSec or remove it", prefix)}
-		}
 		if f.Kind == "" {
 			return &FieldError{"kind", "is required"}
+		}
+		if f.Kind == KindCommandError {
+			// The one hooked kind that is about requests: it fails commands one by one.
+			if f.Command == "" {
+				return &FieldError{"command", "required for a command-error fault (e.g. replSetReconfig)"}
+			}
+			if f.Rate > 1 {
+				return &FieldError{"rate", fmt.Sprintf("must be between 0 and 1 for a command-error fault, got %v", f.Rate)}
+			}
+			break
+		}
+		// Other hooked faults are a state of the simulator (a member down), not something
+		// each request rolls for, so there is nothing for a count to use up or an after to
+		// wait out.
+		if f.Count > 0 {
+			return &FieldError{"count", fmt.Sprintf("applies to request faults (aws:, app:, %s); a %s: %s fault is a state: bound it with durationSec or remove it", KindCommandError, prefix, f.Kind)}
+		}
+		if f.After > 0 {
+			return &FieldError{"after", fmt.Sprintf("applies to request faults (aws:, app:, %s); a %s: %s fault is a state that starts when added", KindCommandError, prefix, f.Kind)}
 		}
 	}
 	return nil
@@ -170,27 +228,48 @@ func (r *Registry) Add(f Fault) (Fault, error) {
 		return Fault{}, err
 	}
 	hook, hooked := r.hookLocked(f.Target)
-	r.mu.Unlock()
-
 	if f.ID == "" {
 		f.ID = newID()
 	}
+	if hooked {
+		// Its owner may fire it (Fire) as soon as it has it, before it is stored below.
+		r.adding[f.ID] = 0
+	}
+	r.mu.Unlock()
+
 	f.Created = r.now()
 	f.Remaining = f.Count
 	f.Fired = 0
+	f.passed = 0
 	if hooked && hook.Add != nil {
 		if err := hook.Add(f); err != nil {
+			r.mu.Lock()
+			delete(r.adding, f.ID)
+			r.mu.Unlock()
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return Fault{}, fe
+			}
 			return Fault{}, &FieldError{"target", err.Error()}
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.faults = append(r.faults, &f)
-	if hooked && f.DurationSec > 0 {
-		// Its owner must be told when it ends, and nothing may wait for a request to
-		// notice: the member comes back up on time.
-		id := f.ID
-		time.AfterFunc(time.Duration(f.DurationSec*float64(time.Second)), func() { _, _ = r.Delete(id) })
+	stored := f
+	r.faults = append(r.faults, &stored)
+	early := 0
+	if hooked {
+		early = r.adding[f.ID]
+		delete(r.adding, f.ID)
+		if f.DurationSec > 0 {
+			// Its owner must be told when it ends, and nothing may wait for a request to
+			// notice: the member comes back up on time.
+			id := f.ID
+			time.AfterFunc(time.Duration(f.DurationSec*float64(time.Second)), func() { _, _ = r.Delete(id) })
+		}
+	}
+	r.mu.Unlock()
+	for range early {
+		r.Fire(f.ID)
 	}
 	return f, nil
 }
@@ -257,8 +336,8 @@ func (r *Registry) notifyRemove(f *Fault) error {
 }
 
 // Hit returns the faults that fire for one request to target (an exact target such as
-// "aws:ec2:CopyImage" or "app:eu-west-2"): each matching fault fires with probability
-// Rate, and a Count fault is used up by firing.
+// "aws:ec2:CopyImage" or "app:eu-west-2"): each matching fault first lets After requests
+// through, then fires with probability Rate, and a Count fault is used up by firing.
 func (r *Registry) Hit(target string) []Fault {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -266,6 +345,10 @@ func (r *Registry) Hit(target string) []Fault {
 	var out []Fault
 	for _, f := range r.faults {
 		if !Matches(f.Target, target) {
+			continue
+		}
+		if !f.armed() {
+			f.passed++
 			continue
 		}
 		if f.Rate <= 0 || (f.Rate < 1 && r.rnd.Float64() >= f.Rate) {
@@ -281,15 +364,42 @@ func (r *Registry) Hit(target string) []Fault {
 	return out
 }
 
+// Fire records that the owner of a hooked fault (the MongoDB simulator) applied it once:
+// it counts in Fired, and a Count fault that is used up goes away (its owner is told).
+// The owner must not hold its own locks when calling it. Unknown ids are ignored.
+func (r *Registry) Fire(id string) {
+	r.mu.Lock()
+	i := slices.IndexFunc(r.faults, func(f *Fault) bool { return f.ID == id })
+	if i < 0 {
+		if _, ok := r.adding[id]; ok {
+			r.adding[id]++
+		}
+		r.mu.Unlock()
+		return
+	}
+	f := r.faults[i]
+	f.Fired++
+	usedUp := false
+	if f.Count > 0 {
+		f.Remaining--
+		usedUp = f.Remaining <= 0
+	}
+	r.mu.Unlock()
+	if usedUp {
+		_, _ = r.Delete(id)
+	}
+}
+
 // Active returns the faults matching target without rolling or using them up, for
-// state-like questions such as "is this app unhealthy right now".
+// state-like questions such as "is this app unhealthy right now". A fault still letting
+// its After requests through is not active yet.
 func (r *Registry) Active(target string) []Fault {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked()
 	var out []Fault
 	for _, f := range r.faults {
-		if Matches(f.Target, target) {
+		if Matches(f.Target, target) && f.armed() {
 			out = append(out, *f)
 		}
 	}
@@ -314,13 +424,32 @@ func (r *Registry) expireLocked() {
 	})
 }
 
-// Matches reports whether a fault target pattern covers a concrete target. Patterns end
-// in "*" to cover everything below them: "aws:*", "aws:ec2:*".
+// Matches reports whether a fault target pattern covers a concrete target; it is the one
+// place patterns are interpreted. Patterns end in "*" to cover everything below them
+// ("aws:*", "aws:ec2:*"), or name MutatingOps as the operation to cover every operation
+// of a service that changes state ("aws:ec2:mutating", "aws:route53:mutating"): all but
+// the read-only Describe*, Get* and List* ones.
 func Matches(pattern, target string) bool {
 	if p, ok := strings.CutSuffix(pattern, "*"); ok {
 		return strings.HasPrefix(target, p)
 	}
+	if svc, ok := strings.CutSuffix(pattern, ":"+MutatingOps); ok && strings.HasPrefix(svc, "aws:") {
+		op, ok := strings.CutPrefix(target, svc+":")
+		return ok && op != "" && !strings.Contains(op, ":") && mutatingOp(op)
+	}
 	return pattern == target
+}
+
+// mutatingOp reports whether an AWS operation changes state, judged by its name: the
+// Describe*, Get* and List* operations only read; everything else (Create*, Copy*,
+// Modify*, Change*, Delete*, Run*, Set*, Put*, ...) writes.
+func mutatingOp(op string) bool {
+	for _, read := range []string{"Describe", "Get", "List"} {
+		if strings.HasPrefix(op, read) {
+			return false
+		}
+	}
+	return op != ""
 }
 
 func newID() string {

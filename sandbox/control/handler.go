@@ -59,7 +59,8 @@ func NewHandler(src Sources) http.Handler {
 			writeJSON(w, http.StatusInternalServerError, &FieldError{"", err.Error()})
 			return
 		}
-		log.Info("fault added", "id", added.ID, "target", added.Target, "kind", added.Kind, "rate", added.Rate)
+		log.Info("fault added", "id", added.ID, "target", added.Target, "kind", added.Kind, "rate", added.Rate,
+			"after", added.After, "count", added.Count, "command", added.Command, "code", added.Code)
 		writeJSON(w, http.StatusCreated, added)
 	})
 	mux.HandleFunc("DELETE /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {

@@ -72,6 +72,8 @@ type Cluster struct {
 	lastPrimary      string // host of the last primary that lost its role
 	events           []Event
 	faults           map[string]Fault
+	cmdFaults        []*cmdFault // the command-error ones among faults, in order applied
+	onFaultFired     func(id string)
 	nextConnID       int64
 }
 

@@ -22,7 +22,10 @@
 //     the implicit w:majority default, rollback of writes the new primary never
 //     had, retryable writes answered from history;
 //   - insert/find/update/delete/count/aggregate ($match $sort $skip $limit
-//     $project $count and a constant-key $group with $sum).
+//     $project $count and a constant-key $group with $sum);
+//   - faults (ApplyFault): members down or partitioned, added lag, slow initial
+//     sync, and command-error, which answers a named command with a chosen error
+//     code ({ok: 0, errmsg, code, codeName}) from its (After+1)-th call on.
 //
 // Not simulated: authentication, TLS, compression, transactions, change
 // streams, indexes other than the unique _id, getMore (every result fits the

@@ -78,7 +78,16 @@ type cmdError struct {
 }
 
 func (e *cmdError) Error() string {
-	return fmt.Sprintf("%s (%d): %s", codeNames[e.Code], e.Code, e.Msg)
+	return fmt.Sprintf("%s (%d): %s", codeName(e.Code), e.Code, e.Msg)
+}
+
+// codeName is mongod's name for code; codes without one are named as mongod names its
+// numbered assertions (Location40324).
+func codeName(code int32) string {
+	if n, ok := codeNames[code]; ok {
+		return n
+	}
+	return fmt.Sprintf("Location%d", code)
 }
 
 func errf(code int32, format string, args ...any) *cmdError {
@@ -105,7 +114,7 @@ func asCmdError(err error) *cmdError {
 
 func errorDoc(e *cmdError) bson.D {
 	d := bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: e.Msg}, {Key: "code", Value: e.Code},
-		{Key: "codeName", Value: codeNames[e.Code]}}
+		{Key: "codeName", Value: codeName(e.Code)}}
 	if len(e.Labels) > 0 {
 		d = append(d, bson.E{Key: "errorLabels", Value: e.Labels})
 	}

@@ -48,6 +48,8 @@ type request struct {
 	secondaryOk    bool
 	exhaustAllowed bool
 	legacy         bool
+	// firedFaults are the command-error faults that fired on this command.
+	firedFaults []string
 }
 
 func (r *request) seq(id string) []bson.Raw {
@@ -144,7 +146,13 @@ func (c *Cluster) handleMessage(cc *connCtx, m *wire.Message) bool {
 	doc := c.dispatch(cc, req)
 	stream := cc.stream
 	pid, counter := cc.n.processID, cc.n.tvCounter
+	onFired := c.onFaultFired
 	c.mu.Unlock()
+	if onFired != nil {
+		for _, id := range req.firedFaults {
+			onFired(id)
+		}
+	}
 
 	raw := mustMarshal(doc)
 	if req.legacy {
@@ -265,6 +273,13 @@ func (c *Cluster) dispatch(cc *connCtx, req *request) bson.D {
 	}
 	if adminOnly[req.name] && req.db != "admin" {
 		return errorDoc(errf(codeUnauthorized, "%s may only be run against the admin database.", req.name))
+	}
+	if len(c.cmdFaults) > 0 {
+		var ce *cmdError
+		ce, req.firedFaults = c.commandFaultLocked(cc.n, req)
+		if ce != nil {
+			return errorDoc(ce)
+		}
 	}
 	doc, err := h(c, cc, req)
 	if err != nil {
