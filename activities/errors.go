@@ -58,6 +58,16 @@ func isThrottle(err error) bool {
 	return false
 }
 
+// apiText is an AWS error as people read it: the service's code and message, without the
+// SDK's envelope (operation, HTTP status, request id), which the error chain keeps.
+func apiText(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return err.Error()
+}
+
 // isAccessDenied reports errors no retry can fix: the worker's credentials lack a permission.
 func isAccessDenied(err error) bool {
 	switch apiCode(err) {

@@ -445,7 +445,7 @@ func (r *Route53) WaitInsync(ctx context.Context, in WaitInsyncInput) (WaitInsyn
 // fixes a missing permission.
 func awsErr(what string, err error) error {
 	if isAccessDenied(err) {
-		return permanent(ErrAccessDenied, err, "%s: %v; grant the worker's role the permission", what, err)
+		return permanent(ErrAccessDenied, err, "%s: %s; grant the worker's role the permission", what, apiText(err))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

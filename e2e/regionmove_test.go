@@ -51,10 +51,10 @@ type stack struct {
 	ports  []int
 }
 
-// startStack is testenv.StartStack plus MongoDB, with the worker built here: the shared
-// worker does not register the MongoDB and region move workflows yet (the lead wires
-// them), and the API does not know the region-move kind yet, so the test drives Temporal
-// directly.
+// startStack is testenv.StartStack plus MongoDB, with a worker built here on the
+// sandbox's endpoints (worker.New builds its clients from flags); it registers every kind
+// under its descriptor's stable names, as ferry's worker does, and the tests drive
+// Temporal directly so they can judge each workflow's own result.
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
@@ -99,13 +99,9 @@ func startStack(t *testing.T) *stack {
 	}
 
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{Identity: "e2e-worker"})
-	for _, wf := range []any{
-		workflows.RegionMove, workflows.PlanRegionMove,
-		workflows.AMIShare, workflows.PlanAMIShare,
-		workflows.MongoPrimaryMove, workflows.PlanMongoPrimaryMove,
-		workflows.DNSShift, workflows.PlanDNSShift,
-	} {
-		w.RegisterWorkflow(wf)
+	for _, k := range workflows.Kinds() {
+		w.RegisterWorkflowWithOptions(k.Workflow, workflow.RegisterOptions{Name: k.WorkflowName})
+		w.RegisterWorkflowWithOptions(k.Plan, workflow.RegisterOptions{Name: k.PlanName})
 	}
 	hc := &http.Client{Timeout: 10 * time.Second}
 	w.RegisterActivity(&activities.Route53{Client: r53})

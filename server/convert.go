@@ -13,14 +13,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
+	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
 )
 
-var kinds = map[string]ferryv1.MigrationKind{
-	workflows.KindDNSShift:         ferryv1.MigrationKind_MIGRATION_KIND_DNS_SHIFT,
-	workflows.KindAMIShare:         ferryv1.MigrationKind_MIGRATION_KIND_AMI_SHARE,
-	workflows.KindMongoPrimaryMove: ferryv1.MigrationKind_MIGRATION_KIND_MONGO_PRIMARY_MOVE,
-	workflows.KindRegionMove:       ferryv1.MigrationKind_MIGRATION_KIND_REGION_MOVE,
+// protoKind is the API's enum for a FerryKind value (unspecified for an unknown one).
+func protoKind(name string) ferryv1.MigrationKind {
+	k, _ := spec.KindByName(name)
+	return k.Proto
 }
 
 var states = map[string]ferryv1.MigrationState{
@@ -35,20 +35,19 @@ var states = map[string]ferryv1.MigrationState{
 }
 
 var stepStatuses = map[string]ferryv1.StepStatus{
-	"pending":     ferryv1.StepStatus_STEP_STATUS_PENDING,
-	"running":     ferryv1.StepStatus_STEP_STATUS_RUNNING,
-	"done":        ferryv1.StepStatus_STEP_STATUS_DONE,
-	"failed":      ferryv1.StepStatus_STEP_STATUS_FAILED,
-	"rolled-back": ferryv1.StepStatus_STEP_STATUS_ROLLED_BACK,
+	workflows.StepPending:    ferryv1.StepStatus_STEP_STATUS_PENDING,
+	workflows.StepRunning:    ferryv1.StepStatus_STEP_STATUS_RUNNING,
+	workflows.StepDone:       ferryv1.StepStatus_STEP_STATUS_DONE,
+	workflows.StepFailed:     ferryv1.StepStatus_STEP_STATUS_FAILED,
+	workflows.StepRolledBack: ferryv1.StepStatus_STEP_STATUS_ROLLED_BACK,
 }
 
 func kindName(k ferryv1.MigrationKind) string {
-	for name, v := range kinds {
-		if v == k {
-			return name
-		}
+	kd, _ := spec.KindByProto(k)
+	if kd.KindDef == nil {
+		return ""
 	}
-	return ""
+	return kd.Name
 }
 
 func stateName(st ferryv1.MigrationState) string {
@@ -77,7 +76,7 @@ func (s *migrationService) summary(info *workflowpb.WorkflowExecutionInfo) *ferr
 		}
 		return v
 	}
-	m.Kind = kinds[str(workflows.SAKind.GetName())]
+	m.Kind = protoKind(str(workflows.SAKind.GetName()))
 	m.State = states[str(workflows.SAState.GetName())]
 	m.Phase = str(workflows.SAPhase.GetName())
 	m.Initiator = str(workflows.SAInitiator.GetName())
@@ -101,7 +100,7 @@ func (s *migrationService) uiURL(id, runID string) string {
 
 // applyProgress adds what only the workflow knows (steps, approvals, audit, details).
 func applyProgress(m *ferryv1.Migration, p *workflows.Progress, status enumspb.WorkflowExecutionStatus) {
-	if k, ok := kinds[p.Kind]; ok {
+	if k := protoKind(p.Kind); k != ferryv1.MigrationKind_MIGRATION_KIND_UNSPECIFIED {
 		m.Kind = k
 	}
 	// While running, and when it returned normally, the workflow's own state is the most

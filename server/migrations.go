@@ -127,7 +127,7 @@ func (s *migrationService) WatchMigration(ctx context.Context, req *connect.Requ
 }
 
 // watchInterval is how often WatchMigration re-reads progress. Queries are cheap (served
-// from a worker's cache), and a second is well under any step's wait.
+// from a worker's cache), and half a second is well under any step's wait.
 const watchInterval = 500 * time.Millisecond
 
 func (s *migrationService) ApproveStep(ctx context.Context, req *connect.Request[ferryv1.ApproveStepRequest]) (*connect.Response[ferryv1.ApproveStepResponse], error) {

@@ -22,103 +22,35 @@ import (
 	"github.com/ferryhq/ferry/workflows"
 )
 
-// startable is a validated spec, ready to plan or start: the workflow, its input and the
-// facts the search attributes and the UI summary carry.
+// startable is a validated spec, ready to plan or start: its kind, the workflow's input
+// and the facts the search attributes and the UI summary carry, all from the kind's
+// descriptor.
 type startable struct {
-	id           string
-	kind         string
-	workflow     any
-	input        any
-	planWorkflow any
-	planInput    any
-	source       string
-	target       string
-	summary      string
+	id      string
+	kind    spec.Kind
+	input   any
+	source  string
+	target  string
+	summary string
 }
 
 // buildStart validates the spec statically (no cloud calls, no Temporal calls) and builds
 // what StartMigration and PlanMigration run. Bad input stops here and changes nothing.
 func buildStart(m *ferryv1.MigrationSpec, initiator, planHash string) (startable, error) {
-	if m == nil {
-		return startable{}, &spec.FieldError{Field: "spec", Msg: "is missing"}
+	k, in, err := spec.Input(m, initiator, planHash)
+	if err != nil {
+		return startable{}, err
 	}
-	switch m.GetKind().(type) {
-	case *ferryv1.MigrationSpec_DnsShift:
-		in, err := spec.DNSShiftInput(m, initiator)
-		if err != nil {
-			return startable{}, err
-		}
-		in.PlanHash = planHash
-		s := in.Spec
-		return startable{
-			id:           workflows.DNSShiftWorkflowID(s.Zone, s.RecordName, s.RecordType),
-			kind:         workflows.KindDNSShift,
-			workflow:     workflows.DNSShift,
-			input:        in,
-			planWorkflow: workflows.PlanDNSShift,
-			planInput:    workflows.PlanDNSShiftInput{Spec: s},
-			source:       s.From,
-			target:       s.To,
-			summary:      fmt.Sprintf("DNS shift %s %s: %s -> %s", s.RecordName, s.RecordType, s.From, s.To),
-		}, nil
-	case *ferryv1.MigrationSpec_AmiShare:
-		in, err := spec.AMIShareInput(m, initiator)
-		if err != nil {
-			return startable{}, err
-		}
-		in.PlanHash = planHash
-		s := in.Spec
-		targets := strings.Join(s.TargetRegions, ",")
-		return startable{
-			id:           workflows.AMIShareWorkflowID(s.SourceRegion, workflows.AMISelection(s)),
-			kind:         workflows.KindAMIShare,
-			workflow:     workflows.AMIShare,
-			input:        in,
-			planWorkflow: workflows.PlanAMIShare,
-			planInput:    workflows.PlanAMIShareInput{Spec: s},
-			source:       s.SourceRegion,
-			// FerryTargetRegion is one keyword: several targets are listed comma-separated.
-			target:  targets,
-			summary: fmt.Sprintf("AMI share %s from %s to %s", workflows.AMISelection(s), s.SourceRegion, targets),
-		}, nil
-	case *ferryv1.MigrationSpec_MongoPrimaryMove:
-		in, err := spec.MongoPrimaryMoveInput(m, initiator)
-		if err != nil {
-			return startable{}, err
-		}
-		in.PlanHash = planHash
-		s := in.Spec
-		return startable{
-			id:           workflows.MongoPrimaryMoveWorkflowID(s.ReplicaSet),
-			kind:         workflows.KindMongoPrimaryMove,
-			workflow:     workflows.MongoPrimaryMove,
-			input:        in,
-			planWorkflow: workflows.PlanMongoPrimaryMove,
-			planInput:    workflows.PlanMongoPrimaryMoveInput{Spec: s},
-			source:       s.SourceRegion,
-			target:       s.TargetRegion,
-			summary:      fmt.Sprintf("MongoDB primary move %s: %s -> %s", s.ReplicaSet, s.SourceRegion, s.TargetRegion),
-		}, nil
-	case *ferryv1.MigrationSpec_RegionMove:
-		in, err := spec.RegionMoveInput(m, initiator)
-		if err != nil {
-			return startable{}, err
-		}
-		in.PlanHash = planHash
-		s := in.Spec
-		return startable{
-			id:           workflows.RegionMoveWorkflowID(in.Name, s.SourceRegion, s.TargetRegion),
-			kind:         workflows.KindRegionMove,
-			workflow:     workflows.RegionMove,
-			input:        in,
-			planWorkflow: workflows.PlanRegionMove,
-			planInput:    workflows.PlanRegionMoveInput{Spec: s, Name: in.Name},
-			source:       s.SourceRegion,
-			target:       s.TargetRegion,
-			summary:      fmt.Sprintf("region move %s: %s -> %s", in.Name, s.SourceRegion, s.TargetRegion),
-		}, nil
-	}
-	return startable{}, &spec.FieldError{Field: "spec", Msg: "names no migration: set dnsShift, amiShare, mongoPrimaryMove or regionMove"}
+	source, targets := k.Regions(in)
+	return startable{
+		id:     k.LockID(in),
+		kind:   k,
+		input:  in,
+		source: source,
+		// FerryTargetRegion is one keyword: several targets are listed comma-separated.
+		target:  strings.Join(targets, ","),
+		summary: k.Summary(in),
+	}, nil
 }
 
 // specError maps a validation error to InvalidArgument naming the field.
@@ -142,7 +74,7 @@ func (s *migrationService) PlanMigration(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	resp := &ferryv1.PlanMigrationResponse{Id: st.id, Kind: kinds[st.kind], PlanHash: plan.Hash, Observations: plan.Observations}
+	resp := &ferryv1.PlanMigrationResponse{Id: st.id, Kind: st.kind.Proto, PlanHash: plan.Hash, Observations: plan.Observations}
 	for _, step := range plan.Steps {
 		resp.Steps = append(resp.Steps, &ferryv1.PlannedStep{
 			Name: step.Name, Description: step.Description, NeedsApproval: step.NeedsApproval, Wait: durationpb.New(step.Wait),
@@ -161,7 +93,7 @@ func (s *migrationService) plan(ctx context.Context, st startable) (workflows.Pl
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowExecutionTimeout: planTimeout,
 		StaticSummary:            "plan: " + st.summary,
-	}, st.planWorkflow, st.planInput)
+	}, st.kind.PlanName, st.kind.PlanInput(st.input))
 	if err != nil {
 		return workflows.Plan{}, temporalError(err, "plan "+st.id)
 	}
@@ -208,7 +140,7 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SAKind.ValueSet(st.kind),
+			workflows.SAKind.ValueSet(st.kind.Name),
 			workflows.SAState.ValueSet(workflows.StateRunning),
 			workflows.SAPhase.ValueSet("starting"),
 			workflows.SAInitiator.ValueSet(p.Identity),
@@ -222,7 +154,7 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 	if key != "" {
 		opts.Memo = map[string]any{memoIdempotencyKey: key}
 	}
-	run, err := s.temporal.ExecuteWorkflow(ctx, opts, st.workflow, st.input)
+	run, err := s.temporal.ExecuteWorkflow(ctx, opts, st.kind.WorkflowName, st.input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return s.alreadyStarted(ctx, st, key)
@@ -234,7 +166,7 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 	// have run yet, and StartMigration must cost about what a bare start costs.
 	m := &ferryv1.Migration{
 		Id:        st.id,
-		Kind:      kinds[st.kind],
+		Kind:      st.kind.Proto,
 		State:     ferryv1.MigrationState_MIGRATION_STATE_RUNNING,
 		Phase:     "starting",
 		Initiator: p.Identity,

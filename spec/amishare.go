@@ -34,21 +34,16 @@ var (
 	kmsARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:kms:([a-z0-9-]+):[0-9]{12}:(key/[a-zA-Z0-9-]+|alias/[a-zA-Z0-9/_-]+)$`)
 )
 
-// AMIShareInput builds an AMI share workflow's input from a whole spec.
+// AMIShareInput builds a AMIShare workflow's input from a whole spec (see Input).
 func AMIShareInput(m *ferryv1.MigrationSpec, initiator string) (workflows.AMIShareInput, error) {
 	if m.GetAmiShare() == nil {
 		return workflows.AMIShareInput{}, fieldErr("amiShare", "missing; the spec must describe a migration (amiShare)")
 	}
-	if n := m.GetApprovals().GetRequiredApprovers(); n > 10 {
-		return workflows.AMIShareInput{}, fieldErr("approvals.requiredApprovers", "%d is more than 10; no gate should need that many people", n)
-	}
-	s, err := AMIShare(m.GetAmiShare())
+	_, in, err := Input(m, initiator, "")
 	if err != nil {
 		return workflows.AMIShareInput{}, err
 	}
-	return workflows.AMIShareInput{
-		Spec: s, Name: m.GetName(), Reason: m.GetReason(), Initiator: initiator, Approvals: Approvals(m.GetApprovals()),
-	}, nil
+	return in.(workflows.AMIShareInput), nil
 }
 
 // AMIShare validates an AMI share spec statically (no cloud calls) and applies defaults.
@@ -172,7 +167,6 @@ func AMIShare(s *ferryv1.AmiShareSpec) (workflows.AMIShareSpec, error) {
 		return out, fieldErr(p+".approveBeforeSharing", "nothing is shared: add shareWithAccounts, shareWithOrganizations or shareWithOrganizationalUnits, or drop the approval")
 	}
 	out.ApproveBeforeSharing = s.GetApproveBeforeSharing()
-	out.OnFailure = workflows.AMIOnFailureFail
 	return out, nil
 }
 

@@ -27,7 +27,6 @@ func TestAMIExampleFile(t *testing.T) {
 	require.True(t, s.CopyTags)
 	require.True(t, s.ApproveBeforeSharing)
 	require.Equal(t, 10, s.MaxParallel)
-	require.Equal(t, workflows.AMIOnFailureFail, s.OnFailure)
 	require.Equal(t, "ami/eu-west-1/tags:app=shop", workflows.AMIShareWorkflowID(s.SourceRegion, workflows.AMISelection(s)))
 }
 

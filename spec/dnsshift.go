@@ -46,21 +46,16 @@ func Approvals(p *ferryv1.ApprovalPolicy) workflows.ApprovalPolicy {
 	}
 }
 
-// DNSShiftInput builds a DNS shift workflow's input from a whole spec.
+// DNSShiftInput builds a DNSShift workflow's input from a whole spec (see Input).
 func DNSShiftInput(m *ferryv1.MigrationSpec, initiator string) (workflows.DNSShiftInput, error) {
 	if m.GetDnsShift() == nil {
 		return workflows.DNSShiftInput{}, fieldErr("dnsShift", "missing; the spec must describe a migration (dnsShift)")
 	}
-	if n := m.GetApprovals().GetRequiredApprovers(); n > 10 {
-		return workflows.DNSShiftInput{}, fieldErr("approvals.requiredApprovers", "%d is more than 10; no gate should need that many people", n)
-	}
-	s, err := DNSShift(m.GetDnsShift())
+	_, in, err := Input(m, initiator, "")
 	if err != nil {
 		return workflows.DNSShiftInput{}, err
 	}
-	return workflows.DNSShiftInput{
-		Spec: s, Name: m.GetName(), Reason: m.GetReason(), Initiator: initiator, Approvals: Approvals(m.GetApprovals()),
-	}, nil
+	return in.(workflows.DNSShiftInput), nil
 }
 
 // DNSShift validates a DNS shift spec statically (no cloud calls) and applies defaults.

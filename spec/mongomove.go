@@ -24,21 +24,16 @@ const (
 // DefaultMongoPriorities are the final priorities when the spec sets none.
 var DefaultMongoPriorities = workflows.MongoPriorities{TargetFirst: 2, TargetRest: 1, SourceFirst: 0.5, SourceRest: 0}
 
-// MongoPrimaryMoveInput builds a MongoDB primary move workflow's input from a whole spec.
+// MongoPrimaryMoveInput builds a MongoPrimaryMove workflow's input from a whole spec (see Input).
 func MongoPrimaryMoveInput(m *ferryv1.MigrationSpec, initiator string) (workflows.MongoPrimaryMoveInput, error) {
 	if m.GetMongoPrimaryMove() == nil {
 		return workflows.MongoPrimaryMoveInput{}, fieldErr("mongoPrimaryMove", "missing; the spec must describe a migration (mongoPrimaryMove)")
 	}
-	if n := m.GetApprovals().GetRequiredApprovers(); n > 10 {
-		return workflows.MongoPrimaryMoveInput{}, fieldErr("approvals.requiredApprovers", "%d is more than 10; no gate should need that many people", n)
-	}
-	s, err := MongoPrimaryMove(m.GetMongoPrimaryMove())
+	_, in, err := Input(m, initiator, "")
 	if err != nil {
 		return workflows.MongoPrimaryMoveInput{}, err
 	}
-	return workflows.MongoPrimaryMoveInput{
-		Spec: s, Name: m.GetName(), Reason: m.GetReason(), Initiator: initiator, Approvals: Approvals(m.GetApprovals()),
-	}, nil
+	return in.(workflows.MongoPrimaryMoveInput), nil
 }
 
 // MongoPrimaryMove validates a MongoDB primary move spec statically (no server contact)

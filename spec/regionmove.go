@@ -16,31 +16,29 @@ const maxRegionMoveName = 100
 
 // RegionMoveInput builds a region move workflow's input from a whole spec: each phase is
 // validated by its own converter (field paths prefixed with regionMove.), then the phases
-// are checked against the move's regions.
+// RegionMoveInput builds a region move workflow's input from a whole spec (see Input).
 func RegionMoveInput(m *ferryv1.MigrationSpec, initiator string) (workflows.RegionMoveInput, error) {
-	var zero workflows.RegionMoveInput
 	if m.GetRegionMove() == nil {
-		return zero, fieldErr("regionMove", "missing; the spec must describe a migration (regionMove)")
+		return workflows.RegionMoveInput{}, fieldErr("regionMove", "missing; the spec must describe a migration (regionMove)")
 	}
-	if n := m.GetApprovals().GetRequiredApprovers(); n > 10 {
-		return zero, fieldErr("approvals.requiredApprovers", "%d is more than 10; no gate should need that many people", n)
+	_, in, err := Input(m, initiator, "")
+	if err != nil {
+		return workflows.RegionMoveInput{}, err
 	}
-	name := strings.TrimSpace(m.GetName())
+	return in.(workflows.RegionMoveInput), nil
+}
+
+// regionMoveName checks a region move's name, which is part of its workflow id.
+func regionMoveName(name string) error {
 	switch {
 	case name == "":
-		return zero, fieldErr("name", "required for a region move: it names the move's workflow id (region/<name>/<source>/<target>), e.g. shop")
+		return fieldErr("name", "required for a region move: it names the move's workflow id (region/<name>/<source>/<target>), e.g. shop")
 	case len(name) > maxRegionMoveName:
-		return zero, fieldErr("name", "%d characters; at most %d (it is part of the workflow id)", len(name), maxRegionMoveName)
+		return fieldErr("name", "%d characters; at most %d (it is part of the workflow id)", len(name), maxRegionMoveName)
 	case strings.ContainsRune(name, '/') || strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return zero, fieldErr("name", "%q holds a / or a control character; the name is part of the workflow id region/<name>/<source>/<target>", name)
+		return fieldErr("name", "%q holds a / or a control character; the name is part of the workflow id region/<name>/<source>/<target>", name)
 	}
-	s, err := RegionMove(m.GetRegionMove())
-	if err != nil {
-		return zero, err
-	}
-	return workflows.RegionMoveInput{
-		Spec: s, Name: name, Reason: m.GetReason(), Initiator: initiator, Approvals: Approvals(m.GetApprovals()),
-	}, nil
+	return nil
 }
 
 // RegionMove validates a region move spec statically (no cloud calls) and applies the

@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/workflows"
@@ -73,24 +74,18 @@ func New(ctx context.Context, c client.Client, o Options) (*Worker, error) {
 	return &Worker{Worker: w, mongo: mongo}, nil
 }
 
-// register is the one list of what a ferry worker runs.
+// register is the one list of what a ferry worker runs: every kind's workflows under the
+// stable names its descriptor gives (a renamed Go function must not rename a workflow type
+// that running histories name), and the activities the kinds call.
 func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activities.Mongo) {
-	w.RegisterWorkflow(workflows.Ping)
+	w.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: "Ping"})
 	w.RegisterActivity(&activities.Ping{Identity: o.Identity})
-
-	w.RegisterWorkflow(workflows.DNSShift)
-	w.RegisterWorkflow(workflows.PlanDNSShift)
+	for _, k := range workflows.Kinds() {
+		w.RegisterWorkflowWithOptions(k.Workflow, workflow.RegisterOptions{Name: k.WorkflowName})
+		w.RegisterWorkflowWithOptions(k.Plan, workflow.RegisterOptions{Name: k.PlanName})
+	}
 	w.RegisterActivity(&activities.Route53{Client: c.route53})
 	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch, SandboxURL: c.sandboxURL})
-
-	w.RegisterWorkflow(workflows.AMIShare)
-	w.RegisterWorkflow(workflows.PlanAMIShare)
 	w.RegisterActivity(&activities.EC2{Client: c.ec2})
-
-	w.RegisterWorkflow(workflows.MongoPrimaryMove)
-	w.RegisterWorkflow(workflows.PlanMongoPrimaryMove)
 	w.RegisterActivity(mongo)
-
-	w.RegisterWorkflow(workflows.RegionMove)
-	w.RegisterWorkflow(workflows.PlanRegionMove)
 }

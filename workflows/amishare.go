@@ -3,7 +3,6 @@ package workflows
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,15 +19,16 @@ import (
 
 // Error types of the AMI share's own failures.
 const (
-	// ErrAMIPartialFailure ends a share where some pairs failed; the error's details hold
-	// the AMIShareResult with every pair's outcome.
+	// ErrAMIPartialFailure is the cause of a share where some pairs failed; the run then
+	// undoes its copies or, with OnFailureLeave, ends ErrMigrationFailed with every pair's
+	// outcome in the details.
 	ErrAMIPartialFailure = "AMISharePartialFailure"
-	// ErrAMIRollbackIncomplete ends a rollback that could not remove every copy.
+	// ErrAMIRollbackIncomplete is a rollback that could not remove every copy.
 	ErrAMIRollbackIncomplete = "AMIRollbackIncomplete"
 )
 
 const (
-	amiPlanHashVersion = "ferry/ami-share/plan/v1"
+	amiPlanHashVersion = "ferry/ami-share/plan/v2"
 	amiTokenVersion    = "ferry/ami-copy/v1"
 	amiShareStep       = "share copies"
 	amiApproveStep     = "approve sharing"
@@ -51,7 +51,7 @@ var ec2a *activities.EC2
 func AMIShare(ctx workflow.Context, in AMIShareInput) (AMIShareResult, error) {
 	w := &amiShare{}
 	if err := w.setup(ctx, in); err != nil {
-		return AMIShareResult{State: StateFailed, Message: err.Error()}, err
+		return AMIShareResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
 	return w.run(ctx)
 }
@@ -167,11 +167,7 @@ func ComputeAMISharePlan(spec AMIShareSpec, obs activities.ResolveAMIsOutput) AM
 			Description: "share every available copy with " + share})
 	}
 	lines = append(lines, fmt.Sprintf("%d pair(s), at most %d copies in flight", len(p.Pairs), max(1, spec.MaxParallel)))
-	onFail := spec.OnFailure
-	if onFail == "" {
-		onFail = AMIOnFailureFail
-	}
-	lines = append(lines, "rollback: deregister the copies this migration made and delete their snapshots", "on failure: "+onFail)
+	lines = append(lines, "rollback: deregister the copies this migration made and delete their snapshots")
 	p.Plan = Plan{
 		ID:           AMIShareWorkflowID(spec.SourceRegion, AMISelection(spec)),
 		Kind:         KindAMIShare,
@@ -182,9 +178,24 @@ func ComputeAMISharePlan(spec AMIShareSpec, obs activities.ResolveAMIsOutput) AM
 	return p
 }
 
-// AMISharePlanHash is sha256 over a canonical encoding of the spec and the images read
-// (hex, first 16 characters). The poll interval is a test knob, not part of the plan.
+// AMISharePlanHash hashes (PlanHash) the spec and the images read. The poll interval is a test knob, not part of the plan.
 func AMISharePlanHash(spec AMIShareSpec, obs activities.ResolveAMIsOutput) string {
+	spec, images, instances, enabled := amiPlanDoc(spec, obs)
+	return PlanHash(amiPlanHashVersion, struct {
+		Spec      AMIShareSpec
+		Images    any
+		Instances []string
+		Enabled   []bool
+	}{spec, images, instances, enabled})
+}
+
+// amiPlanHashV1 is the v1 hash of the same plan (see planhash_v1.go).
+func amiPlanHashV1(spec AMIShareSpec, obs activities.ResolveAMIsOutput) string {
+	spec, images, instances, enabled := amiPlanDoc(spec, obs)
+	return amiSharePlanHashV1(spec, images, instances, enabled)
+}
+
+func amiPlanDoc(spec AMIShareSpec, obs activities.ResolveAMIsOutput) (AMIShareSpec, any, []string, []bool) {
 	spec.PollInterval = 0
 	type canonImage struct {
 		ID, Name, State, KMSKeyID string
@@ -204,19 +215,7 @@ func AMISharePlanHash(spec AMIShareSpec, obs activities.ResolveAMIsOutput) strin
 	for i, r := range spec.TargetRegions {
 		enabled[i] = slices.Contains(obs.EnabledRegions, r)
 	}
-	doc := struct {
-		Version   string
-		Spec      AMIShareSpec
-		Images    []canonImage
-		Instances []string
-		Enabled   []bool
-	}{amiPlanHashVersion, spec, images, instances, enabled}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		b = fmt.Appendf(nil, "%s unencodable: %v", amiPlanHashVersion, err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:planHashPrefixChars]
+	return spec, images, instances, enabled
 }
 
 // AMICopyToken is the CopyImage client token of one pair: a hash of the workflow id, the
@@ -283,6 +282,7 @@ type amiShare struct {
 	created     []createdImage
 	rollingBack bool
 	done        bool
+	owner       owner
 }
 
 type amiPair struct {
@@ -291,6 +291,7 @@ type amiPair struct {
 	snapshotIDs []string
 }
 
+// createdImage is one entry of the AMI share's change record (see amiUndoRecord).
 type createdImage struct {
 	Region      string
 	ImageID     string
@@ -304,6 +305,14 @@ var errStoppedForRollback = errors.New("stopped: a rollback was requested")
 func (w *amiShare) setup(ctx workflow.Context, in AMIShareInput) error {
 	info := workflow.GetInfo(ctx)
 	w.in, w.spec, w.id, w.runID = in, in.Spec, info.WorkflowExecution.ID, info.FirstRunID
+	w.owner = ownerOf(ctx, in.Undo)
+	if in.Undo != nil {
+		rec, err := decodeRecord[amiUndoRecord](in.Undo)
+		if err != nil {
+			return err
+		}
+		w.spec, w.created = rec.Spec, rec.Created
+	}
 	if w.spec.MaxParallel < 1 {
 		w.spec.MaxParallel = 1
 	}
@@ -364,34 +373,30 @@ func (w *amiShare) setPair(ctx workflow.Context, p *amiPair, state, detail strin
 }
 
 func (w *amiShare) result(state, msg string) AMIShareResult {
-	return AMIShareResult{State: state, Message: msg, Copies: w.copies()}
+	return w.resultWith(Outcome{State: state, Message: msg, Changes: w.changes()})
+}
+
+func (w *amiShare) resultWith(o Outcome) AMIShareResult {
+	return AMIShareResult{Outcome: o, Copies: w.copies()}
 }
 
 func (w *amiShare) run(ctx workflow.Context) (AMIShareResult, error) {
-	res, err := w.execute(ctx)
+	var res AMIShareResult
+	var err error
+	if w.in.Undo != nil {
+		w.s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: %s (%s)", w.in.Undo.ID, w.in.Undo.InEffect, w.in.Reason), "")
+		w.s.RequestRollback(ctx, "undo of "+w.in.Undo.ID+": "+w.in.Reason, "")
+		res, err = w.rollback(ctx)
+	} else {
+		res, err = w.execute(ctx)
+	}
 	w.done = true
-	if err == nil {
-		return res, nil
-	}
-	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
-		// Cancelling stops without undoing: copies made so far stay (a rerun adopts them,
-		// a rollback of a new run does not touch them) and are listed in the result.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		msg := fmt.Sprintf("cancelled; %d image(s) made so far are left in place", len(w.created))
-		w.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
-		w.s.Finish(dctx, StateCancelled, msg)
-		return w.result(StateCancelled, msg), err
-	}
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && (ae.Type() == ErrAMIPartialFailure || ae.Type() == ErrAMIRollbackIncomplete) {
-		return res, err // already finished with its own message
-	}
-	msg := "failed: " + errText(err)
-	w.s.Audit(ctx, SystemIdentity, "failed", errText(err), "")
-	w.s.Finish(ctx, StateFailed, msg)
-	w.log.Error("ami share failed", "error", err)
-	return w.result(StateFailed, msg), err
+	return runEnd[AMIShareResult]{
+		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "ami share",
+		changes: w.changes,
+		undo:    w.rollback,
+		result:  w.resultWith,
+	}.end(res, err)
 }
 
 func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
@@ -401,10 +406,8 @@ func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
 		return AMIShareResult{}, err
 	}
 	w.plan = ComputeAMISharePlan(w.spec, obs)
-	if w.in.PlanHash != "" && w.in.PlanHash != w.plan.Plan.Hash {
-		msg := fmt.Sprintf("plan drifted: the plan approved had hash %s, but the images read now give %s (%s); run `ferry plan` again and start with the new hash",
-			w.in.PlanHash, w.plan.Plan.Hash, strings.Join(w.plan.Plan.Observations[:min(3, len(w.plan.Plan.Observations))], "; "))
-		return AMIShareResult{}, temporal.NewNonRetryableApplicationError(msg, ErrPlanDrifted, nil)
+	if err := checkDrift(w.in.PlanHash, w.plan.Plan.Hash, strings.Join(w.plan.Plan.Observations[:min(3, len(w.plan.Plan.Observations))], "; "), amiPlanHashV1(w.spec, obs)); err != nil {
+		return AMIShareResult{}, err
 	}
 	for _, im := range obs.Images {
 		w.sources[im.ID] = im
@@ -479,10 +482,10 @@ func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
 				return AMIShareResult{}, err
 			}
 			if !approved {
-				w.s.EndStep(ctx, w.plan.ApproveStep, "failed", "not approved: rollback requested")
+				w.s.EndStep(ctx, w.plan.ApproveStep, StepFailed, "not approved: rollback requested")
 				return w.rollback(ctx)
 			}
-			w.s.EndStep(ctx, w.plan.ApproveStep, "done", "")
+			w.s.EndStep(ctx, w.plan.ApproveStep, StepDone, "")
 			w.s.SetPhase(ctx, "share", fmt.Sprintf("sharing %d cop(ies)", len(ready)))
 			w.s.StartStep(ctx, w.plan.ShareStep)
 			if err := w.runBounded(ctx, len(ready), func(gctx workflow.Context, k int) error {
@@ -495,7 +498,7 @@ func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
 			if w.s.RollbackRequest() != nil {
 				return w.rollback(ctx)
 			}
-			w.s.EndStep(ctx, w.plan.ShareStep, "done", "")
+			w.s.EndStep(ctx, w.plan.ShareStep, StepDone, "")
 		}
 	}
 	return w.finish(ctx)
@@ -520,26 +523,9 @@ func (w *amiShare) finish(ctx workflow.Context) (AMIShareResult, error) {
 		return w.result(StateCompleted, msg), nil
 	}
 	summary := fmt.Sprintf("%d of %d pair(s) failed: %s", len(failed), len(w.pairs), strings.Join(failed, "; "))
-	switch w.spec.OnFailure {
-	case AMIOnFailureRollback:
-		w.s.RequestRollback(ctx, summary, "")
-		return w.rollback(ctx)
-	case AMIOnFailurePause:
-		w.s.Pause(ctx, summary+"; resume to end as failed and keep the copies, or roll back to remove them", "")
-		w.s.SetPhase(ctx, "paused after failures", summary)
-		if err := w.s.WaitWhilePaused(ctx); err != nil {
-			return AMIShareResult{}, err
-		}
-		if w.s.RollbackRequest() != nil {
-			return w.rollback(ctx)
-		}
-	}
-	msg := "failed: " + summary + "; the copies made are left in place (run again to retry the failed pairs, or roll back)"
-	w.s.Audit(ctx, SystemIdentity, "failed", summary, "")
-	w.s.Finish(ctx, StateFailed, msg)
 	w.log.Warn("ami share partially failed", "failed", len(failed), "pairs", len(w.pairs))
-	res := w.result(StateFailed, msg)
-	return res, temporal.NewNonRetryableApplicationError(msg, ErrAMIPartialFailure, nil, res)
+	// The run's end undoes the copies made (the default) or leaves them and reports them.
+	return AMIShareResult{}, temporal.NewNonRetryableApplicationError(summary, ErrAMIPartialFailure, nil)
 }
 
 func pairSource(p *amiPair) string {
@@ -689,16 +675,16 @@ func (w *amiShare) instanceDone(ctx workflow.Context, i int, err error) {
 	inst := w.spec.CreateFromInstances[i]
 	step := w.plan.CreateSteps[i]
 	if err == nil {
-		w.s.EndStep(ctx, step, "done", "")
+		w.s.EndStep(ctx, step, StepDone, "")
 		w.publish(ctx)
 		return
 	}
 	detail := "could not create the image: " + errText(err)
-	w.s.EndStep(ctx, step, "failed", detail)
+	w.s.EndStep(ctx, step, StepFailed, detail)
 	for _, p := range w.pairs {
 		if p.SourceInstanceID == inst && p.SourceImageID == "" {
 			p.State, p.Detail = AMICopyFailed, detail
-			w.s.EndStep(ctx, p.step, "failed", detail)
+			w.s.EndStep(ctx, p.step, StepFailed, detail)
 		}
 	}
 	w.publish(ctx)
@@ -796,9 +782,9 @@ func (w *amiShare) pairDone(ctx workflow.Context, p *amiPair, err error, finalSt
 	switch {
 	case err == nil:
 		if finalStep {
-			w.s.EndStep(ctx, p.step, "done", p.Detail)
+			w.s.EndStep(ctx, p.step, StepDone, p.Detail)
 		} else {
-			w.s.EndStep(ctx, p.step, "done", p.Detail+"; sharing waits for approval")
+			w.s.EndStep(ctx, p.step, StepDone, p.Detail+"; sharing waits for approval")
 		}
 	case w.s.RollbackRequest() != nil && (errors.Is(err, errStoppedForRollback) || temporal.IsCanceledError(err)):
 		w.setPair(ctx, p, p.State, "stopped: rollback requested")
@@ -806,7 +792,7 @@ func (w *amiShare) pairDone(ctx workflow.Context, p *amiPair, err error, finalSt
 		detail := errText(err)
 		w.log.Warn("pair failed", "source", pairSource(p), "region", p.Region, "error", detail)
 		w.setPair(ctx, p, AMICopyFailed, detail)
-		w.s.EndStep(ctx, p.step, "failed", detail)
+		w.s.EndStep(ctx, p.step, StepFailed, detail)
 		w.s.Audit(ctx, SystemIdentity, "copy failed", detail, fmt.Sprintf("copy %s to %s", pairSource(p), p.Region))
 	}
 }
@@ -855,10 +841,11 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 				return
 			}
 			removed++
+			w.forget(c)
 			for _, p := range w.pairs {
 				if p.ImageID == c.ImageID && p.Region == c.Region {
 					w.setPair(ctx, p, AMICopyRolledBack, "deregistered, snapshots deleted")
-					w.s.EndStep(ctx, p.step, "rolled-back", "")
+					w.s.EndStep(ctx, p.step, StepRolledBack, "")
 				}
 			}
 		})
@@ -878,10 +865,7 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 	}
 	if len(failures) > 0 {
 		msg := fmt.Sprintf("rollback incomplete: removed %d of %d image(s); still there: %s; remove them by hand (DeregisterImage, then DeleteSnapshot)", removed, total, strings.Join(failures, "; "))
-		w.s.Audit(ctx, SystemIdentity, "rollback incomplete", msg, "")
-		w.s.Finish(ctx, StateFailed, msg)
-		res := w.result(StateFailed, msg)
-		return res, temporal.NewNonRetryableApplicationError(msg, ErrAMIRollbackIncomplete, nil, res)
+		return AMIShareResult{}, temporal.NewNonRetryableApplicationError(msg, ErrAMIRollbackIncomplete, nil)
 	}
 	msg := fmt.Sprintf("rolled back: removed %d image(s) and their snapshots (%s)", removed, why)
 	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
@@ -908,18 +892,4 @@ func resolveAMIs(ctx workflow.Context, spec AMIShareSpec, instances []string) (a
 		TargetRegions: spec.TargetRegions, KMSKeys: spec.KMSKeys, Sharing: spec.Sharing(),
 	}).Get(ctx, &out)
 	return out, err
-}
-
-// errText is the message people need from an activity error: the application error's
-// own message, without the activity envelope.
-func errText(err error) string {
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		return ae.Error()
-	}
-	var te *temporal.TimeoutError
-	if errors.As(err, &te) {
-		return "timed out: " + te.Error()
-	}
-	return err.Error()
 }

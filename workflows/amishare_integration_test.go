@@ -103,7 +103,7 @@ func runAMIScenario(ctx context.Context, t *testing.T, c client.Client, endpoint
 		SourceRegion: "eu-west-1", ImageTags: map[string]string{"app": "shop"},
 		TargetRegions: amiTargets, ShareWithAccounts: []string{amiShareAccount},
 		CopyTags: true, AddTags: map[string]string{"migrated-by": "ferry"},
-		MaxParallel: 10, OnFailure: workflows.AMIOnFailureFail, PollInterval: 100 * time.Millisecond,
+		MaxParallel: 10, PollInterval: 100 * time.Millisecond,
 	}
 	id := workflows.AMIShareWorkflowID(spec.SourceRegion, workflows.AMISelection(spec))
 	require.Equal(t, "ami/eu-west-1/tags:app=shop", id)
@@ -117,7 +117,7 @@ func runAMIScenario(ctx context.Context, t *testing.T, c client.Client, endpoint
 
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.AMIShare,
-		workflows.AMIShareInput{Spec: spec, Name: "shop images", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, PlanHash: plan.Hash})
+		workflows.AMIShareInput{Spec: spec, Common: workflows.Common{Name: "shop images", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, PlanHash: plan.Hash}})
 	require.NoError(t, err)
 	var res workflows.AMIShareResult
 	require.NoError(t, run.Get(ctx, &res))
@@ -181,7 +181,7 @@ func runAMIScenario(ctx context.Context, t *testing.T, c client.Client, endpoint
 	// the four copies, not copy again; then a rollback removes them and their snapshots.
 	spec.ApproveBeforeSharing = true
 	run2, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.AMIShare,
-		workflows.AMIShareInput{Spec: spec, Name: "shop images", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}})
+		workflows.AMIShareInput{Spec: spec, Common: workflows.Common{Name: "shop images", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}}})
 	require.NoError(t, err)
 	var p workflows.Progress
 	testenv.Eventually(t, time.Minute, "run 2 awaits approval", func() bool {

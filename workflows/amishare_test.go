@@ -70,14 +70,16 @@ func amiTestSpec() AMIShareSpec {
 		TargetRegions:     []string{"eu-west-2", "us-east-1"},
 		ShareWithAccounts: []string{"111122223333"},
 		CopyTags:          true, AddTags: map[string]string{"migrated-by": "ferry"},
-		MaxParallel: 2, OnFailure: AMIOnFailureFail, PollInterval: time.Second,
+		MaxParallel: 2, PollInterval: time.Second,
 	}
 }
 
 type amiHarness struct {
-	t   *testing.T
-	env *testsuite.TestWorkflowEnvironment
-	f   *fakeEC2
+	// onFailure is the run's Common.OnFailure ("" is the default: rollback).
+	onFailure string
+	t         *testing.T
+	env       *testsuite.TestWorkflowEnvironment
+	f         *fakeEC2
 }
 
 func newAMIHarness(t *testing.T) *amiHarness { return newAMIHarnessWait(t, 0) }
@@ -193,9 +195,7 @@ func newAMIHarnessWait(t *testing.T, waitFor time.Duration) *amiHarness {
 }
 
 func (h *amiHarness) run(spec AMIShareSpec, planHash string) {
-	h.env.ExecuteWorkflow(AMIShare, AMIShareInput{
-		Spec: spec, Name: "test", Initiator: "alice", Approvals: ApprovalPolicy{RequiredApprovers: 1}, PlanHash: planHash,
-	})
+	h.env.ExecuteWorkflow(AMIShare, AMIShareInput{Spec: spec, Common: Common{Name: "test", Initiator: "alice", Approvals: ApprovalPolicy{RequiredApprovers: 1}, PlanHash: planHash, OnFailure: h.onFailure}})
 	require.True(h.t, h.env.IsWorkflowCompleted())
 }
 
@@ -305,6 +305,7 @@ func TestAMIShareWorkerRestartMidCopyAdoptsTheCopy(t *testing.T) {
 
 func TestAMISharePartialFailureListsEveryPair(t *testing.T) {
 	h := newAMIHarness(t)
+	h.onFailure = OnFailureLeave
 	bad := pairKey(testImages[1].ID, "us-east-1")
 	h.f.waitFails[bad] = true
 	h.run(amiTestSpec(), "")
@@ -312,7 +313,7 @@ func TestAMISharePartialFailureListsEveryPair(t *testing.T) {
 	require.Error(t, err)
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, ErrAMIPartialFailure, ae.Type())
+	require.Equal(t, ErrMigrationFailed, ae.Type())
 	var res AMIShareResult
 	require.NoError(t, ae.Details(&res))
 	require.Equal(t, StateFailed, res.State)
@@ -331,14 +332,15 @@ func TestAMISharePartialFailureListsEveryPair(t *testing.T) {
 		}
 	}
 	require.Contains(t, res.Message, testImages[1].ID+" to us-east-1")
-	require.Empty(t, h.f.deleted, "the default on failure leaves the copies")
+	require.Empty(t, h.f.deleted, "onFailure leave keeps the copies")
+	require.Len(t, res.Changes.Record, len(res.Changes.Record))
+	require.Contains(t, res.Changes.InEffect, "4 image(s)", "the report names every copy still there")
 	require.Equal(t, StateFailed, h.progress().State)
 }
 
 func TestAMIShareRollbackOnFailureRemovesOnlyRecordedCopies(t *testing.T) {
 	h := newAMIHarness(t)
 	spec := amiTestSpec()
-	spec.OnFailure = AMIOnFailureRollback
 	bad := pairKey(testImages[1].ID, "us-east-1")
 	h.f.waitFails[bad] = true
 	h.run(spec, "")
@@ -450,7 +452,7 @@ func TestAMISharePlanAndDrift(t *testing.T) {
 	err := d.env.GetWorkflowError()
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, ErrPlanDrifted, ae.Type())
+	require.True(t, HasErrorType(err, ErrPlanDrifted), "%v", err)
 	require.Empty(t, d.f.copyImageCalls, "a drifted plan copies nothing")
 }
 
@@ -513,7 +515,6 @@ func TestAMIShareCreatesImagesFromInstancesFirst(t *testing.T) {
 	spec := amiTestSpec()
 	spec.ImageTags = nil
 	spec.CreateFromInstances = []string{"i-0123456789abcdef0"}
-	spec.OnFailure = AMIOnFailureRollback
 	h.f.waitFails[pairKey("ami-0000000000000c001", "us-east-1")] = true
 	h.run(spec, "")
 	require.NoError(t, h.env.GetWorkflowError())

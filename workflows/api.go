@@ -60,8 +60,9 @@ const (
 	StateCancelled        = "cancelled"
 )
 
-// Search attributes, registered by `ferry dev` (and by `ferry setup` on other clusters) so
-// the Temporal UI and ListMigrations can filter without opening payloads.
+// Search attributes, registered by `ferry dev` (on other clusters by hand for now: the
+// README lists them) so the Temporal UI and ListMigrations can filter without opening
+// payloads.
 var (
 	SAKind             = temporal.NewSearchAttributeKeyKeyword("FerryKind")
 	SAPhase            = temporal.NewSearchAttributeKeyKeyword("FerryPhase")
@@ -100,6 +101,8 @@ type AuditEntry struct {
 	Action   string
 	Reason   string
 	Step     string
+	// Details holds what only a person digging needs, e.g. a failure's whole error chain.
+	Details string `json:",omitempty"`
 }
 
 // ApprovalPolicy is the normalised approval configuration of a migration.
@@ -217,22 +220,15 @@ type ErrorRateRef struct {
 
 // DNSShiftInput starts a DNS shift workflow.
 type DNSShiftInput struct {
-	Spec      DNSShiftSpec
-	Name      string
-	Reason    string
-	Initiator string
-	Approvals ApprovalPolicy
-	// PlanHash, when set, makes the workflow refuse to run if the plan computed from the
-	// state it reads now has another hash (the state drifted since `ferry plan`).
-	PlanHash string
+	Spec DNSShiftSpec
+	Common
 }
 
 // DNSShiftResult is how a DNS shift ended.
 type DNSShiftResult struct {
-	State      string
+	Outcome
 	FromWeight int
 	ToWeight   int
-	Message    string
 }
 
 // DNSProgress is the DNS-specific part of Progress.

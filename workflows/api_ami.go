@@ -73,10 +73,6 @@ type AMIShareSpec struct {
 	// MaxParallel copies in flight at once (1..25).
 	MaxParallel          int
 	ApproveBeforeSharing bool
-	// OnFailure says what happens when some pairs fail: AMIOnFailureFail (default) ends
-	// failed and leaves the copies made (a rerun adopts them), AMIOnFailureRollback removes
-	// them, AMIOnFailurePause waits for a person to resume (then fail) or roll back.
-	OnFailure string
 	// PollInterval between DescribeImages while waiting for a copy; zero means 15s. Tests
 	// and the sandbox set it short.
 	PollInterval time.Duration
@@ -87,23 +83,10 @@ func (s AMIShareSpec) Sharing() bool {
 	return len(s.ShareWithAccounts)+len(s.ShareWithOrganizations)+len(s.ShareWithOrganizationalUnits) > 0
 }
 
-// OnFailure values of AMIShareSpec.
-const (
-	AMIOnFailureFail     = "fail"
-	AMIOnFailureRollback = "rollback"
-	AMIOnFailurePause    = "pause"
-)
-
 // AMIShareInput starts an AMI share workflow.
 type AMIShareInput struct {
-	Spec      AMIShareSpec
-	Name      string
-	Reason    string
-	Initiator string
-	Approvals ApprovalPolicy
-	// PlanHash, when set, makes the workflow refuse to run if the plan computed from the
-	// images it reads now has another hash.
-	PlanHash string
+	Spec AMIShareSpec
+	Common
 }
 
 // PlanAMIShareInput asks for an AMI share plan.
@@ -113,9 +96,8 @@ type PlanAMIShareInput struct {
 
 // AMIShareResult is how an AMI share ended, with every pair's outcome.
 type AMIShareResult struct {
-	State   string
-	Message string
-	Copies  []AMICopyProgress
+	Outcome
+	Copies []AMICopyProgress
 }
 
 // AMIProgress is the AMI-specific part of Progress: one entry per (image, region) pair.

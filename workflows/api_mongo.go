@@ -1,10 +1,6 @@
 package workflows
 
-import (
-	"time"
-
-	"github.com/ferryhq/ferry/activities"
-)
+import "time"
 
 // --- MongoDB primary move (contract) -------------------------------------------------------
 
@@ -76,25 +72,8 @@ type MongoMoveSpec struct {
 
 // MongoPrimaryMoveInput starts a MongoDB primary move.
 type MongoPrimaryMoveInput struct {
-	Spec      MongoMoveSpec
-	Name      string
-	Reason    string
-	Initiator string
-	Approvals ApprovalPolicy
-	// PlanHash, when set, makes the workflow refuse to run if the plan computed from the
-	// state it reads now has another hash (the set changed since `ferry plan`).
-	PlanHash string
-	// Restore, when set, turns the run into an exact undo: no forward plan, only the way
-	// from the config read now back to Restore's members and primary (one vote per
-	// reconfig, added members removed last). The region move uses it to undo a completed
-	// MongoDB phase.
-	Restore *MongoRestore
-}
-
-// MongoRestore is a recorded replica-set config to return to.
-type MongoRestore struct {
-	Members []activities.MongoMember
-	Primary string
+	Spec MongoMoveSpec
+	Common
 }
 
 // PlanMongoPrimaryMoveInput asks for a MongoDB primary move plan (a dry run).
@@ -104,7 +83,6 @@ type PlanMongoPrimaryMoveInput struct {
 
 // MongoPrimaryMoveResult is how a MongoDB primary move ended.
 type MongoPrimaryMoveResult struct {
-	State   string
+	Outcome
 	Primary string
-	Message string
 }

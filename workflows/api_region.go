@@ -67,15 +67,8 @@ type RegionMoveSpec struct {
 
 // RegionMoveInput starts a region move.
 type RegionMoveInput struct {
-	Spec      RegionMoveSpec
-	Name      string
-	Reason    string
-	Initiator string
-	// Approvals apply to the parent's gates and are passed down to every child.
-	Approvals ApprovalPolicy
-	// PlanHash, when set, makes the move refuse to run if the combined plan computed now
-	// has another hash; each child is then pinned to its own part of the plan.
-	PlanHash string
+	Spec RegionMoveSpec
+	Common
 }
 
 // PlanRegionMoveInput asks for the combined plan of a region move (a dry run).
@@ -86,9 +79,8 @@ type PlanRegionMoveInput struct {
 
 // RegionMoveResult is how a region move ended, phase by phase.
 type RegionMoveResult struct {
-	State   string
-	Message string
-	Phases  []PhaseProgress
+	Outcome
+	Phases []PhaseProgress
 }
 
 // regionWindowPollCap bounds one timer while waiting for a maintenance window, so the

@@ -33,7 +33,7 @@ var (
 func DNSShift(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 	w := &dnsShift{}
 	if err := w.setup(ctx, in); err != nil {
-		return DNSShiftResult{State: StateFailed, Message: err.Error()}, err
+		return DNSShiftResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
 	return w.run(ctx)
 }
@@ -67,11 +67,29 @@ type dnsShift struct {
 	step   int // index of the step whose weights are in force; -1 before the first
 	fails  map[string]int
 	result []GateResult
+	// undoRec is the record an undo run restores (Common.Undo).
+	undoRec dnsUndoRecord
+	owner   owner
+
+	// The change record (see dnsUndoRecord): a batch was sent, the weights each applied
+	// batch set, and whether the last batch's outcome is unknown (it failed in a way that
+	// does not prove Route 53 refused it).
+	attempted bool
+	applied   []dnsWeights
+	uncertain bool
 }
 
 func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
 	w.in, w.spec, w.step = in, in.Spec, -1
 	w.fails = map[string]int{}
+	w.owner = ownerOf(ctx, in.Undo)
+	if in.Undo != nil {
+		rec, err := decodeRecord[dnsUndoRecord](in.Undo)
+		if err != nil {
+			return err
+		}
+		w.spec, w.undoRec = rec.Spec, rec
+	}
 	w.log = log.With(workflow.GetLogger(ctx), "migration", workflow.GetInfo(ctx).WorkflowExecution.ID)
 	s, err := NewSteering(ctx, SteeringOptions{
 		Kind:      KindDNSShift,
@@ -126,39 +144,27 @@ func (w *dnsShift) details(p Progress) string {
 }
 
 func (w *dnsShift) run(ctx workflow.Context) (DNSShiftResult, error) {
-	res, err := w.execute(ctx)
-	if err == nil {
-		return res, nil
+	var res DNSShiftResult
+	var err error
+	if w.in.Undo != nil {
+		res, err = w.undoRecorded(ctx)
+	} else {
+		res, err = w.execute(ctx)
 	}
-	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
-		// Cancelling stops where it is without undoing: the weights in force are a valid
-		// state (both set, total > 0) and someone chose to stop here. The bookkeeping
-		// needs a context that is not cancelled itself.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		msg := "cancelled" + w.leftAt()
-		w.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
-		w.s.Finish(dctx, StateCancelled, msg)
-		w.log.Info("dns shift cancelled", "from", w.from, "to", w.to)
-		return w.res(StateCancelled, msg), err
-	}
-	msg := fmt.Sprintf("failed: %v%s", err, w.leftAt())
-	w.s.Audit(ctx, SystemIdentity, "failed", err.Error(), "")
-	w.s.Finish(ctx, StateFailed, msg)
-	w.log.Error("dns shift failed", "error", err)
-	return w.res(StateFailed, msg), err
-}
-
-// leftAt says where the weights stand, once preflight has read them.
-func (w *dnsShift) leftAt() string {
-	if w.obs.ZoneID == "" {
-		return "; nothing was changed"
-	}
-	return fmt.Sprintf("; weights left at %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
+	return runEnd[DNSShiftResult]{
+		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "dns shift",
+		changes: w.changes,
+		undo:    w.rollback,
+		result:  w.resWith,
+	}.end(res, err)
 }
 
 func (w *dnsShift) res(state, msg string) DNSShiftResult {
-	return DNSShiftResult{State: state, FromWeight: w.from, ToWeight: w.to, Message: msg}
+	return w.resWith(Outcome{State: state, Message: msg, Changes: w.changes()})
+}
+
+func (w *dnsShift) resWith(o Outcome) DNSShiftResult {
+	return DNSShiftResult{Outcome: o, FromWeight: w.from, ToWeight: w.to}
 }
 
 func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
@@ -174,10 +180,8 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 	}
 	w.plan = plan
 	w.from, w.to = plan.OriginalFrom, plan.OriginalTo
-	if w.in.PlanHash != "" && w.in.PlanHash != plan.Plan.Hash {
-		msg := fmt.Sprintf("plan drifted: the plan approved had hash %s, but the state read now gives %s (%s); run `ferry plan` again and start with the new hash",
-			w.in.PlanHash, plan.Plan.Hash, strings.Join(plan.Plan.Observations[:3], "; "))
-		return DNSShiftResult{}, temporal.NewNonRetryableApplicationError(msg, ErrPlanDrifted, nil)
+	if err := checkDrift(w.in.PlanHash, plan.Plan.Hash, strings.Join(plan.Plan.Observations[:3], "; "), dnsShiftPlanHashV1(w.spec, obs)); err != nil {
+		return DNSShiftResult{}, err
 	}
 	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))
 	for i, st := range plan.Steps {
@@ -201,7 +205,7 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 		w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, len(plan.Steps), st.Percent), st.Description)
 		w.s.StartStep(ctx, i)
 		if err := w.apply(ctx, st.FromWeight, st.ToWeight, st.Name); err != nil {
-			w.s.EndStep(ctx, i, "failed", err.Error())
+			w.s.EndStep(ctx, i, StepFailed, failureLine(err))
 			return DNSShiftResult{}, err
 		}
 		w.step = i
@@ -211,7 +215,7 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 		if err != nil {
 			return DNSShiftResult{}, err
 		}
-		w.s.EndStep(ctx, i, "done", "")
+		w.s.EndStep(ctx, i, StepDone, "")
 		switch outcome {
 		case dwellGateFailed:
 			if w.spec.OnGateFailure == OnGateFailPause {
@@ -286,7 +290,7 @@ func (w *dnsShift) dwell(ctx workflow.Context, label string, d time.Duration) (d
 		}
 		if reason != "" && failed == "" {
 			failed = reason
-			if w.spec.OnGateFailure != OnGateFailPause || w.s.rollingBack {
+			if w.spec.OnGateFailure != OnGateFailPause || w.s.RollingBack() {
 				return dwellGateFailed, reason, nil
 			}
 			// Pause at once so no one approves or resumes past a failing gate unawares.
@@ -404,12 +408,24 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 		Comment: fmt.Sprintf("ferry %s: %s", workflow.GetInfo(ctx).WorkflowExecution.ID, summary),
 	}
 	var ch activities.ChangeWeightsOutput
+	// Recorded before the call: once a batch may have been sent, the run has something to
+	// undo (compensation next to the step).
+	w.attempted = true
 	// Activity errors go up unwrapped: a fmt wrapper would become the workflow failure's
 	// outer ApplicationError (type "wrapError") and hide the activity's error type.
 	if err := workflow.ExecuteActivity(cctx, r53.ChangeWeights, in).Get(ctx, &ch); err != nil {
+		// Route 53 applies a batch atomically or not at all: a refusal (a non-retryable
+		// error) changed nothing, but a timeout or an exhausted retry may hide a batch
+		// that was applied.
+		var ae *temporal.ApplicationError
+		if !(errors.As(err, &ae) && ae.NonRetryable()) {
+			w.uncertain = true
+		}
 		return err
 	}
+	w.uncertain = false
 	w.from, w.to = from, to
+	w.applied = append(w.applied, dnsWeights{From: from, To: to})
 	w.s.Update(ctx, func(p *Progress) { p.DNS.FromWeight, p.DNS.ToWeight = from, to })
 	w.s.Audit(ctx, SystemIdentity, "change weights", fmt.Sprintf("%s (change %s)", summary, ch.ChangeID), label)
 
@@ -453,7 +469,7 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 			if err := w.apply(ctx, st.FromWeight, st.ToWeight, label); err != nil {
 				return DNSShiftResult{}, err
 			}
-			w.s.EndStep(ctx, w.step, "rolled-back", "")
+			w.s.EndStep(ctx, w.step, StepRolledBack, "")
 			w.step = j
 			w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = j })
 			outcome, reason, err := w.dwell(ctx, label, st.Dwell)
@@ -466,14 +482,14 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 			}
 		}
 	}
-	if w.from != w.plan.OriginalFrom || w.to != w.plan.OriginalTo {
+	if w.from != w.plan.OriginalFrom || w.to != w.plan.OriginalTo || w.uncertain {
 		w.s.SetPhase(ctx, "rollback: original weights", why)
 		if err := w.apply(ctx, w.plan.OriginalFrom, w.plan.OriginalTo, "rollback to original weights"); err != nil {
 			return DNSShiftResult{}, err
 		}
 	}
 	for j := w.step; j >= 0; j-- {
-		w.s.EndStep(ctx, j, "rolled-back", "")
+		w.s.EndStep(ctx, j, StepRolledBack, "")
 	}
 	w.step = -1
 	w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = -1 })

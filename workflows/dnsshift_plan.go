@@ -1,9 +1,6 @@
 package workflows
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -14,12 +11,11 @@ import (
 
 // Rollback modes and gate-failure actions of DNSShiftSpec.
 const (
-	RollbackImmediate   = "immediate"
-	RollbackGradual     = "gradual"
-	OnGateFailRollback  = "rollback"
-	OnGateFailPause     = "pause"
-	dnsPlanHashVersion  = "ferry/dns-shift/plan/v1"
-	planHashPrefixChars = 16
+	RollbackImmediate  = "immediate"
+	RollbackGradual    = "gradual"
+	OnGateFailRollback = "rollback"
+	OnGateFailPause    = "pause"
+	dnsPlanHashVersion = "ferry/dns-shift/plan/v2"
 )
 
 // DNSStep is one weight change of a DNS shift.
@@ -150,27 +146,16 @@ func canon(s activities.RecordSet) canonicalSet {
 	}
 }
 
-// DNSShiftPlanHash is sha256 over a canonical encoding of the spec and the observed state
-// (hex, first 16 characters). encoding/json writes struct fields in declaration order, so
-// the encoding is stable; the version string changes whenever the encoding does.
+// DNSShiftPlanHash hashes (PlanHash) the spec and the observed record sets.
 func DNSShiftPlanHash(spec DNSShiftSpec, obs activities.PreflightOutput) string {
 	others := make([]canonicalSet, len(obs.Others))
 	for i, o := range obs.Others {
 		others[i] = canon(o)
 	}
-	doc := struct {
-		Version  string
+	return PlanHash(dnsPlanHashVersion, struct {
 		Spec     DNSShiftSpec
 		ZoneID   string
 		From, To canonicalSet
 		Others   []canonicalSet
-	}{dnsPlanHashVersion, spec, obs.ZoneID, canon(obs.From), canon(obs.To), others}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		// Only values JSON cannot hold (a NaN error rate) fail, and package spec rejects
-		// those; the message keeps the hash stable for the same bad input.
-		b = fmt.Appendf(nil, "%s unencodable: %v", dnsPlanHashVersion, err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:planHashPrefixChars]
+	}{spec, obs.ZoneID, canon(obs.From), canon(obs.To), others})
 }

@@ -30,7 +30,7 @@ var mongoActs *activities.Mongo
 func MongoPrimaryMove(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
 	w := &mongoMove{}
 	if err := w.setup(ctx, in); err != nil {
-		return MongoPrimaryMoveResult{State: StateFailed, Message: err.Error()}, err
+		return MongoPrimaryMoveResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
 	return w.run(ctx)
 }
@@ -65,10 +65,24 @@ type mongoMove struct {
 	status          []activities.MongoMemberStatus
 	planned         int
 	applied         int
+
+	// The change record (see mongoUndoRecord): a reconfig or step-down was sent, and the
+	// original config was restored since.
+	owner     owner
+	attempted bool
+	restored  bool
 }
 
 func (w *mongoMove) setup(ctx workflow.Context, in MongoPrimaryMoveInput) error {
 	w.in, w.spec = in, in.Spec
+	w.owner = ownerOf(ctx, in.Undo)
+	if in.Undo != nil {
+		rec, err := decodeRecord[mongoUndoRecord](in.Undo)
+		if err != nil {
+			return err
+		}
+		w.spec, w.original, w.originalPrimary = rec.Spec, rec.Members, rec.Primary
+	}
 	w.log = log.With(workflow.GetLogger(ctx), "migration", workflow.GetInfo(ctx).WorkflowExecution.ID)
 	s, err := NewSteering(ctx, SteeringOptions{
 		Kind:      KindMongoPrimaryMove,
@@ -143,36 +157,31 @@ func (w *mongoMove) observe(ctx workflow.Context, obs activities.MongoReadOutput
 
 func (w *mongoMove) run(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
 	res, err := w.execute(ctx)
-	if err == nil {
-		return res, nil
-	}
-	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
-		// Cancelling stops between reconfigs without undoing: every config ferry installs
-		// is valid and committed, and someone chose to stop here.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		msg := fmt.Sprintf("cancelled; primary %s, config version %d", orDash(w.primary), w.version)
-		w.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
-		w.s.Finish(dctx, StateCancelled, msg)
-		return MongoPrimaryMoveResult{State: StateCancelled, Primary: w.primary, Message: msg}, err
-	}
-	msg := fmt.Sprintf("failed: %v; primary %s, config version %d", err, orDash(w.primary), w.version)
-	w.s.Audit(ctx, SystemIdentity, "failed", err.Error(), "")
-	w.s.Finish(ctx, StateFailed, msg)
-	w.log.Error("mongo primary move failed", "error", err)
-	return MongoPrimaryMoveResult{State: StateFailed, Primary: w.primary, Message: msg}, err
+	return runEnd[MongoPrimaryMoveResult]{
+		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "mongo primary move",
+		changes: w.changes,
+		undo:    w.rollback,
+		result:  w.resWith,
+	}.end(res, err)
+}
+
+func (w *mongoMove) resWith(o Outcome) MongoPrimaryMoveResult {
+	return MongoPrimaryMoveResult{Outcome: o, Primary: w.primary}
+}
+
+func (w *mongoMove) res(state, msg string) MongoPrimaryMoveResult {
+	return w.resWith(Outcome{State: state, Message: msg, Changes: w.changes()})
 }
 
 func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
-	if r := w.in.Restore; r != nil {
-		w.original, w.originalPrimary = r.Members, r.Primary
-		msg, err := w.unwind(ctx, "restore the recorded config")
-		if err != nil {
-			return MongoPrimaryMoveResult{}, err
-		}
-		w.s.Audit(ctx, SystemIdentity, "restored", msg, "")
-		w.s.Finish(ctx, StateCompleted, msg)
-		return MongoPrimaryMoveResult{State: StateCompleted, Primary: w.primary, Message: msg}, nil
+	if w.in.Undo != nil {
+		// An undo run: the planner takes the set from the config read now back to the
+		// recorded one, one vote per reconfig, the primary moved back.
+		w.attempted = true
+		w.s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: back to primary %s; %s (%s)",
+			w.in.Undo.ID, orDash(w.originalPrimary), activities.DescribeMembers(w.original), w.in.Reason), "")
+		w.s.RequestRollback(ctx, "undo of "+w.in.Undo.ID+": "+w.in.Reason, "")
+		return w.rollback(ctx)
 	}
 	w.s.SetPhase(ctx, "preflight", "reading the replica set and probing the new members")
 	obs, err := readMongo(ctx, w.spec, "preflight: read "+w.spec.ReplicaSet)
@@ -184,10 +193,8 @@ func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error
 	if err != nil {
 		return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError("plan mongo primary move: "+err.Error(), ErrPlanInvalid, err)
 	}
-	if w.in.PlanHash != "" && w.in.PlanHash != plan.Plan.Hash {
-		msg := fmt.Sprintf("plan drifted: the plan approved had hash %s, but the set read now gives %s (%s); run `ferry plan` again and start with the new hash",
-			w.in.PlanHash, plan.Plan.Hash, plan.Plan.Observations[0])
-		return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError(msg, ErrPlanDrifted, nil)
+	if err := checkDrift(w.in.PlanHash, plan.Plan.Hash, plan.Plan.Observations[0], mongoPlanHashesV1(w.spec, obs)); err != nil {
+		return MongoPrimaryMoveResult{}, err
 	}
 	w.plan, w.original, w.originalPrimary = plan, plan.Original, obs.Primary
 	w.planned = plan.Reconfigs
@@ -213,22 +220,22 @@ func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error
 		switch st.Kind {
 		case MongoStepReconfig:
 			if err := w.reconfig(ctx, st); err != nil {
-				w.s.EndStep(ctx, i, "failed", err.Error())
+				w.s.EndStep(ctx, i, StepFailed, failureLine(err))
 				return MongoPrimaryMoveResult{}, err
 			}
 		case MongoStepWaitSync:
 			interrupted, err := w.waitSync(ctx, st, true)
 			if err != nil {
-				w.s.EndStep(ctx, i, "failed", err.Error())
+				w.s.EndStep(ctx, i, StepFailed, failureLine(err))
 				return MongoPrimaryMoveResult{}, err
 			}
 			if interrupted {
-				w.s.EndStep(ctx, i, "failed", "interrupted by a rollback request")
+				w.s.EndStep(ctx, i, StepFailed, "interrupted by a rollback request")
 				return w.rollback(ctx)
 			}
 		case MongoStepApproval:
 			if !st.NeedsApproval {
-				w.s.EndStep(ctx, i, "done", "skipped: the spec skips this approval")
+				w.s.EndStep(ctx, i, StepDone, "skipped: the spec skips this approval")
 				continue
 			}
 			w.s.SetMessage(ctx, "waiting for approval: "+st.Description)
@@ -237,32 +244,32 @@ func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error
 				return MongoPrimaryMoveResult{}, err
 			}
 			if !approved {
-				w.s.EndStep(ctx, i, "failed", "not approved: rollback requested")
+				w.s.EndStep(ctx, i, StepFailed, "not approved: rollback requested")
 				return w.rollback(ctx)
 			}
 		case MongoStepMovePrimary:
 			ok, detail, err := w.movePrimary(ctx, st, true)
 			if err != nil {
-				w.s.EndStep(ctx, i, "failed", err.Error())
+				w.s.EndStep(ctx, i, StepFailed, failureLine(err))
 				return MongoPrimaryMoveResult{}, err
 			}
 			if w.s.RollbackRequest() != nil && !ok {
-				w.s.EndStep(ctx, i, "failed", "interrupted by a rollback request")
+				w.s.EndStep(ctx, i, StepFailed, "interrupted by a rollback request")
 				return w.rollback(ctx)
 			}
 			if !ok {
-				w.s.EndStep(ctx, i, "failed", detail)
+				w.s.EndStep(ctx, i, StepFailed, detail)
 				w.s.RequestRollback(ctx, "verification failed: "+detail, st.Name)
 				return w.rollback(ctx)
 			}
 		}
-		w.s.EndStep(ctx, i, "done", "")
+		w.s.EndStep(ctx, i, StepDone, "")
 	}
 	msg := fmt.Sprintf("completed: primary %s in %s, config version %d", w.primary, w.spec.TargetRegion, w.version)
 	w.s.Audit(ctx, SystemIdentity, "completed", msg, "")
 	w.s.Finish(ctx, StateCompleted, msg)
 	w.log.Info("mongo primary move completed", "primary", w.primary, "version", w.version)
-	return MongoPrimaryMoveResult{State: StateCompleted, Primary: w.primary, Message: msg}, nil
+	return w.res(StateCompleted, msg), nil
 }
 
 // reconfig applies one planned reconfig. The activity is idempotent (it compares the live
@@ -283,6 +290,8 @@ func (w *mongoMove) reconfig(ctx workflow.Context, st MongoStep) error {
 		Summary: "reconfig: " + st.Name,
 	})
 	var out activities.MongoReconfigOutput
+	// Recorded before the call: from here on the run has something to undo.
+	w.attempted = true
 	err := workflow.ExecuteActivity(actx, mongoActs.ApplyReconfig, activities.MongoReconfigInput{
 		Conn: mongoConn(w.spec), Step: st.Name, Prev: st.Prev, Members: st.Members, MaxTime: time.Minute,
 	}).Get(ctx, &out)
@@ -407,6 +416,7 @@ func (w *mongoMove) movePrimary(ctx workflow.Context, st MongoStep, allowInterru
 		Summary:     fmt.Sprintf("replSetStepDown (catch-up %s) unless the primary is in %s", w.spec.CatchUpPeriod, st.Region),
 	})
 	var sd activities.MongoStepDownOutput
+	w.attempted = true
 	if err := workflow.ExecuteActivity(sctx, mongoActs.StepDown, activities.MongoStepDownInput{
 		Conn: mongoConn(w.spec), RegionTag: w.spec.RegionTag, Region: st.Region, StepDownSecs: max(60, catchUp+1), CatchUpSecs: catchUp,
 	}).Get(ctx, &sd); err != nil {
@@ -443,14 +453,15 @@ func (w *mongoMove) rollback(ctx workflow.Context) (MongoPrimaryMoveResult, erro
 	if err != nil {
 		return MongoPrimaryMoveResult{}, err
 	}
+	w.restored = true
 	for i, st := range w.s.Progress().Steps {
-		if st.Status == "done" || st.Status == "running" {
-			w.s.EndStep(ctx, i, "rolled-back", "")
+		if st.Status == StepDone || st.Status == StepRunning {
+			w.s.EndStep(ctx, i, StepRolledBack, "")
 		}
 	}
 	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
 	w.s.Finish(ctx, StateRolledBack, msg)
-	return MongoPrimaryMoveResult{State: StateRolledBack, Primary: w.primary, Message: msg}, nil
+	return w.res(StateRolledBack, msg), nil
 }
 
 // unwind brings the set from the config read now back to w.original with

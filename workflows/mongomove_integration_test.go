@@ -167,10 +167,7 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, sc mongoScenario) mongoM
 	id := workflows.MongoPrimaryMoveWorkflowID("rs0")
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.MongoPrimaryMove, workflows.MongoPrimaryMoveInput{
-			Spec: spec, Name: "rs0 to eu-west-2", Reason: "region move", Initiator: "alice",
-			Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1},
-		})
+		workflows.MongoPrimaryMove, workflows.MongoPrimaryMoveInput{Spec: spec, Common: workflows.Common{Name: "rs0 to eu-west-2", Reason: "region move", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}}})
 	if err != nil {
 		t.Fatalf("start move: %v", err)
 	}

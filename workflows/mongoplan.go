@@ -2,9 +2,6 @@ package workflows
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,7 +33,7 @@ const (
 	MongoMaxVoters  = 7
 )
 
-const mongoPlanHashVersion = "ferry/mongo-primary-move/plan/v1"
+const mongoPlanHashVersion = "ferry/mongo-primary-move/plan/v2"
 
 // MongoStep is one step of a planned move or rollback. A reconfig step carries the whole
 // member list before (Prev) and after (Members) it: the activity compares both with the
@@ -732,11 +729,38 @@ func finishMongoPlan(spec MongoMoveSpec, obs activities.MongoReadOutput, steps [
 	return plan
 }
 
-// MongoPlanHash is sha256 over a canonical encoding of the spec and the parts of the
+// MongoPlanHash hashes (PlanHash) the spec and the parts of the
 // observed state the plan depends on: config version and members, the primary, which
 // members are healthy and what the probes found. Lag is left out: it changes every
 // second and only decides how long a wait lasts, not which steps run.
 func MongoPlanHash(spec MongoMoveSpec, obs activities.MongoReadOutput) string {
+	return PlanHash(mongoPlanHashVersion, mongoPlanDoc(spec, obs))
+}
+
+// mongoPlanHashesV1 is the v1 hash of the same plan (see planhash_v1.go).
+func mongoPlanHashesV1(spec MongoMoveSpec, obs activities.MongoReadOutput) string {
+	d := mongoPlanDoc(spec, obs)
+	return mongoPlanHashV1(struct {
+		Version string
+		Spec    MongoMoveSpec
+		SetName string
+		CfgVer  int64
+		Primary string
+		Members any
+		Probes  []string
+	}{"ferry/mongo-primary-move/plan/v1", d.Spec, d.SetName, d.CfgVer, d.Primary, d.Members, d.Probes})
+}
+
+type mongoHashDoc struct {
+	Spec    MongoMoveSpec
+	SetName string
+	CfgVer  int64
+	Primary string
+	Members any
+	Probes  []string
+}
+
+func mongoPlanDoc(spec MongoMoveSpec, obs activities.MongoReadOutput) mongoHashDoc {
 	type member struct {
 		ID                 int
 		Host               string
@@ -764,19 +788,5 @@ func MongoPlanHash(spec MongoMoveSpec, obs activities.MongoReadOutput) string {
 		probes = append(probes, fmt.Sprintf("%s reachable=%v set=%q", p.Host, p.Reachable, p.SetName))
 	}
 	slices.Sort(probes)
-	doc := struct {
-		Version string
-		Spec    MongoMoveSpec
-		SetName string
-		CfgVer  int64
-		Primary string
-		Members []member
-		Probes  []string
-	}{mongoPlanHashVersion, spec, obs.Config.SetName, obs.Config.Version, obs.Primary, members, probes}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		b = fmt.Appendf(nil, "%s unencodable: %v", mongoPlanHashVersion, err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:planHashPrefixChars]
+	return mongoHashDoc{spec, obs.Config.SetName, obs.Config.Version, obs.Primary, members, probes}
 }

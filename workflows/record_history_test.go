@@ -85,8 +85,7 @@ func TestRecordDNSShiftHistories(t *testing.T) {
 	require.NoError(t, pr.Get(ctx, &plan))
 	record(ctx, t, c, "record-plan", "plan-dns-shift.json")
 
-	in := workflows.DNSShiftInput{Spec: spec, Name: "www to eu-west-2", Initiator: "alice",
-		Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, PlanHash: plan.Hash}
+	in := workflows.DNSShiftInput{Spec: spec, Common: workflows.Common{Name: "www to eu-west-2", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, PlanHash: plan.Hash}}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "record-complete", TaskQueue: queue}, workflows.DNSShift, in)
 	require.NoError(t, err)
 	awaitState(ctx, t, c, "record-complete", workflows.StateAwaitingApproval)
@@ -103,7 +102,7 @@ func TestRecordDNSShiftHistories(t *testing.T) {
 	// Back from 100% to the start: the gate fails at 50% and the rollback is gradual.
 	spec.From, spec.To = "eu-west-2", "eu-west-1"
 	spec.ApproveAfter = []bool{false, false, false}
-	in = workflows.DNSShiftInput{Spec: spec, Name: "www back to eu-west-1", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}}
+	in = workflows.DNSShiftInput{Spec: spec, Common: workflows.Common{Name: "www back to eu-west-1", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}}}
 	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "record-rollback", TaskQueue: queue}, workflows.DNSShift, in)
 	require.NoError(t, err)
 	awaitStep(ctx, t, c, "record-rollback", 1)

@@ -69,26 +69,41 @@ func newRMHarness(t *testing.T) *rmHarness {
 	env.OnWorkflow(PlanDNSShift, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in PlanDNSShiftInput) (Plan, error) {
 		return Plan{Kind: KindDNSShift, Steps: []PlannedStep{{Name: "shift to 10%"}, {Name: "shift to 100%"}}, Hash: "h-dns"}, nil
 	})
+	// Forward children report what they changed, as the real kinds do; undo children
+	// (Common.Undo set) model the kind's undo from that record.
 	env.OnWorkflow(AMIShare, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in AMIShareInput) (AMIShareResult, error) {
+		if in.Undo != nil {
+			rec, err := decodeRecord[amiUndoRecord](in.Undo)
+			require.NoError(t, err)
+			h.mu.Lock()
+			h.inputs["ami-undo"] = in
+			for _, c := range rec.Created {
+				h.events = append(h.events, "delete "+c.Region+"/"+c.ImageID)
+				h.deleted = append(h.deleted, in.Undo.ID+":"+c.ImageID)
+			}
+			h.mu.Unlock()
+			return AMIShareResult{Outcome: Outcome{State: StateRolledBack, Message: "removed"}}, nil
+		}
 		h.record(ctx, "ami", in)
 		if h.ami != nil {
 			return h.ami(ctx, in)
 		}
 		_ = workflow.Sleep(ctx, childTime)
-		return AMIShareResult{State: StateCompleted, Copies: []AMICopyProgress{
+		return AMIShareResult{Outcome: Outcome{State: StateCompleted, Changes: amiChanges(ctx, in.Spec)}, Copies: []AMICopyProgress{
 			{SourceImageID: "ami-src1", Region: "eu-west-2", ImageID: "ami-copy1", State: AMICopyAvailable},
 			{SourceImageID: "ami-src2", Region: "eu-west-2", ImageID: "ami-copy2", State: AMICopyShared},
 		}}, nil
 	})
 	env.OnWorkflow(MongoPrimaryMove, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
-		if in.Restore != nil {
+		if in.Undo != nil {
 			h.record(ctx, "mongo-reverse", in)
 			_ = workflow.Sleep(ctx, childTime)
 			if h.reverseMongoFails {
-				return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError("reconfig refused", "MongoReconfigRefused", nil)
+				res := MongoPrimaryMoveResult{Outcome: Outcome{State: StateFailed, Changes: *in.Undo}}
+				return res, temporal.NewNonRetryableApplicationError("reconfig refused", ErrMigrationFailed, nil, res)
 			}
 			h.setPrimary("eu-west-1")
-			return MongoPrimaryMoveResult{State: StateCompleted, Primary: "127.0.0.1:27017"}, nil
+			return MongoPrimaryMoveResult{Outcome: Outcome{State: StateRolledBack}, Primary: "127.0.0.1:27017"}, nil
 		}
 		h.record(ctx, "mongo", in)
 		if h.mongo != nil {
@@ -96,20 +111,20 @@ func newRMHarness(t *testing.T) *rmHarness {
 		}
 		_ = workflow.Sleep(ctx, childTime)
 		h.setPrimary("eu-west-2")
-		return MongoPrimaryMoveResult{State: StateCompleted, Primary: "127.0.0.1:27020"}, nil
+		return MongoPrimaryMoveResult{Outcome: Outcome{State: StateCompleted, Changes: h.mongoChanges(ctx, in.Spec)}, Primary: "127.0.0.1:27020"}, nil
 	})
 	env.OnWorkflow(DNSShift, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
-		if in.Spec.To == "eu-west-1" {
+		if in.Undo != nil {
 			h.record(ctx, "dns-reverse", in)
 			_ = workflow.Sleep(ctx, childTime)
-			return DNSShiftResult{State: StateCompleted, FromWeight: 0, ToWeight: 100}, nil
+			return DNSShiftResult{Outcome: Outcome{State: StateRolledBack}, FromWeight: 100, ToWeight: 0}, nil
 		}
 		h.record(ctx, "dns", in)
 		if h.dns != nil {
 			return h.dns(ctx, in)
 		}
 		_ = workflow.Sleep(ctx, childTime)
-		return DNSShiftResult{State: StateCompleted, FromWeight: 0, ToWeight: 100}, nil
+		return DNSShiftResult{Outcome: Outcome{State: StateCompleted, Changes: dnsChanges(ctx, in.Spec, 0, 100)}, FromWeight: 0, ToWeight: 100}, nil
 	})
 	env.OnActivity(mongoActs.ReadReplicaSet, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.MongoReadInput) (activities.MongoReadOutput, error) {
@@ -130,15 +145,22 @@ func newRMHarness(t *testing.T) *rmHarness {
 			}
 			return activities.MongoReadOutput{Config: activities.MongoConfig{SetName: "rs0", Members: ms}, Primary: primary}, nil
 		})
-	env.OnActivity(ec2a.DeleteAMICopy, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DeleteAMICopyInput) (activities.DeleteAMICopyOutput, error) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.events = append(h.events, "delete "+in.Region+"/"+in.ImageID)
-			h.deleted = append(h.deleted, in.MigrationID+":"+in.ImageID)
-			return activities.DeleteAMICopyOutput{Deregistered: true}, nil
-		})
 	return h
+}
+
+// amiChanges, mongoChanges and dnsChanges are the change reports the real kinds make.
+func amiChanges(ctx workflow.Context, spec AMIShareSpec) Changes {
+	created := []createdImage{{Region: "eu-west-2", ImageID: "ami-copy1"}, {Region: "eu-west-2", ImageID: "ami-copy2"}}
+	return newChanges(ownerOf(ctx, nil), KindAMIShare, "2 image(s)", amiUndoRecord{Spec: spec, Created: created})
+}
+
+func (h *rmHarness) mongoChanges(ctx workflow.Context, spec MongoMoveSpec) Changes {
+	return newChanges(ownerOf(ctx, nil), KindMongoPrimaryMove, "primary moved", mongoUndoRecord{Spec: spec, Primary: h.sourcePrimary})
+}
+
+func dnsChanges(ctx workflow.Context, spec DNSShiftSpec, from, to int) Changes {
+	return newChanges(ownerOf(ctx, nil), KindDNSShift, fmt.Sprintf("weights %d/%d", from, to),
+		dnsUndoRecord{Spec: spec, OriginalFrom: 100, Applied: []dnsWeights{{From: from, To: to}}})
 }
 
 func (h *rmHarness) record(ctx workflow.Context, name string, in any) {
@@ -202,7 +224,7 @@ func rmSpec() RegionMoveSpec {
 	return RegionMoveSpec{
 		SourceRegion: "eu-west-1", TargetRegion: "eu-west-2",
 		AMI: &AMIShareSpec{SourceRegion: "eu-west-1", ImageTags: map[string]string{"app": "shop"},
-			TargetRegions: []string{"eu-west-2"}, MaxParallel: 2, OnFailure: AMIOnFailureFail},
+			TargetRegions: []string{"eu-west-2"}, MaxParallel: 2},
 		Mongo: &MongoMoveSpec{URI: "mongodb://127.0.0.1:27017,127.0.0.1:27018,127.0.0.1:27019/?replicaSet=rs0", ReplicaSet: "rs0",
 			RegionTag: "region", SourceRegion: "eu-west-1", TargetRegion: "eu-west-2",
 			NewMembers: []string{"127.0.0.1:27020", "127.0.0.1:27021", "127.0.0.1:27022"},
@@ -214,7 +236,7 @@ func rmSpec() RegionMoveSpec {
 }
 
 func rmInput(spec RegionMoveSpec) RegionMoveInput {
-	return RegionMoveInput{Spec: spec, Name: "shop", Reason: "leave eu-west-1", Initiator: "alice", Approvals: ApprovalPolicy{RequiredApprovers: 1}}
+	return RegionMoveInput{Spec: spec, Common: Common{Name: "shop", Reason: "leave eu-west-1", Initiator: "alice", Approvals: ApprovalPolicy{RequiredApprovers: 1}}}
 }
 
 func (h *rmHarness) eventsOf() []string {
@@ -313,10 +335,12 @@ func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	require.Equal(t, StateRolledBack, res.State, res.Message)
 	require.Equal(t, []string{"ami", "mongo", "mongo-reverse", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
 	rev := h.inputs["mongo-reverse"].(MongoPrimaryMoveInput)
-	require.NotNil(t, rev.Restore, "a completed MongoDB phase is undone by restoring the recorded config")
-	require.Equal(t, "127.0.0.1:27018", rev.Restore.Primary, "the primary from before the move is the primary again")
-	require.Len(t, rev.Restore.Members, 6, "the config as read before the phase")
-	require.Equal(t, "mongo/rs0", h.inputs["mongo-reverse id"])
+	require.NotNil(t, rev.Undo, "a completed MongoDB phase is undone by the kind's undo of its own record")
+	rec, err := decodeRecord[mongoUndoRecord](rev.Undo)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:27018", rec.Primary, "the record the phase made is handed to the undo whole")
+	require.Equal(t, "mongo/rs0", h.inputs["mongo-reverse id"], "the undo holds the phase's lock")
+	require.Equal(t, OnFailureLeave, h.inputs["mongo"].(MongoPrimaryMoveInput).OnFailure, "phases leave their changes to the move's unwinding")
 }
 
 // A rollback asked while the DNS child runs goes to the child first (it undoes its own
@@ -326,7 +350,7 @@ func TestRegionMoveRollbackDuringDNSIsForwarded(t *testing.T) {
 	var got ActionRequest
 	h.dns = func(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 		workflow.GetSignalChannel(ctx, SignalRollback).Receive(ctx, &got)
-		return DNSShiftResult{State: StateRolledBack, FromWeight: 100, Message: "rolled back to eu-west-1=100 eu-west-2=0"}, nil
+		return DNSShiftResult{Outcome: Outcome{State: StateRolledBack, Message: "rolled back to eu-west-1=100 eu-west-2=0"}, FromWeight: 100}, nil
 	}
 	var rb *rmUpdate
 	h.after(2*childTime+30*time.Second, func() { rb = h.update(UpdateRollback, "bob") })
@@ -344,12 +368,12 @@ func TestRegionMoveChildRolledBackUnwinds(t *testing.T) {
 	h := newRMHarness(t)
 	h.dns = func(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 		_ = workflow.Sleep(ctx, childTime)
-		return DNSShiftResult{State: StateRolledBack, FromWeight: 100, Message: "gate failed: app eu-west-2 unhealthy"}, nil
+		return DNSShiftResult{Outcome: Outcome{State: StateRolledBack, Message: "gate failed: app eu-west-2 unhealthy"}, FromWeight: 100}, nil
 	}
 	res, err := h.run(rmInput(rmSpec()))
 	require.NoError(t, err)
 	require.Equal(t, StateRolledBack, res.State)
-	require.Contains(t, res.Message, "after phase dns-shift")
+	require.Contains(t, res.Message, "phase dns-shift rolled back")
 	require.Equal(t, []string{"ami", "mongo", "dns", "mongo-reverse", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
 }
 
@@ -360,7 +384,7 @@ func TestRegionMoveUnwindsAllThreeInReverse(t *testing.T) {
 	h.dns = func(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 		var req ActionRequest
 		workflow.GetSignalChannel(ctx, SignalRollback).Receive(ctx, &req)
-		return DNSShiftResult{State: StateCompleted, FromWeight: 0, ToWeight: 100}, nil
+		return DNSShiftResult{Outcome: Outcome{State: StateCompleted, Changes: dnsChanges(ctx, in.Spec, 0, 100)}, FromWeight: 0, ToWeight: 100}, nil
 	}
 	h.after(2*childTime+30*time.Second, func() { h.update(UpdateRollback, "bob") })
 	res, err := h.run(rmInput(rmSpec()))
@@ -368,25 +392,59 @@ func TestRegionMoveUnwindsAllThreeInReverse(t *testing.T) {
 	require.Equal(t, StateRolledBack, res.State, res.Message)
 	require.Equal(t, []string{"ami", "mongo", "dns", "dns-reverse", "mongo-reverse", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
 	rev := h.inputs["dns-reverse"].(DNSShiftInput)
-	require.Equal(t, "eu-west-2", rev.Spec.From)
-	require.Equal(t, "eu-west-1", rev.Spec.To)
-	require.Equal(t, []int{100}, rev.Spec.Percents)
-	require.Empty(t, rev.Spec.Gates)
+	require.NotNil(t, rev.Undo)
+	rec, err := decodeRecord[dnsUndoRecord](rev.Undo)
+	require.NoError(t, err)
+	require.Equal(t, []dnsWeights{{From: 0, To: 100}}, rec.Applied, "the undo gets the batches the phase applied")
+	require.Equal(t, 100, rec.OriginalFrom)
 	require.Equal(t, "dns/shop.example/www.shop.example/A", h.inputs["dns-reverse id"])
 }
 
-// A failing MongoDB child undoes the copies; the failed phase itself is left as the
-// child left it (it rolls itself back when its verification fails).
-func TestRegionMoveMongoFailureUndoesCopies(t *testing.T) {
+// A MongoDB child that fails part-way reports what it changed; the move undoes it (the
+// failed phase included), then the copies.
+func TestRegionMoveFailedPhaseIsUndoneToo(t *testing.T) {
 	h := newRMHarness(t)
 	h.mongo = func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
-		return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError("primary not in eu-west-2", ErrMongoVerifyFailed, nil)
+		h.setPrimary("eu-west-2")
+		res := MongoPrimaryMoveResult{Outcome: Outcome{State: StateFailed, Changes: h.mongoChanges(ctx, in.Spec)}}
+		return res, temporal.NewNonRetryableApplicationError("failed: primary not verified", ErrMigrationFailed,
+			temporal.NewNonRetryableApplicationError("primary not in eu-west-2", ErrMongoVerifyFailed, nil), res)
 	}
 	res, err := h.run(rmInput(rmSpec()))
 	require.NoError(t, err)
-	require.Equal(t, StateRolledBack, res.State)
+	require.Equal(t, StateRolledBack, res.State, res.Message)
+	require.Equal(t, []string{"ami", "mongo", "mongo-reverse", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
+	require.Equal(t, map[string]string{PhaseAMIShare: PhaseRolledBack, PhaseMongoPrimaryMove: PhaseRolledBack, PhaseDNSShift: PhaseSkipped}, phaseStates(res.Phases))
+	require.True(t, res.Changes.None(), "nothing is left in effect: %s", res.Changes.InEffect)
+}
+
+// A failed phase that changed nothing needs no undo; the earlier phases are still undone.
+func TestRegionMoveFailedPhaseWithNoChanges(t *testing.T) {
+	h := newRMHarness(t)
+	h.mongo = func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
+		res := MongoPrimaryMoveResult{Outcome: Outcome{State: StateFailed}}
+		return res, temporal.NewNonRetryableApplicationError("failed: set unreachable", ErrMigrationFailed, nil, res)
+	}
+	res, err := h.run(rmInput(rmSpec()))
+	require.NoError(t, err)
+	require.Equal(t, StateRolledBack, res.State, res.Message)
 	require.Equal(t, []string{"ami", "mongo", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
-	require.Equal(t, map[string]string{PhaseAMIShare: PhaseRolledBack, PhaseMongoPrimaryMove: PhaseFailed, PhaseDNSShift: PhaseSkipped}, phaseStates(res.Phases))
+}
+
+// A child that ends without a change report (terminated, timed out) cannot be undone
+// blindly: the move ends failed and says so, after undoing what it can reach first.
+func TestRegionMoveFailedPhaseWithoutReport(t *testing.T) {
+	h := newRMHarness(t)
+	h.mongo = func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
+		return MongoPrimaryMoveResult{}, temporal.NewNonRetryableApplicationError("worker lost", "Crash", nil)
+	}
+	_, err := h.run(rmInput(rmSpec()))
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Equal(t, ErrMigrationFailed, ae.Type())
+	require.Contains(t, ae.Error(), "mongo-primary-move: unknown: mongo/rs0 ended without a change report")
+	require.Contains(t, ae.Error(), "ami-share: 2 image(s)")
+	require.Equal(t, []string{"ami", "mongo"}, h.eventsOf(), "the unwinding stops at the phase it cannot undo")
 }
 
 // The unwinding stops at the first phase it cannot undo and says what is still in effect.
@@ -394,14 +452,15 @@ func TestRegionMoveUnwindStopsAtFirstFailure(t *testing.T) {
 	h := newRMHarness(t)
 	h.reverseMongoFails = true
 	h.dns = func(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
-		return DNSShiftResult{State: StateRolledBack, Message: "gate failed"}, nil
+		return DNSShiftResult{Outcome: Outcome{State: StateRolledBack, Message: "gate failed"}}, nil
 	}
 	_, err := h.run(rmInput(rmSpec()))
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, ErrRegionRollbackIncomplete, ae.Type())
-	require.Contains(t, ae.Error(), "rollback stopped at mongo-primary-move")
-	require.Contains(t, ae.Error(), "still in effect: mongo-primary-move, ami-share")
+	require.Equal(t, ErrMigrationFailed, ae.Type())
+	require.Contains(t, ae.Error(), "undo of phase mongo-primary-move stopped: reconfig refused")
+	require.Contains(t, ae.Error(), "still in effect: ami-share: 2 image(s); mongo-primary-move: primary moved")
+	require.Equal(t, 1, strings.Count(ae.Message(), "reconfig refused"), "the cause is told once: %s", ae.Message())
 	require.Equal(t, []string{"ami", "mongo", "dns", "mongo-reverse"}, h.eventsOf(), "the copies stay: the primary is still using the new region")
 }
 
@@ -410,7 +469,7 @@ func TestRegionMoveUnwindStopsAtFirstFailure(t *testing.T) {
 func TestRegionMoveDNSGateNeedsPrimaryInTarget(t *testing.T) {
 	h := newRMHarness(t)
 	h.mongo = func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
-		return MongoPrimaryMoveResult{State: StateCompleted, Primary: "127.0.0.1:27017"}, nil // but the set says eu-west-1
+		return MongoPrimaryMoveResult{Outcome: Outcome{State: StateCompleted, Changes: h.mongoChanges(ctx, in.Spec)}, Primary: "127.0.0.1:27017"}, nil // but the set says eu-west-1
 	}
 	res, err := h.run(rmInput(rmSpec()))
 	require.NoError(t, err)
@@ -439,7 +498,7 @@ func TestRegionMoveForwardsSteeringToRunningChild(t *testing.T) {
 			sel.Select(ctx)
 		}
 		h.setPrimary("eu-west-2")
-		return MongoPrimaryMoveResult{State: StateCompleted}, nil
+		return MongoPrimaryMoveResult{Outcome: Outcome{State: StateCompleted}}, nil
 	}
 	var self, approve, pause, resume *rmUpdate
 	h.after(2*childTime, func() {
@@ -511,7 +570,7 @@ func TestRegionMovePlanDriftRefuses(t *testing.T) {
 	_, err := h.run(in)
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, ErrPlanDrifted, ae.Type())
+	require.True(t, HasErrorType(err, ErrPlanDrifted), "%v", err)
 	require.True(t, ae.NonRetryable())
 	require.Empty(t, h.eventsOf())
 	// A move that ends before a phase starts shows that phase as skipped, not still to come.
@@ -529,16 +588,6 @@ func TestRegionMovePinnedPlanPinsChildren(t *testing.T) {
 	require.Equal(t, "h-ami", h.inputs["ami"].(AMIShareInput).PlanHash)
 	require.Equal(t, "h-mongo", h.inputs["mongo"].(MongoPrimaryMoveInput).PlanHash)
 	require.Equal(t, "h-dns", h.inputs["dns"].(DNSShiftInput).PlanHash)
-}
-
-func TestRegionMoveReverseDNSGradual(t *testing.T) {
-	s := rmSpec().DNS
-	s.RollbackMode = RollbackGradual
-	s.Percents = []int{1, 10, 25, 50, 100}
-	r := ReverseDNSShiftSpec(*s)
-	require.Equal(t, []int{50, 75, 90, 99, 100}, r.Percents)
-	require.Len(t, r.ApproveAfter, 5)
-	require.Equal(t, "eu-west-1", r.To)
 }
 
 func TestWindowAt(t *testing.T) {
@@ -593,7 +642,7 @@ func TestRegionMoveCancelStopsWithoutUnwinding(t *testing.T) {
 	h := newRMHarness(t)
 	h.mongo = func(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrimaryMoveResult, error) {
 		err := workflow.Sleep(ctx, time.Hour)
-		return MongoPrimaryMoveResult{State: StateCancelled}, err
+		return MongoPrimaryMoveResult{Outcome: Outcome{State: StateCancelled}}, err
 	}
 	h.after(childTime+30*time.Second, func() { h.env.CancelWorkflow() })
 	_, err := h.run(rmInput(rmSpec()))
@@ -601,6 +650,6 @@ func TestRegionMoveCancelStopsWithoutUnwinding(t *testing.T) {
 	require.Equal(t, []string{"ami", "mongo"}, h.eventsOf())
 	p := h.progress()
 	require.Equal(t, StateCancelled, p.State)
-	require.Contains(t, p.Message, "completed phases stay in effect: ami-share")
+	require.Contains(t, p.Message, "cancelled; still in effect: ami-share: 2 image(s)")
 	require.Equal(t, PhaseSkipped, phaseStates(p.Phases)[PhaseDNSShift], "the phase after the cancelled one never started")
 }

@@ -238,7 +238,7 @@ func (s *Steering) Update(ctx workflow.Context, f func(p *Progress)) {
 func (s *Steering) SetSteps(ctx workflow.Context, names, details []string) {
 	s.p.Steps = make([]StepProgress, len(names))
 	for i, n := range names {
-		s.p.Steps[i] = StepProgress{Name: n, Status: "pending"}
+		s.p.Steps[i] = StepProgress{Name: n, Status: StepPending}
 		if i < len(details) {
 			s.p.Steps[i].Detail = details[i]
 		}
@@ -251,7 +251,7 @@ func (s *Steering) StartStep(ctx workflow.Context, i int) {
 	if i < 0 || i >= len(s.p.Steps) {
 		return
 	}
-	s.p.Steps[i].Status = "running"
+	s.p.Steps[i].Status = StepRunning
 	s.p.Steps[i].StartTime = workflow.Now(ctx)
 	s.p.Steps[i].EndTime = time.Time{}
 	s.refresh(ctx)
@@ -272,13 +272,45 @@ func (s *Steering) EndStep(ctx workflow.Context, i int, status, detail string) {
 
 // Audit appends to the audit trail.
 func (s *Steering) Audit(ctx workflow.Context, identity, action, reason, step string) {
+	s.AuditDetails(ctx, identity, action, reason, step, "")
+}
+
+// AuditDetails appends to the audit trail with details for whoever digs: a failure's whole
+// error chain, where the reason holds the one line people read.
+func (s *Steering) AuditDetails(ctx workflow.Context, identity, action, reason, step, details string) {
 	if identity == "" {
 		identity = "(unknown)"
 	}
+	if details == reason {
+		details = ""
+	}
 	s.p.Audit = append(s.p.Audit, AuditEntry{
-		Time: workflow.Now(ctx), Identity: identity, Action: action, Reason: reason, Step: step,
+		Time: workflow.Now(ctx), Identity: identity, Action: action, Reason: reason, Step: step, Details: details,
 	})
 	s.refresh(ctx)
+}
+
+// State is the migration's state now (derived, never stored apart from the flags).
+func (s *Steering) State() string { return s.state() }
+
+// Finished reports whether Finish ran: every later action is refused.
+func (s *Steering) Finished() bool { return s.finished }
+
+// RollingBack reports whether the rollback is running (BeginRollback ran).
+func (s *Steering) RollingBack() bool { return s.rollingBack }
+
+// AwaitingApproval reports whether this migration's own approval gate is open.
+func (s *Steering) AwaitingApproval() bool { return s.pending != nil && !s.pending.done }
+
+// LastAction returns the latest audited request of action ("pause", "resume", ...), so a
+// composite that passes an action on to a phase carries who asked and why.
+func (s *Steering) LastAction(action string) ActionRequest {
+	for i := len(s.p.Audit) - 1; i >= 0; i-- {
+		if e := s.p.Audit[i]; e.Action == action {
+			return ActionRequest{Identity: e.Identity, Reason: e.Reason, Step: e.Step}
+		}
+	}
+	return ActionRequest{Identity: SystemIdentity}
 }
 
 // Paused reports whether a pause is in force.
@@ -397,14 +429,42 @@ func (s *Steering) validateApprove(req ActionRequest) error {
 		return errors.New("nothing awaits approval")
 	case req.Step != "" && req.Step != g.step:
 		return fmt.Errorf("approval is for step %q, but step %q awaits approval", req.Step, g.step)
-	case strings.TrimSpace(req.Identity) == "":
-		return errors.New("an approval needs an identity (who approves)")
-	case req.Identity == s.opts.Initiator && !s.opts.Approvals.AllowSelfApproval:
-		return fmt.Errorf("%s started this migration and cannot approve it (four-eyes); ask someone else, or set approvals.allowSelfApproval in the spec", req.Identity)
+	case s.CheckApprover(req) != nil:
+		return s.CheckApprover(req)
 	case slices.Contains(g.approvedBy, req.Identity):
 		return fmt.Errorf("%s already approved step %q; it needs %d distinct approvers", req.Identity, g.step, g.required)
 	}
 	return nil
+}
+
+// CheckApprover is the four-eyes rule, in one place: an approval needs an identity, and the
+// initiator may not approve unless the policy allows it. A composite that passes an
+// approval on to a phase checks it here first, so its caller gets an immediate answer.
+func (s *Steering) CheckApprover(req ActionRequest) error {
+	switch {
+	case strings.TrimSpace(req.Identity) == "":
+		return errors.New("an approval needs an identity (who approves)")
+	case req.Identity == s.opts.Initiator && !s.opts.Approvals.AllowSelfApproval:
+		return fmt.Errorf("%s started this migration and cannot approve it (four-eyes); ask someone else, or set approvals.allowSelfApproval in the spec", req.Identity)
+	}
+	return nil
+}
+
+// ValidateApprove and Approve are the steering's own approve action, for a migration that
+// takes the action over (SteeringOptions.Actions) but handles some cases itself.
+func (s *Steering) ValidateApprove(req ActionRequest) error { return s.validateApprove(req) }
+
+// Approve applies an approval validated by ValidateApprove.
+func (s *Steering) Approve(ctx workflow.Context, req ActionRequest) ActionResult {
+	return ActionResult{State: s.state(), Message: s.applyApprove(ctx, req)}
+}
+
+// ValidateResume and Resume are the steering's own resume action (see ValidateApprove).
+func (s *Steering) ValidateResume(req ActionRequest) error { return s.validateResume(req) }
+
+// Resume applies a resume validated by ValidateResume.
+func (s *Steering) Resume(ctx workflow.Context, req ActionRequest) ActionResult {
+	return ActionResult{State: s.state(), Message: s.applyResume(ctx, req)}
 }
 
 func (s *Steering) applyApprove(ctx workflow.Context, req ActionRequest) string {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -137,7 +138,7 @@ func TestReplayHistories(t *testing.T) {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflow(DNSShift)
 	r.RegisterWorkflow(PlanDNSShift)
-	logger := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	logger := log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(logger, f))

@@ -22,6 +22,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OnFailure says what a migration that fails part-way does with what it changed.
+type OnFailure int32
+
+const (
+	// Default: ON_FAILURE_ROLLBACK.
+	OnFailure_ON_FAILURE_UNSPECIFIED OnFailure = 0
+	// Undo every change the run made, so it ends where it started ("rolled back").
+	OnFailure_ON_FAILURE_ROLLBACK OnFailure = 1
+	// Leave the changes in place; the failure message and the result say exactly what is
+	// still in effect.
+	OnFailure_ON_FAILURE_LEAVE OnFailure = 2
+)
+
+// Enum value maps for OnFailure.
+var (
+	OnFailure_name = map[int32]string{
+		0: "ON_FAILURE_UNSPECIFIED",
+		1: "ON_FAILURE_ROLLBACK",
+		2: "ON_FAILURE_LEAVE",
+	}
+	OnFailure_value = map[string]int32{
+		"ON_FAILURE_UNSPECIFIED": 0,
+		"ON_FAILURE_ROLLBACK":    1,
+		"ON_FAILURE_LEAVE":       2,
+	}
+)
+
+func (x OnFailure) Enum() *OnFailure {
+	p := new(OnFailure)
+	*p = x
+	return p
+}
+
+func (x OnFailure) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OnFailure) Descriptor() protoreflect.EnumDescriptor {
+	return file_ferry_v1_spec_proto_enumTypes[0].Descriptor()
+}
+
+func (OnFailure) Type() protoreflect.EnumType {
+	return &file_ferry_v1_spec_proto_enumTypes[0]
+}
+
+func (x OnFailure) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OnFailure.Descriptor instead.
+func (OnFailure) EnumDescriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{0}
+}
+
 // RollbackMode says how original weights are restored.
 type RollbackMode int32
 
@@ -59,11 +113,11 @@ func (x RollbackMode) String() string {
 }
 
 func (RollbackMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_ferry_v1_spec_proto_enumTypes[0].Descriptor()
+	return file_ferry_v1_spec_proto_enumTypes[1].Descriptor()
 }
 
 func (RollbackMode) Type() protoreflect.EnumType {
-	return &file_ferry_v1_spec_proto_enumTypes[0]
+	return &file_ferry_v1_spec_proto_enumTypes[1]
 }
 
 func (x RollbackMode) Number() protoreflect.EnumNumber {
@@ -72,7 +126,7 @@ func (x RollbackMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RollbackMode.Descriptor instead.
 func (RollbackMode) EnumDescriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{0}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{1}
 }
 
 // GateFailureAction says what a failing gate does.
@@ -112,11 +166,11 @@ func (x GateFailureAction) String() string {
 }
 
 func (GateFailureAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_ferry_v1_spec_proto_enumTypes[1].Descriptor()
+	return file_ferry_v1_spec_proto_enumTypes[2].Descriptor()
 }
 
 func (GateFailureAction) Type() protoreflect.EnumType {
-	return &file_ferry_v1_spec_proto_enumTypes[1]
+	return &file_ferry_v1_spec_proto_enumTypes[2]
 }
 
 func (x GateFailureAction) Number() protoreflect.EnumNumber {
@@ -125,7 +179,7 @@ func (x GateFailureAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GateFailureAction.Descriptor instead.
 func (GateFailureAction) EnumDescriptor() ([]byte, []int) {
-	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{2}
 }
 
 // MigrationSpec describes one migration. It is the single schema for spec files: YAML and
@@ -139,6 +193,9 @@ type MigrationSpec struct {
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who may approve gates, and how many must.
 	Approvals *ApprovalPolicy `protobuf:"bytes,3,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	// What a migration that fails part-way does with what it changed: roll it back to where
+	// it started (the default) or leave it in place and report it, for a person to decide.
+	OnFailure OnFailure `protobuf:"varint,4,opt,name=on_failure,json=onFailure,proto3,enum=ferry.v1.OnFailure" json:"on_failure,omitempty"`
 	// What to migrate. Exactly one kind is set.
 	//
 	// Types that are valid to be assigned to Kind:
@@ -201,6 +258,13 @@ func (x *MigrationSpec) GetApprovals() *ApprovalPolicy {
 		return x.Approvals
 	}
 	return nil
+}
+
+func (x *MigrationSpec) GetOnFailure() OnFailure {
+	if x != nil {
+		return x.OnFailure
+	}
+	return OnFailure_ON_FAILURE_UNSPECIFIED
 }
 
 func (x *MigrationSpec) GetKind() isMigrationSpec_Kind {
@@ -1550,11 +1614,13 @@ var File_ferry_v1_spec_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\n" +
-	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf6\x02\n" +
+	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x03\n" +
 	"\rMigrationSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
-	"\tapprovals\x18\x03 \x01(\v2\x18.ferry.v1.ApprovalPolicyR\tapprovals\x125\n" +
+	"\tapprovals\x18\x03 \x01(\v2\x18.ferry.v1.ApprovalPolicyR\tapprovals\x122\n" +
+	"\n" +
+	"on_failure\x18\x04 \x01(\x0e2\x13.ferry.v1.OnFailureR\tonFailure\x125\n" +
 	"\tdns_shift\x18\n" +
 	" \x01(\v2\x16.ferry.v1.DnsShiftSpecH\x00R\bdnsShift\x125\n" +
 	"\tami_share\x18\v \x01(\v2\x16.ferry.v1.AmiShareSpecH\x00R\bamiShare\x12N\n" +
@@ -1681,7 +1747,11 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\x06region\x18\x02 \x01(\tR\x06region\"P\n" +
 	"\x10SandboxErrorRate\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12$\n" +
-	"\x0emax_error_rate\x18\x02 \x01(\x01R\fmaxErrorRate*e\n" +
+	"\x0emax_error_rate\x18\x02 \x01(\x01R\fmaxErrorRate*V\n" +
+	"\tOnFailure\x12\x1a\n" +
+	"\x16ON_FAILURE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ON_FAILURE_ROLLBACK\x10\x01\x12\x14\n" +
+	"\x10ON_FAILURE_LEAVE\x10\x02*e\n" +
 	"\fRollbackMode\x12\x1d\n" +
 	"\x19ROLLBACK_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ROLLBACK_MODE_IMMEDIATE\x10\x01\x12\x19\n" +
@@ -1704,63 +1774,65 @@ func file_ferry_v1_spec_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_spec_proto_rawDescData
 }
 
-var file_ferry_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_ferry_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_ferry_v1_spec_proto_goTypes = []any{
-	(RollbackMode)(0),            // 0: ferry.v1.RollbackMode
-	(GateFailureAction)(0),       // 1: ferry.v1.GateFailureAction
-	(*MigrationSpec)(nil),        // 2: ferry.v1.MigrationSpec
-	(*RegionMoveSpec)(nil),       // 3: ferry.v1.RegionMoveSpec
-	(*MaintenanceWindow)(nil),    // 4: ferry.v1.MaintenanceWindow
-	(*SecretRef)(nil),            // 5: ferry.v1.SecretRef
-	(*AmiShareSpec)(nil),         // 6: ferry.v1.AmiShareSpec
-	(*MongoPrimaryMoveSpec)(nil), // 7: ferry.v1.MongoPrimaryMoveSpec
-	(*MongoPriorities)(nil),      // 8: ferry.v1.MongoPriorities
-	(*ApprovalPolicy)(nil),       // 9: ferry.v1.ApprovalPolicy
-	(*DnsShiftSpec)(nil),         // 10: ferry.v1.DnsShiftSpec
-	(*Gate)(nil),                 // 11: ferry.v1.Gate
-	(*HttpProbe)(nil),            // 12: ferry.v1.HttpProbe
-	(*Route53HealthCheck)(nil),   // 13: ferry.v1.Route53HealthCheck
-	(*CloudWatchAlarm)(nil),      // 14: ferry.v1.CloudWatchAlarm
-	(*SandboxErrorRate)(nil),     // 15: ferry.v1.SandboxErrorRate
-	nil,                          // 16: ferry.v1.AmiShareSpec.ImageTagsEntry
-	nil,                          // 17: ferry.v1.AmiShareSpec.KmsKeysEntry
-	nil,                          // 18: ferry.v1.AmiShareSpec.AddTagsEntry
-	(*durationpb.Duration)(nil),  // 19: google.protobuf.Duration
+	(OnFailure)(0),               // 0: ferry.v1.OnFailure
+	(RollbackMode)(0),            // 1: ferry.v1.RollbackMode
+	(GateFailureAction)(0),       // 2: ferry.v1.GateFailureAction
+	(*MigrationSpec)(nil),        // 3: ferry.v1.MigrationSpec
+	(*RegionMoveSpec)(nil),       // 4: ferry.v1.RegionMoveSpec
+	(*MaintenanceWindow)(nil),    // 5: ferry.v1.MaintenanceWindow
+	(*SecretRef)(nil),            // 6: ferry.v1.SecretRef
+	(*AmiShareSpec)(nil),         // 7: ferry.v1.AmiShareSpec
+	(*MongoPrimaryMoveSpec)(nil), // 8: ferry.v1.MongoPrimaryMoveSpec
+	(*MongoPriorities)(nil),      // 9: ferry.v1.MongoPriorities
+	(*ApprovalPolicy)(nil),       // 10: ferry.v1.ApprovalPolicy
+	(*DnsShiftSpec)(nil),         // 11: ferry.v1.DnsShiftSpec
+	(*Gate)(nil),                 // 12: ferry.v1.Gate
+	(*HttpProbe)(nil),            // 13: ferry.v1.HttpProbe
+	(*Route53HealthCheck)(nil),   // 14: ferry.v1.Route53HealthCheck
+	(*CloudWatchAlarm)(nil),      // 15: ferry.v1.CloudWatchAlarm
+	(*SandboxErrorRate)(nil),     // 16: ferry.v1.SandboxErrorRate
+	nil,                          // 17: ferry.v1.AmiShareSpec.ImageTagsEntry
+	nil,                          // 18: ferry.v1.AmiShareSpec.KmsKeysEntry
+	nil,                          // 19: ferry.v1.AmiShareSpec.AddTagsEntry
+	(*durationpb.Duration)(nil),  // 20: google.protobuf.Duration
 }
 var file_ferry_v1_spec_proto_depIdxs = []int32{
-	9,  // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
-	10, // 1: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	6,  // 2: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	7,  // 3: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	3,  // 4: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
-	6,  // 5: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	7,  // 6: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	10, // 7: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	4,  // 8: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
-	16, // 9: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
-	17, // 10: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
-	18, // 11: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
-	5,  // 12: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
-	8,  // 13: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
-	19, // 14: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
-	19, // 15: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
-	19, // 16: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
-	19, // 17: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
-	11, // 18: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
-	19, // 19: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
-	0,  // 20: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
-	1,  // 21: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
-	12, // 22: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
-	13, // 23: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
-	14, // 24: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
-	15, // 25: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
-	19, // 26: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	10, // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
+	0,  // 1: ferry.v1.MigrationSpec.on_failure:type_name -> ferry.v1.OnFailure
+	11, // 2: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	7,  // 3: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	8,  // 4: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	4,  // 5: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
+	7,  // 6: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	8,  // 7: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	11, // 8: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	5,  // 9: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
+	17, // 10: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
+	18, // 11: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
+	19, // 12: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
+	6,  // 13: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
+	9,  // 14: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
+	20, // 15: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
+	20, // 16: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
+	20, // 17: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
+	20, // 18: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
+	12, // 19: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
+	20, // 20: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
+	1,  // 21: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
+	2,  // 22: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
+	13, // 23: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
+	14, // 24: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
+	15, // 25: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
+	16, // 26: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
+	20, // 27: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_spec_proto_init() }
@@ -1789,7 +1861,7 @@ func file_ferry_v1_spec_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_spec_proto_rawDesc), len(file_ferry_v1_spec_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,

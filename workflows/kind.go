@@ -1,0 +1,181 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// KindDef is the kind contract: everything the worker, the server and a composite
+// migration (the region move, later the fleet) need to know about one migration kind,
+// described once. None of them switches on kind; they look the descriptor up.
+//
+// The functions take the kind's own types (its input, its spec) as any, because the
+// composites carry them opaquely; each kind's file asserts its own type.
+//
+// The other half of a kind's description, building its input from the proto spec, lives in
+// package spec (spec.Kinds), because spec imports this package and not the reverse.
+type KindDef struct {
+	// Name is the FerryKind search attribute's value, e.g. "dns-shift".
+	Name string
+	// WorkflowName and Workflow are the migration's workflow, registered under the stable
+	// name (renaming a Go function must not rename a workflow type in running histories).
+	WorkflowName string
+	Workflow     any
+	// PlanName and Plan are the read-only dry run.
+	PlanName string
+	Plan     any
+	// LockID is the resource lock for a run of input in: the workflow id, computed from the
+	// resource's identity, so two migrations of one resource can never run at once.
+	LockID func(in any) string
+	// PlanInput is the plan workflow's input for a run of input in.
+	PlanInput func(in any) any
+	// NewInput builds the workflow's input from the kind's spec (the spec struct, not a
+	// pointer) and the common fields; composites use it for their phases.
+	NewInput func(spec any, c Common) any
+	// Summary is one line for the Temporal UI and lists.
+	Summary func(in any) string
+	// Regions are the source and target regions, for the search attributes.
+	Regions func(in any) (source string, targets []string)
+}
+
+// UndoInput is the input that makes the kind's workflow undo ch, a change report an
+// earlier run of the same kind made, instead of migrating. The undo runs as the kind's own
+// workflow under ch.ID (the resource lock), so it holds the lock while it works.
+func (k *KindDef) UndoInput(ch Changes, c Common) any {
+	c.Undo = &ch
+	c.PlanHash = ""
+	return k.NewInput(nil, c)
+}
+
+// kinds is the registry: adding a kind is one descriptor in its own file and one line here.
+var kinds = []*KindDef{dnsShiftKind, amiShareKind, mongoPrimaryMoveKind, regionMoveKind}
+
+// Kinds lists every migration kind.
+func Kinds() []*KindDef { return slices.Clone(kinds) }
+
+// KindByName returns the descriptor named name (a FerryKind value), or nil.
+func KindByName(name string) *KindDef {
+	for _, k := range kinds {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// Common is what every kind's input carries besides its spec. It is embedded in each
+// input, so it encodes flat and histories written before it existed decode unchanged.
+type Common struct {
+	Name      string
+	Reason    string
+	Initiator string
+	Approvals ApprovalPolicy
+	// PlanHash, when set, makes the run refuse to change anything if the plan computed from
+	// the state it reads now has another hash (the state drifted since `ferry plan`).
+	PlanHash string
+	// OnFailure says what a run that fails part-way does with what it changed:
+	// OnFailureRollback (the default) undoes it; OnFailureLeave leaves it in place and
+	// reports it in the failure's details (a composite that undoes its phases itself asks
+	// for this, so every phase is undone one way).
+	OnFailure string
+	// Undo, when set, makes the run undo these changes instead of migrating.
+	Undo *Changes `json:",omitempty"`
+}
+
+// OnFailure values.
+const (
+	OnFailureRollback = "rollback"
+	OnFailureLeave    = "leave"
+)
+
+// Changes is what one run of a kind changed, recorded as each change was made (the
+// compensation next to the step), with the "before" state its kind needs to undo it. Only
+// the kind that wrote Record reads it; everyone else passes it on whole, so an undo that
+// runs in a new child undoes exactly what the owner did.
+type Changes struct {
+	// Kind names the kind whose undo applies (a FerryKind value).
+	Kind string
+	// ID is the migration (the resource lock) that made the changes; the undo runs under it.
+	ID string
+	// OwnerRunID is the first run id of the run chain that made them.
+	OwnerRunID string
+	// InEffect says, in one line for people, what is still changed; empty when nothing is.
+	InEffect string
+	// Record is the kind's own before-state and list of changes.
+	Record json.RawMessage `json:",omitempty"`
+}
+
+// None reports whether nothing is in effect.
+func (c Changes) None() bool { return c.InEffect == "" }
+
+// owner identifies the run chain whose changes a run records: the workflow id (the lock)
+// and the first run id. An undo run records on behalf of the run whose changes it undoes.
+type owner struct{ ID, RunID string }
+
+func ownerOf(ctx workflow.Context, undo *Changes) owner {
+	if undo != nil {
+		return owner{ID: undo.ID, RunID: undo.OwnerRunID}
+	}
+	info := workflow.GetInfo(ctx)
+	return owner{ID: info.WorkflowExecution.ID, RunID: info.FirstRunID}
+}
+
+// newChanges encodes a kind's record. Records are plain structs, which always encode; if
+// one ever did not, the InEffect line still tells people what to undo by hand.
+func newChanges(o owner, kind, inEffect string, record any) Changes {
+	ch := Changes{Kind: kind, ID: o.ID, OwnerRunID: o.RunID, InEffect: inEffect}
+	if inEffect == "" {
+		return ch
+	}
+	if b, err := json.Marshal(record); err == nil {
+		ch.Record = b
+	}
+	return ch
+}
+
+// decodeRecord reads a kind's own record back.
+func decodeRecord[T any](ch *Changes) (T, error) {
+	var r T
+	if err := json.Unmarshal(ch.Record, &r); err != nil {
+		return r, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("undo %s: its change record cannot be read: %v", ch.ID, err), ErrPlanInvalid, err)
+	}
+	return r, nil
+}
+
+// Outcome is what every kind's result starts with (embedded, so it encodes flat): how the
+// run ended, one line for people, and what is still changed. A composite reads any child's
+// result as an Outcome.
+type Outcome struct {
+	State   string
+	Message string
+	Changes Changes
+	// Failure is, for a run that failed, what failed and its root cause in one line,
+	// without the "failed:" and "still in effect" a Message adds: a parent quotes it.
+	Failure string `json:",omitempty"`
+}
+
+// ErrMigrationFailed is the type of the error a kind ends with when it failed part-way;
+// its details hold the kind's result, whose Changes say what is still in effect.
+const ErrMigrationFailed = "MigrationFailed"
+
+// outcomeOf finds the Outcome a failed kind attached to its error, through any child
+// workflow or activity envelope.
+func outcomeOf(err error) (Outcome, bool) {
+	var ae *temporal.ApplicationError
+	for e := err; errors.As(e, &ae); e = ae.Unwrap() {
+		var o Outcome
+		if ae.HasDetails() && ae.Details(&o) == nil && o.State != "" {
+			return o, true
+		}
+		if ae.Unwrap() == nil {
+			break
+		}
+	}
+	return Outcome{}, false
+}

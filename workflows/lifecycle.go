@@ -1,0 +1,246 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The lifecycle every kind shares: the plan hash and the drift check against it, step
+// statuses, the one-line failure text, and how a run ends (completed, cancelled, failed
+// with its changes undone or reported).
+
+// Step statuses of StepProgress.
+const (
+	StepPending    = "pending"
+	StepRunning    = "running"
+	StepDone       = "done"
+	StepFailed     = "failed"
+	StepRolledBack = "rolled-back"
+)
+
+// planHashChars is how much of the sha256 a plan hash shows.
+const planHashChars = 16
+
+// PlanHash is the one way every kind hashes a plan: sha256 over the version string and a
+// canonical JSON encoding of doc (the spec and the observed state) from which every zero
+// value (empty string, 0, false, null, empty list or object) is dropped, first 16 hex
+// characters. Dropping zeros means a field added to a spec later, left at its default,
+// does not change the hashes of plans made before it; the version changes whenever the
+// encoding of something already hashed does.
+func PlanHash(version string, doc any) string {
+	b, err := json.Marshal(doc)
+	if err == nil {
+		var v any
+		if err = json.Unmarshal(b, &v); err == nil {
+			// encoding/json writes maps with sorted keys, so this encoding is canonical.
+			b, err = json.Marshal(dropZero(v))
+		}
+	}
+	if err != nil {
+		// Only values JSON cannot hold (a NaN) fail, and package spec rejects those; the
+		// message keeps the hash stable for the same bad input.
+		b = fmt.Appendf(nil, "unencodable: %v", err)
+	}
+	sum := sha256.Sum256(append([]byte(version+"\n"), b...))
+	return hex.EncodeToString(sum[:])[:planHashChars]
+}
+
+// dropZero removes zero values from decoded JSON, recursively. It returns nil for a zero.
+func dropZero(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if z := dropZero(e); z == nil {
+				delete(t, k)
+			} else {
+				t[k] = z
+			}
+		}
+		if len(t) == 0 {
+			return nil
+		}
+		return t
+	case []any:
+		// Elements keep their places (a zero in a list is meaningful), only an empty list goes.
+		if len(t) == 0 {
+			return nil
+		}
+		return t
+	case string:
+		if t == "" {
+			return nil
+		}
+	case float64:
+		if t == 0 {
+			return nil
+		}
+	case bool:
+		if !t {
+			return nil
+		}
+	}
+	return v
+}
+
+// checkDrift refuses to go on when the plan was pinned to another hash than the one the
+// state read now gives. seen names what was read, for the message; legacy are the hashes
+// the same plan had under earlier encodings (see planhash_v1.go), which a pin may name.
+func checkDrift(pinned, now, seen string, legacy ...string) error {
+	if pinned == "" || pinned == now || slices.Contains(legacy, pinned) {
+		return nil
+	}
+	msg := fmt.Sprintf("plan drifted: the plan approved had hash %s, but the state read now gives %s", pinned, now)
+	if seen != "" {
+		msg += " (" + seen + ")"
+	}
+	msg += "; run `ferry plan` again and start with the new hash"
+	return temporal.NewNonRetryableApplicationError(msg, ErrPlanDrifted, nil)
+}
+
+// failureLine is a failure as people read it: the root cause once, without the envelopes
+// (child workflow, activity, application error) each of which repeats the message below.
+func failureLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return "timed out (" + strings.ToLower(strings.TrimPrefix(te.TimeoutType().String(), "TIMEOUT_TYPE_")) + ")"
+	}
+	// Each wrapper (a child's, a phase's) says what failed and usually repeats its cause's
+	// text; the line keeps the outermost and adds only what it does not already say.
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) {
+		return strings.TrimSpace(err.Error())
+	}
+	line := ae.Message()
+	for inner := ae.Unwrap(); inner != nil; {
+		var next *temporal.ApplicationError
+		if !errors.As(inner, &next) {
+			break
+		}
+		if m := next.Message(); m != "" && !strings.Contains(line, m) {
+			if line == "" {
+				line = m
+			} else {
+				line += ": " + m
+			}
+		}
+		inner = next.Unwrap()
+	}
+	return strings.TrimSpace(line)
+}
+
+// errText is kept as the short name older code uses; it is failureLine.
+func errText(err error) string { return failureLine(err) }
+
+// runEnd is what a kind lends endRun: its steering, its changes so far, how to undo them
+// in place, and how to build its result.
+type runEnd[R any] struct {
+	ctx       workflow.Context
+	s         *Steering
+	log       log.Logger
+	onFailure string
+	// what names the run for logs, e.g. "dns shift".
+	what    string
+	changes func() Changes
+	// undo undoes the changes in place (the kind's own rollback) with why as the reason.
+	undo func(ctx workflow.Context) (R, error)
+	// result builds the kind's result around the outcome.
+	result func(o Outcome) R
+}
+
+// end finishes a run whose execute returned err (nil: res is final). A cancelled run stops
+// where it is (someone chose to stop there; every state a kind leaves between steps is
+// valid) and reports what is in effect. A failed run undoes its changes by default, so a
+// kind run alone that fails part-way ends where it started; with OnFailureLeave, or when
+// the undo fails too, it ends failed with a message that names what is still in effect and
+// the change report in the error's details for its parent or a person.
+func (e runEnd[R]) end(res R, err error) (R, error) {
+	if err == nil {
+		return res, nil
+	}
+	ctx := e.ctx
+	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		ch := e.changes()
+		msg := "cancelled; " + inEffectText(ch)
+		e.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
+		e.s.Finish(dctx, StateCancelled, msg)
+		e.log.Info(e.what+" cancelled", "inEffect", ch.InEffect)
+		return e.result(Outcome{State: StateCancelled, Message: msg, Changes: ch}), err
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == ErrMigrationFailed {
+		return res, err // already finished with its own message (a failed undo)
+	}
+	line := failureLine(err)
+	e.log.Error(e.what+" failed", "error", err)
+	if e.s.RollingBack() {
+		// The rollback itself failed (asked for, or after a gate): what it could not undo
+		// is still in effect.
+		line = "rollback failed: " + line
+		e.s.AuditDetails(ctx, SystemIdentity, "rollback failed", line, "", err.Error())
+		return e.fail(line, e.changes(), err)
+	}
+	e.s.AuditDetails(ctx, SystemIdentity, "failed", line, "", err.Error())
+	ch := e.changes()
+	if !ch.None() && e.onFailure != OnFailureLeave {
+		e.s.RequestRollback(ctx, "failed: "+line, "")
+		res, uerr := e.undo(ctx)
+		if uerr == nil {
+			return res, nil
+		}
+		if temporal.IsCanceledError(uerr) {
+			return res, uerr
+		}
+		line = fmt.Sprintf("%s; the rollback failed too: %s", line, failureLine(uerr))
+		e.s.AuditDetails(ctx, SystemIdentity, "rollback failed", failureLine(uerr), "", uerr.Error())
+		ch = e.changes()
+	}
+	return e.fail(line, ch, err)
+}
+
+// fail finishes the run as failed with ch in effect and returns the error that carries the
+// result (and so the change report) in its details.
+func (e runEnd[R]) fail(line string, ch Changes, cause error) (R, error) {
+	msg := "failed: " + line + "; " + inEffectText(ch)
+	e.s.Finish(e.ctx, StateFailed, msg)
+	res := e.result(Outcome{State: StateFailed, Message: msg, Changes: ch, Failure: line})
+	return res, temporal.NewNonRetryableApplicationError(msg, ErrMigrationFailed, cause, res)
+}
+
+// inEffectText says what is still changed, for the final message.
+func inEffectText(ch Changes) string {
+	if ch.None() {
+		return "nothing was changed"
+	}
+	return "still in effect: " + ch.InEffect
+}
+
+// HasErrorType reports whether err, or an error it wraps (a child's or an activity's),
+// is an application error of type typ: a failed run's error is ErrMigrationFailed with the
+// cause below it.
+func HasErrorType(err error, typ string) bool {
+	for err != nil {
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) {
+			return false
+		}
+		if ae.Type() == typ {
+			return true
+		}
+		err = ae.Unwrap()
+	}
+	return false
+}

@@ -1,0 +1,142 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// regionMoveKind describes the region move for the kind contract: a composite, whose
+// change record is its phases' records and whose undo undoes them in reverse.
+var regionMoveKind = &KindDef{
+	Name:         KindRegionMove,
+	WorkflowName: "RegionMove",
+	Workflow:     RegionMove,
+	PlanName:     "PlanRegionMove",
+	Plan:         PlanRegionMove,
+	LockID: func(in any) string {
+		r := in.(RegionMoveInput)
+		return RegionMoveWorkflowID(r.Name, r.Spec.SourceRegion, r.Spec.TargetRegion)
+	},
+	PlanInput: func(in any) any {
+		r := in.(RegionMoveInput)
+		return PlanRegionMoveInput{Spec: r.Spec, Name: r.Name}
+	},
+	NewInput: func(spec any, c Common) any {
+		s, _ := spec.(RegionMoveSpec)
+		return RegionMoveInput{Spec: s, Common: c}
+	},
+	Summary: func(in any) string {
+		r := in.(RegionMoveInput)
+		return fmt.Sprintf("region move %s: %s -> %s", r.Name, r.Spec.SourceRegion, r.Spec.TargetRegion)
+	},
+	Regions: func(in any) (string, []string) {
+		s := in.(RegionMoveInput).Spec
+		return s.SourceRegion, []string{s.TargetRegion}
+	},
+}
+
+// regionUndoRecord is the region move's change record: each phase's own report, in the
+// order the phases ran.
+type regionUndoRecord struct {
+	Spec   RegionMoveSpec
+	Phases []regionPhaseChanges
+}
+
+type regionPhaseChanges struct {
+	Phase   string
+	Changes Changes
+}
+
+// recordedChanges is the move's change report: every phase with something in effect.
+func (w *regionMove) recordedChanges() Changes {
+	var rec regionUndoRecord
+	var lines []string
+	for _, ph := range regionPhases(w.spec) {
+		if ch, ok := w.changes[ph.name]; ok && !ch.None() {
+			rec.Phases = append(rec.Phases, regionPhaseChanges{Phase: ph.name, Changes: ch})
+			lines = append(lines, ph.name+": "+ch.InEffect)
+		}
+	}
+	rec.Spec = w.spec
+	return newChanges(w.owner, KindRegionMove, strings.Join(lines, "; "), rec)
+}
+
+// unwind undoes, in reverse order, every phase that reported changes in effect: the failed
+// phase and the completed ones alike, each by running that kind's undo as a child under the
+// phase's own lock. It stops at the first undo that fails, and its error names what is still
+// in effect (the run's end turns that into the final message).
+func (w *regionMove) unwind(ctx workflow.Context) (RegionMoveResult, error) {
+	req := w.s.RollbackRequest()
+	why := "rollback"
+	if req != nil {
+		why = fmt.Sprintf("rollback by %s: %s", req.Identity, req.Reason)
+	}
+	w.s.BeginRollback(ctx)
+	w.skipPending(ctx, "not started: rolled back before it")
+	phases := regionPhases(w.spec)
+	var undone []string
+	for i := len(phases) - 1; i >= 0; i-- {
+		ph := phases[i]
+		ch, ok := w.changes[ph.name]
+		if !ok || ch.None() {
+			continue
+		}
+		w.s.SetPhase(ctx, "rollback: "+ph.name, why)
+		w.setPhaseState(ctx, ph.name, PhaseRollingBack, "")
+		w.s.Audit(ctx, SystemIdentity, "undo phase", ph.name+": "+ch.InEffect, ph.name)
+		detail, err := w.undoPhase(ctx, ph, ch)
+		if err != nil {
+			if temporal.IsCanceledError(err) || ctx.Err() != nil {
+				return RegionMoveResult{}, err
+			}
+			line := failureLine(err)
+			w.setPhaseState(ctx, ph.name, PhaseFailed, "undo failed: "+line)
+			return RegionMoveResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("undo of phase %s stopped: %s; undone before it: %s", ph.name, line, orNone(undone)),
+				ErrRegionRollbackIncomplete, err)
+		}
+		delete(w.changes, ph.name)
+		w.setPhaseState(ctx, ph.name, PhaseRolledBack, detail)
+		if si, ok := w.stepOf[ph.name]; ok {
+			w.s.EndStep(ctx, si, StepRolledBack, detail)
+		}
+		undone = append(undone, ph.name)
+	}
+	msg := fmt.Sprintf("rolled back (%s); undone: %s", why, orNone(undone))
+	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
+	w.s.Finish(ctx, StateRolledBack, msg)
+	return w.result(Outcome{State: StateRolledBack, Message: msg, Changes: w.recordedChanges()}), nil
+}
+
+// undoPhase runs the phase kind's undo of ch as a child and returns what it did. The undo
+// child reports what it could not undo, which replaces the phase's record.
+func (w *regionMove) undoPhase(ctx workflow.Context, ph regionPhase, ch Changes) (string, error) {
+	if len(ch.Record) == 0 {
+		return "", temporal.NewNonRetryableApplicationError(ch.InEffect, ErrRegionRollbackIncomplete, nil)
+	}
+	w.phase(ph.name).RollbackID = ch.ID
+	in := ph.kind.UndoInput(ch, Common{
+		Name: w.in.Name + " (undo " + ph.name + ")", Reason: "rollback of region move " + w.id,
+		Initiator: w.in.Initiator, Approvals: w.in.Approvals, OnFailure: OnFailureLeave,
+	})
+	cctx := w.childOptions(ctx, ch.ID, ph.kind.Name, fmt.Sprintf("region move %s rollback: undo %s", w.in.Name, ph.name))
+	var out Outcome
+	err := workflow.ExecuteChildWorkflow(cctx, ph.kind.WorkflowName, in).Get(ctx, &out)
+	if err != nil {
+		if o, ok := outcomeOf(err); ok {
+			w.changes[ph.name] = o.Changes
+			if o.Failure != "" {
+				return "", temporal.NewNonRetryableApplicationError(o.Failure, ErrRegionRollbackIncomplete, nil)
+			}
+		}
+		return "", err
+	}
+	if out.State != StateRolledBack {
+		w.changes[ph.name] = out.Changes
+		return "", fmt.Errorf("undo of %s ended %s: %s", ch.ID, out.State, out.Message)
+	}
+	return out.Message, nil
+}
