@@ -2,22 +2,13 @@ package activities
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
-	"maps"
-	"os"
-	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -50,55 +41,6 @@ const (
 	codeInvalidReplicaSetConfig  = 93
 	codeNewReplicaSetConfigIncom = 103
 )
-
-// MongoSecret is a secret reference resolved on the worker.
-type MongoSecret struct {
-	Env  string
-	File string
-}
-
-// MongoConn says how to reach a replica set. It carries no secret, only where the worker
-// finds it, so it can travel through workflow history.
-type MongoConn struct {
-	URI        string
-	ReplicaSet string
-	Username   string
-	Password   MongoSecret
-	TLS        bool
-	TLSCAFile  string
-}
-
-// MongoMember is one member of a replica set config. Fields ferry never changes are
-// read so the planner can respect them (an arbiter, hidden or delayed member never becomes
-// primary) and are sent back untouched, because reconfigs edit the live document.
-type MongoMember struct {
-	ID                 int
-	Host               string
-	Votes              int
-	Priority           float64
-	Tags               map[string]string
-	ArbiterOnly        bool
-	Hidden             bool
-	SecondaryDelaySecs int64
-	BuildIndexes       bool
-}
-
-// MongoConfig is a replica set config as read.
-type MongoConfig struct {
-	SetName string
-	Version int64
-	Term    int64
-	Members []MongoMember
-}
-
-// MongoMemberStatus is one member as replSetGetStatus reports it.
-type MongoMemberStatus struct {
-	Host          string
-	State         string // PRIMARY, SECONDARY, STARTUP2, DOWN, ...
-	Healthy       bool
-	Lag           time.Duration // behind the primary's last write; 0 without a primary
-	ConfigVersion int64
-}
 
 // MongoProbe is a member-to-be (not in the config) contacted directly.
 type MongoProbe struct {
@@ -206,240 +148,6 @@ type MongoStepDownOutput struct {
 	Detail      string
 }
 
-// Mongo drives replica-set reconfigs through the official driver. Clients are created on
-// demand per (URI, user, TLS) and cached, so consecutive activities reuse one topology
-// monitor; the password is resolved here, on the worker, from its reference.
-type Mongo struct {
-	logger *slog.Logger
-
-	mu      sync.Mutex
-	clients map[string]*mongo.Client
-	closed  bool
-}
-
-// NewMongo returns the MongoDB activities; Close disconnects the cached clients.
-func NewMongo(logger *slog.Logger) *Mongo {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Mongo{logger: logger, clients: map[string]*mongo.Client{}}
-}
-
-// Close disconnects every cached client.
-func (m *Mongo) Close() error {
-	m.mu.Lock()
-	clients := m.clients
-	m.clients, m.closed = map[string]*mongo.Client{}, true
-	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var errs []error
-	for _, c := range clients {
-		if err := c.Disconnect(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// client returns the cached client for conn; direct names one host to talk to alone.
-func (m *Mongo) client(conn MongoConn, direct string) (*mongo.Client, error) {
-	key := strings.Join([]string{conn.URI, conn.ReplicaSet, conn.Username, fmt.Sprint(conn.TLS), conn.TLSCAFile, direct}, "\x00")
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, errors.New("mongo activities are closed")
-	}
-	if c, ok := m.clients[key]; ok {
-		return c, nil
-	}
-	opts := options.Client().
-		// The floor the driver allows: the workflow waits on primary changes, and a
-		// stale topology would send reconfigs to a stepped-down member.
-		SetHeartbeatInterval(500 * time.Millisecond).
-		SetServerSelectionTimeout(10 * time.Second).
-		SetConnectTimeout(5 * time.Second).
-		SetAppName("ferry")
-	if direct != "" {
-		opts.ApplyURI("mongodb://" + direct + "/?directConnection=true")
-	} else {
-		opts.ApplyURI(conn.URI)
-		if conn.ReplicaSet != "" {
-			opts.SetReplicaSet(conn.ReplicaSet)
-		}
-	}
-	if conn.Username != "" {
-		pw, err := resolveSecret(conn.Password)
-		if err != nil {
-			return nil, err
-		}
-		opts.SetAuth(options.Credential{Username: conn.Username, Password: pw})
-	}
-	if conn.TLS {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if conn.TLSCAFile != "" {
-			pem, err := os.ReadFile(conn.TLSCAFile)
-			if err != nil {
-				return nil, permanent(ErrBadInput, err, "read TLS CA file %s: %v", conn.TLSCAFile, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, permanent(ErrBadInput, nil, "TLS CA file %s holds no PEM certificate", conn.TLSCAFile)
-			}
-			cfg.RootCAs = pool
-		}
-		opts.SetTLSConfig(cfg)
-	}
-	if err := opts.Validate(); err != nil {
-		return nil, permanent(ErrBadInput, err, "mongodb connection options: %v", err)
-	}
-	c, err := mongo.Connect(opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", redact(conn, direct), err)
-	}
-	m.clients[key] = c
-	return c, nil
-}
-
-func redact(conn MongoConn, direct string) string {
-	if direct != "" {
-		return direct
-	}
-	return conn.URI
-}
-
-// resolveSecret reads a password from the worker's environment or a file.
-func resolveSecret(s MongoSecret) (string, error) {
-	switch {
-	case s.Env != "":
-		v, ok := os.LookupEnv(s.Env)
-		if !ok || v == "" {
-			return "", permanent(ErrMongoSecret, nil, "password: environment variable %s is not set on this worker; set it or point password.file at a file", s.Env)
-		}
-		return v, nil
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", permanent(ErrMongoSecret, err, "password: read %s on this worker: %v", s.File, err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", permanent(ErrMongoSecret, nil, "password: file %s is empty", s.File)
-		}
-		return v, nil
-	}
-	return "", permanent(ErrMongoSecret, nil, "password: a username is set but no password reference (env or file)")
-}
-
-// classify turns a driver error into an activity error: invalid configs and missing
-// rights are permanent; everything else (not primary, stepped down, elections, network,
-// commit timeouts) is worth a retry once the set settles.
-func classify(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var se mongo.ServerError
-	if errors.As(err, &se) {
-		switch {
-		case se.HasErrorCode(codeInvalidReplicaSetConfig), se.HasErrorCode(codeNewReplicaSetConfigIncom):
-			return permanent(ErrMongoInvalidConfig, err, "%s: the server rejected the config: %v", op, err)
-		case se.HasErrorCode(codeUnauthorized), se.HasErrorCode(codeAuthenticationFailed):
-			return permanent(ErrAccessDenied, err, "%s: %v; grant the user clusterAdmin (replSetGetConfig, replSetReconfig, replSetStepDown)", op, err)
-		}
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
-func runCmd(ctx context.Context, c *mongo.Client, rp *readpref.ReadPref, cmd bson.D) (bson.Raw, error) {
-	o := options.RunCmd()
-	if rp != nil {
-		o.SetReadPreference(rp)
-	}
-	return c.Database("admin").RunCommand(ctx, cmd, o).Raw()
-}
-
-type rawMember struct {
-	ID                 int               `bson:"_id"`
-	Host               string            `bson:"host"`
-	ArbiterOnly        bool              `bson:"arbiterOnly"`
-	BuildIndexes       *bool             `bson:"buildIndexes"`
-	Hidden             bool              `bson:"hidden"`
-	Priority           *float64          `bson:"priority"`
-	Tags               map[string]string `bson:"tags"`
-	SecondaryDelaySecs int64             `bson:"secondaryDelaySecs"`
-	Votes              *int              `bson:"votes"`
-}
-
-type rawConfig struct {
-	ID      string      `bson:"_id"`
-	Version int64       `bson:"version"`
-	Term    int64       `bson:"term"`
-	Members []rawMember `bson:"members"`
-}
-
-func parseConfig(raw bson.Raw) (MongoConfig, error) {
-	var rc rawConfig
-	if err := bson.Unmarshal(raw, &rc); err != nil {
-		return MongoConfig{}, fmt.Errorf("decode replica set config: %w", err)
-	}
-	out := MongoConfig{SetName: rc.ID, Version: rc.Version, Term: rc.Term}
-	for _, r := range rc.Members {
-		m := MongoMember{ID: r.ID, Host: r.Host, ArbiterOnly: r.ArbiterOnly, Hidden: r.Hidden,
-			SecondaryDelaySecs: r.SecondaryDelaySecs, BuildIndexes: true, Votes: 1, Priority: 1, Tags: r.Tags}
-		// Absent fields take mongod's defaults.
-		if r.BuildIndexes != nil {
-			m.BuildIndexes = *r.BuildIndexes
-		}
-		if r.Votes != nil {
-			m.Votes = *r.Votes
-		}
-		if r.Priority != nil {
-			m.Priority = *r.Priority
-		} else if r.ArbiterOnly {
-			m.Priority = 0
-		}
-		if m.Tags == nil {
-			m.Tags = map[string]string{}
-		}
-		out.Members = append(out.Members, m)
-	}
-	return out, nil
-}
-
-type rawStatus struct {
-	Set     string `bson:"set"`
-	Members []struct {
-		Name          string    `bson:"name"`
-		Health        float64   `bson:"health"`
-		StateStr      string    `bson:"stateStr"`
-		OptimeDate    time.Time `bson:"optimeDate"`
-		ConfigVersion int64     `bson:"configVersion"`
-	} `bson:"members"`
-}
-
-func parseStatus(raw bson.Raw) (string, []MongoMemberStatus, error) {
-	var rs rawStatus
-	if err := bson.Unmarshal(raw, &rs); err != nil {
-		return "", nil, fmt.Errorf("decode replSetGetStatus: %w", err)
-	}
-	primary := ""
-	var primaryOp time.Time
-	for _, m := range rs.Members {
-		if m.StateStr == "PRIMARY" {
-			primary, primaryOp = m.Name, m.OptimeDate
-		}
-	}
-	out := make([]MongoMemberStatus, 0, len(rs.Members))
-	for _, m := range rs.Members {
-		st := MongoMemberStatus{Host: m.Name, State: m.StateStr, Healthy: m.Health >= 1, ConfigVersion: m.ConfigVersion}
-		if primary != "" && m.Health >= 1 && primaryOp.After(m.OptimeDate) {
-			st.Lag = primaryOp.Sub(m.OptimeDate)
-		}
-		out = append(out, st)
-	}
-	return primary, out, nil
-}
-
 // read fetches config and status. rp nil means the primary, which holds the newest config.
 func (m *Mongo) read(ctx context.Context, conn MongoConn, rp *readpref.ReadPref) (MongoConfig, string, []MongoMemberStatus, error) {
 	c, err := m.client(conn, "")
@@ -525,57 +233,6 @@ func (m *Mongo) probe(ctx context.Context, conn MongoConn, host string) MongoPro
 	return p
 }
 
-func memberByHost(ms []MongoMember, host string) *MongoMember {
-	for i := range ms {
-		if ms[i].Host == host {
-			return &ms[i]
-		}
-	}
-	return nil
-}
-
-// SameMembers reports whether two member lists agree on hosts, votes, priorities and the
-// tags b sets; this, not the config version, decides whether a step is already applied.
-func SameMembers(a, b []MongoMember) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, mb := range b {
-		ma := memberByHost(a, mb.Host)
-		if ma == nil || ma.Votes != mb.Votes || ma.Priority != mb.Priority {
-			return false
-		}
-		for k, v := range mb.Tags {
-			if ma.Tags[k] != v {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// VotingChanges is the size of the symmetric difference of the two voter sets, which
-// MongoDB's safe reconfig keeps at most 1. It walks slices, not maps, so workflow code
-// (the planner) can call it and stay visibly deterministic.
-func VotingChanges(a, b []MongoMember) int {
-	votes := func(ms []MongoMember, host string) bool {
-		m := memberByHost(ms, host)
-		return m != nil && m.Votes > 0
-	}
-	n := 0
-	for _, m := range a {
-		if m.Votes > 0 && !votes(b, m.Host) {
-			n++
-		}
-	}
-	for _, m := range b {
-		if m.Votes > 0 && !votes(a, m.Host) {
-			n++
-		}
-	}
-	return n
-}
-
 // ApplyReconfig applies one planned reconfig, idempotently: it reads the live config and
 // skips when it already matches the step's result; sends replSetReconfig with
 // version+1 when it matches the step's predecessor; and refuses anything else, because a
@@ -640,90 +297,6 @@ func (m *Mongo) ApplyReconfig(ctx context.Context, in MongoReconfigInput) (Mongo
 	}
 	m.logger.Info("reconfig applied", "step", in.Step, "version", cur.Version+1, "members", DescribeMembers(in.Members))
 	return out, nil
-}
-
-// editConfig turns the live config document into the next one: version+1, members
-// removed, added or changed (votes, priority) as desired; every other field as it was.
-func editConfig(doc bson.Raw, cur MongoConfig, want []MongoMember) (bson.D, error) {
-	var d bson.D
-	if err := bson.Unmarshal(doc, &d); err != nil {
-		return nil, fmt.Errorf("decode config: %w", err)
-	}
-	var liveMembers []bson.D
-	out := bson.D{}
-	for _, e := range d {
-		switch e.Key {
-		case "term":
-			// The server sets the term of a non-forced config itself.
-			continue
-		case "version":
-			out = append(out, bson.E{Key: "version", Value: cur.Version + 1})
-		case "members":
-			arr, ok := e.Value.(bson.A)
-			if !ok {
-				return nil, fmt.Errorf("config members are %T, not an array", e.Value)
-			}
-			for _, v := range arr {
-				md, ok := v.(bson.D)
-				if !ok {
-					return nil, fmt.Errorf("config member is %T, not a document", v)
-				}
-				liveMembers = append(liveMembers, md)
-			}
-			out = append(out, bson.E{Key: "members", Value: nil}) // filled below
-		default:
-			out = append(out, e)
-		}
-	}
-	nextID := 0
-	for _, mm := range cur.Members {
-		nextID = max(nextID, mm.ID+1)
-	}
-	members := bson.A{}
-	for _, w := range want {
-		var md bson.D
-		for i, lm := range cur.Members {
-			if lm.Host == w.Host {
-				md = liveMembers[i]
-			}
-		}
-		if md == nil {
-			tags := bson.D{}
-			for _, k := range slices.Sorted(maps.Keys(w.Tags)) {
-				tags = append(tags, bson.E{Key: k, Value: w.Tags[k]})
-			}
-			md = bson.D{{Key: "_id", Value: int32(nextID)}, {Key: "host", Value: w.Host}, {Key: "tags", Value: tags}}
-			nextID++
-		}
-		md = setField(md, "votes", int32(w.Votes))
-		md = setField(md, "priority", w.Priority)
-		members = append(members, md)
-	}
-	for i := range out {
-		if out[i].Key == "members" {
-			out[i].Value = members
-		}
-	}
-	return out, nil
-}
-
-func setField(d bson.D, k string, v any) bson.D {
-	for i := range d {
-		if d[i].Key == k {
-			d[i].Value = v
-			return d
-		}
-	}
-	return append(d, bson.E{Key: k, Value: v})
-}
-
-// DescribeMembers renders members compactly: host(v1,p2) in config order.
-func DescribeMembers(ms []MongoMember) string {
-	parts := make([]string, len(ms))
-	for i, m := range ms {
-		parts[i] = fmt.Sprintf("%s(v%d,p%g)", m.Host, m.Votes, m.Priority)
-	}
-	return strings.Join(parts, " ")
 }
 
 // primaryHost is the host the driver's topology currently holds as primary, from hello.
@@ -804,15 +377,6 @@ func (m *Mongo) WaitMembersReady(ctx context.Context, in MongoWaitReadyInput) (M
 				fmt.Sprintf("wait for members: %v; still waiting: %s", err, prog.Detail), ErrMongoNotReady)
 		}
 	}
-}
-
-func statusOf(ss []MongoMemberStatus, host string) *MongoMemberStatus {
-	for i := range ss {
-		if ss[i].Host == host {
-			return &ss[i]
-		}
-	}
-	return nil
 }
 
 // WaitPrimary polls until a writable primary carries RegionTag=Region, or Timeout passes
@@ -921,14 +485,4 @@ func (m *Mongo) StepDown(ctx context.Context, in MongoStepDownInput) (MongoStepD
 		return MongoStepDownOutput{}, classify("replSetStepDown on "+host, err)
 	}
 	return MongoStepDownOutput{SteppedDown: true, Primary: host, Detail: fmt.Sprintf("%s stepped down for %ds with a %ds catch-up period", host, secs, catchUp)}, nil
-}
-
-// SortedHosts returns the hosts of ms, sorted; handy for stable descriptions.
-func SortedHosts(ms []MongoMember) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Host
-	}
-	sort.Strings(out)
-	return out
 }

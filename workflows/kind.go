@@ -169,8 +169,7 @@ const ErrMigrationFailed = "MigrationFailed"
 func outcomeOf(err error) (Outcome, bool) {
 	var ae *temporal.ApplicationError
 	for e := err; errors.As(e, &ae); e = ae.Unwrap() {
-		var o Outcome
-		if ae.HasDetails() && ae.Details(&o) == nil && o.State != "" {
+		if o, ok := detailsOutcome(ae); ok {
 			return o, true
 		}
 		if ae.Unwrap() == nil {
@@ -178,4 +177,19 @@ func outcomeOf(err error) (Outcome, bool) {
 		}
 	}
 	return Outcome{}, false
+}
+
+// detailsOutcome decodes an application error's details as an Outcome. Details that came
+// over the wire decode by JSON; details of an error made in this process are the original
+// Go values, which the SDK assigns by reflection and which then panic on another type.
+func detailsOutcome(ae *temporal.ApplicationError) (o Outcome, ok bool) {
+	if !ae.HasDetails() {
+		return o, false
+	}
+	defer func() {
+		if recover() != nil {
+			o, ok = Outcome{}, false
+		}
+	}()
+	return o, ae.Details(&o) == nil && o.State != ""
 }

@@ -1,0 +1,192 @@
+// The MongoDB activities' connections: one pooled client per set and credentials (or per
+// member for direct probes), secrets resolved on the worker, and how driver errors are
+// classified for Temporal's retries.
+
+package activities
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// MongoSecret is a secret reference resolved on the worker.
+type MongoSecret struct {
+	Env  string
+	File string
+}
+
+// MongoConn says how to reach a replica set. It carries no secret, only where the worker
+// finds it, so it can travel through workflow history.
+type MongoConn struct {
+	URI        string
+	ReplicaSet string
+	Username   string
+	Password   MongoSecret
+	TLS        bool
+	TLSCAFile  string
+}
+
+// Mongo drives replica-set reconfigs through the official driver. Clients are created on
+// demand per (URI, user, TLS) and cached, so consecutive activities reuse one topology
+// monitor; the password is resolved here, on the worker, from its reference.
+type Mongo struct {
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	clients map[string]*mongo.Client
+	closed  bool
+}
+
+// NewMongo returns the MongoDB activities; Close disconnects the cached clients.
+func NewMongo(logger *slog.Logger) *Mongo {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Mongo{logger: logger, clients: map[string]*mongo.Client{}}
+}
+
+// Close disconnects every cached client.
+func (m *Mongo) Close() error {
+	m.mu.Lock()
+	clients := m.clients
+	m.clients, m.closed = map[string]*mongo.Client{}, true
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, c := range clients {
+		if err := c.Disconnect(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// client returns the cached client for conn; direct names one host to talk to alone.
+func (m *Mongo) client(conn MongoConn, direct string) (*mongo.Client, error) {
+	key := strings.Join([]string{conn.URI, conn.ReplicaSet, conn.Username, fmt.Sprint(conn.TLS), conn.TLSCAFile, direct}, "\x00")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("mongo activities are closed")
+	}
+	if c, ok := m.clients[key]; ok {
+		return c, nil
+	}
+	opts := options.Client().
+		// The floor the driver allows: the workflow waits on primary changes, and a
+		// stale topology would send reconfigs to a stepped-down member.
+		SetHeartbeatInterval(500 * time.Millisecond).
+		SetServerSelectionTimeout(10 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		SetAppName("ferry")
+	if direct != "" {
+		opts.ApplyURI("mongodb://" + direct + "/?directConnection=true")
+	} else {
+		opts.ApplyURI(conn.URI)
+		if conn.ReplicaSet != "" {
+			opts.SetReplicaSet(conn.ReplicaSet)
+		}
+	}
+	if conn.Username != "" {
+		pw, err := resolveSecret(conn.Password)
+		if err != nil {
+			return nil, err
+		}
+		opts.SetAuth(options.Credential{Username: conn.Username, Password: pw})
+	}
+	if conn.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if conn.TLSCAFile != "" {
+			pem, err := os.ReadFile(conn.TLSCAFile)
+			if err != nil {
+				return nil, permanent(ErrBadInput, err, "read TLS CA file %s: %v", conn.TLSCAFile, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, permanent(ErrBadInput, nil, "TLS CA file %s holds no PEM certificate", conn.TLSCAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		opts.SetTLSConfig(cfg)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, permanent(ErrBadInput, err, "mongodb connection options: %v", err)
+	}
+	c, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", redact(conn, direct), err)
+	}
+	m.clients[key] = c
+	return c, nil
+}
+
+func redact(conn MongoConn, direct string) string {
+	if direct != "" {
+		return direct
+	}
+	return conn.URI
+}
+
+// resolveSecret reads a password from the worker's environment or a file.
+func resolveSecret(s MongoSecret) (string, error) {
+	switch {
+	case s.Env != "":
+		v, ok := os.LookupEnv(s.Env)
+		if !ok || v == "" {
+			return "", permanent(ErrMongoSecret, nil, "password: environment variable %s is not set on this worker; set it or point password.file at a file", s.Env)
+		}
+		return v, nil
+	case s.File != "":
+		b, err := os.ReadFile(s.File)
+		if err != nil {
+			return "", permanent(ErrMongoSecret, err, "password: read %s on this worker: %v", s.File, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", permanent(ErrMongoSecret, nil, "password: file %s is empty", s.File)
+		}
+		return v, nil
+	}
+	return "", permanent(ErrMongoSecret, nil, "password: a username is set but no password reference (env or file)")
+}
+
+// classify turns a driver error into an activity error: invalid configs and missing
+// rights are permanent; everything else (not primary, stepped down, elections, network,
+// commit timeouts) is worth a retry once the set settles.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se mongo.ServerError
+	if errors.As(err, &se) {
+		switch {
+		case se.HasErrorCode(codeInvalidReplicaSetConfig), se.HasErrorCode(codeNewReplicaSetConfigIncom):
+			return permanent(ErrMongoInvalidConfig, err, "%s: the server rejected the config: %v", op, err)
+		case se.HasErrorCode(codeUnauthorized), se.HasErrorCode(codeAuthenticationFailed):
+			return permanent(ErrAccessDenied, err, "%s: %v; grant the user clusterAdmin (replSetGetConfig, replSetReconfig, replSetStepDown)", op, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func runCmd(ctx context.Context, c *mongo.Client, rp *readpref.ReadPref, cmd bson.D) (bson.Raw, error) {
+	o := options.RunCmd()
+	if rp != nil {
+		o.SetReadPreference(rp)
+	}
+	return c.Database("admin").RunCommand(ctx, cmd, o).Raw()
+}

@@ -1,0 +1,170 @@
+// The DNS shift's dwell: holding each step's weights while the gates are evaluated, and
+// what a failing gate does.
+
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ferryhq/ferry/activities"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// watch keeps the gates running while the shift holds at a step (approval, pause): traffic
+// is still flowing to the target, so a failure must still act.
+func (w *dnsShift) watch(ctx workflow.Context) error {
+	if len(w.spec.Gates) == 0 || w.step < 0 {
+		return nil
+	}
+	label := w.plan.Steps[w.step].Name
+	reason, err := w.evaluateGates(ctx, label)
+	if err != nil || reason == "" {
+		return err
+	}
+	if w.spec.OnGateFailure == OnGateFailPause {
+		w.s.Pause(ctx, reason, label)
+	} else {
+		w.s.RequestRollback(ctx, reason, label)
+	}
+	return nil
+}
+
+type dwellOutcome int
+
+const (
+	dwellDone dwellOutcome = iota
+	dwellRollback
+	dwellGateFailed
+)
+
+// dwell holds the weights for d, evaluating the gates every GateInterval (so a failure is
+// acted on within one interval). It returns early when a rollback is requested and, with
+// action "rollback", on the first failed gate; with action "pause" the caller pauses and the
+// dwell has already run to its end, because pausing holds the next step, not the clock.
+func (w *dnsShift) dwell(ctx workflow.Context, label string, d time.Duration) (dwellOutcome, string, error) {
+	end := workflow.Now(ctx).Add(d)
+	if len(w.spec.Gates) == 0 {
+		interrupted, err := w.s.Sleep(ctx, d, fmt.Sprintf("dwell %s after %s", d, label))
+		if interrupted {
+			return dwellRollback, "", err
+		}
+		return dwellDone, "", err
+	}
+	every := w.spec.GateInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	failed := ""
+	for {
+		left := end.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			break
+		}
+		wait := min(every, left)
+		interrupted, err := w.s.Sleep(ctx, wait, fmt.Sprintf("dwell after %s: gates in %s, %s left", label, wait, left.Round(time.Second)))
+		if err != nil {
+			return dwellDone, "", err
+		}
+		if interrupted {
+			return dwellRollback, "", nil
+		}
+		reason, err := w.evaluateGates(ctx, label)
+		if err != nil {
+			return dwellDone, "", err
+		}
+		if reason != "" && failed == "" {
+			failed = reason
+			if w.spec.OnGateFailure != OnGateFailPause || w.s.RollingBack() {
+				return dwellGateFailed, reason, nil
+			}
+			// Pause at once so no one approves or resumes past a failing gate unawares.
+			w.s.Pause(ctx, reason, label)
+		}
+	}
+	if failed != "" {
+		return dwellGateFailed, failed, nil
+	}
+	return dwellDone, "", nil
+}
+
+// evaluateGates runs the gates once and returns why a gate failed (reached its failure
+// threshold), or "".
+func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (string, error) {
+	checks := make([]activities.GateCheck, len(w.spec.Gates))
+	for i, g := range w.spec.Gates {
+		checks[i] = gateCheck(g)
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// Probes time out in seconds; a bound well above that, but short, lets another worker
+		// take over quickly when the one evaluating dies.
+		StartToCloseTimeout: 30 * time.Second,
+		// One quick retry for a transient API error; beyond that the evaluation counts as
+		// failing, since a gate that cannot be read cannot vouch for the step.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2},
+		Summary:     fmt.Sprintf("gates after %s", step),
+	})
+	var out activities.EvaluateGatesOutput
+	err := workflow.ExecuteActivity(actx, gates.EvaluateGates, activities.EvaluateGatesInput{Gates: checks}).Get(ctx, &out)
+	now := workflow.Now(ctx)
+	results := make([]GateResult, len(w.spec.Gates))
+	switch {
+	case err != nil && (temporal.IsCanceledError(err) || ctx.Err() != nil):
+		return "", err
+	case err != nil:
+		for i, g := range w.spec.Gates {
+			results[i] = GateResult{Name: g.Name, Healthy: false, Detail: "could not evaluate: " + err.Error(), Time: now}
+		}
+	default:
+		for i, g := range w.spec.Gates {
+			results[i] = GateResult{Name: g.Name, Healthy: false, Detail: "no result", Time: now}
+			if i < len(out.Results) {
+				r := out.Results[i]
+				results[i] = GateResult{Name: g.Name, Healthy: r.Healthy, Detail: r.Detail, Time: r.Time}
+			}
+		}
+	}
+	failed := ""
+	w.result = results
+	w.s.Update(ctx, func(p *Progress) { p.DNS.Gates = results })
+	for i, g := range w.spec.Gates {
+		if results[i].Healthy {
+			if w.fails[g.Name] >= max(g.FailureThreshold, 1) {
+				w.s.Audit(ctx, SystemIdentity, "gate recovered", g.Name+": "+results[i].Detail, step)
+			}
+			w.fails[g.Name] = 0
+			continue
+		}
+		w.fails[g.Name]++
+		threshold := max(g.FailureThreshold, 1)
+		if w.fails[g.Name] < threshold {
+			continue
+		}
+		reason := fmt.Sprintf("gate failed: %s (%d consecutive): %s", g.Name, w.fails[g.Name], results[i].Detail)
+		if failed == "" {
+			failed = reason
+		}
+		// A gate that stays failing is reported every evaluation (so a resume past it
+		// pauses again) but audited once, when it crosses its threshold.
+		if w.fails[g.Name] == threshold {
+			w.s.Audit(ctx, SystemIdentity, "gate failed", reason, step)
+			w.log.Warn("gate failed", "step", step, "reason", reason)
+		}
+	}
+	return failed, nil
+}
+
+func gateCheck(g Gate) activities.GateCheck {
+	c := activities.GateCheck{Name: g.Name, HealthCheckID: g.HealthCheckID}
+	if g.HTTP != nil {
+		c.HTTP = &activities.HTTPCheck{URL: g.HTTP.URL, ExpectStatus: g.HTTP.ExpectStatus, Timeout: g.HTTP.Timeout}
+	}
+	if g.Alarm != nil {
+		c.Alarm = &activities.AlarmCheck{Name: g.Alarm.Name, Region: g.Alarm.Region}
+	}
+	if g.ErrorRate != nil {
+		c.ErrorRate = &activities.ErrorRateCheck{Region: g.ErrorRate.Region, MaxErrorRate: g.ErrorRate.MaxErrorRate}
+	}
+	return c
+}
