@@ -49,7 +49,7 @@ func AMIShare(ctx workflow.Context, in AMIShareInput) (AMIShareResult, error) {
 	if err := w.setup(ctx, in); err != nil {
 		return AMIShareResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
-	return w.run(ctx)
+	return runKind[AMIShareResult](ctx, "ami share", w)
 }
 
 // --- plan ----------------------------------------------------------------------------------
@@ -163,33 +163,25 @@ func (w *amiShare) setPair(ctx workflow.Context, p *amiPair, state, detail strin
 }
 
 func (w *amiShare) result(state, msg string) AMIShareResult {
-	return w.resultWith(Outcome{State: state, Message: msg, Changes: w.changes()})
+	return w.resultOf(Outcome{State: state, Message: msg, Changes: w.changes()})
 }
 
-func (w *amiShare) resultWith(o Outcome) AMIShareResult {
+func (w *amiShare) resultOf(o Outcome) AMIShareResult {
 	return AMIShareResult{Outcome: o, Copies: w.copies()}
 }
 
-func (w *amiShare) run(ctx workflow.Context) (AMIShareResult, error) {
-	var res AMIShareResult
-	var err error
-	if w.in.Undo != nil {
-		w.s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: %s (%s)", w.in.Undo.ID, w.in.Undo.InEffect, w.in.Reason), "")
-		w.s.RequestRollback(ctx, "undo of "+w.in.Undo.ID+": "+w.in.Reason, "")
-		res, err = w.rollback(ctx)
-	} else {
-		res, err = w.execute(ctx)
-	}
-	w.done = true
-	return runEnd[AMIShareResult]{
-		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "ami share",
-		changes: w.changes,
-		undo:    w.rollback,
-		result:  w.resultWith,
-	}.end(res, err)
+func (w *amiShare) steering() *Steering { return w.s }
+func (w *amiShare) common() Common      { return w.in.Common }
+
+// undoRecorded is an undo run: the recorded images came in through setup; the rollback
+// removes exactly those.
+func (w *amiShare) undoRecorded(ctx workflow.Context) (AMIShareResult, error) {
+	return w.rollback(ctx)
 }
 
 func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
+	// done stops the watcher that cancels the waits on a rollback request.
+	defer func() { w.done = true }()
 	w.s.SetPhase(ctx, "preflight", "resolving images, regions and keys")
 	obs, err := resolveAMIs(ctx, w.spec, nil)
 	if err != nil {
@@ -342,13 +334,8 @@ func (w *amiShare) record(region, imageID string, snaps []string, fromInstance b
 // the copies first, then images made from instances. Each removal is idempotent, so a
 // retried or replayed rollback converges.
 func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
-	req := w.s.RollbackRequest()
-	why := "rollback"
-	if req != nil {
-		why = fmt.Sprintf("rollback by %s: %s", req.Identity, req.Reason)
-	}
 	w.rollingBack = true
-	w.s.BeginRollback(ctx)
+	why := w.s.BeginRollback(ctx)
 	var copies, fromInstances []createdImage
 	for _, c := range w.created {
 		if c.FromInstance {

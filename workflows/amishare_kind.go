@@ -6,33 +6,19 @@ import (
 )
 
 // amiShareKind describes the AMI share for the kind contract.
-var amiShareKind = &KindDef{
-	Name:         KindAMIShare,
-	WorkflowName: "AMIShare",
-	Workflow:     AMIShare,
-	PlanName:     "PlanAMIShare",
-	Plan:         PlanAMIShare,
-	LockID: func(in any) string {
-		s := in.(AMIShareInput).Spec
+var amiShareKind = describe(KindDef{Name: KindAMIShare, WorkflowName: "AMIShare", Workflow: AMIShare, PlanName: "PlanAMIShare", Plan: PlanAMIShare},
+	typedKind[AMIShareInput, AMIShareSpec]{
+		input: func(s AMIShareSpec, c Common) AMIShareInput { return AMIShareInput{Spec: s, Common: c} },
+		plan:  func(in AMIShareInput) any { return PlanAMIShareInput{Spec: in.Spec} },
 		// AMISelection sorts the tag keys before use, so map order never reaches the id.
 		//workflowcheck:ignore
-		return AMIShareWorkflowID(s.SourceRegion, AMISelection(s))
-	},
-	PlanInput: func(in any) any { return PlanAMIShareInput{Spec: in.(AMIShareInput).Spec} },
-	NewInput: func(spec any, c Common) any {
-		s, _ := spec.(AMIShareSpec)
-		return AMIShareInput{Spec: s, Common: c}
-	},
-	Summary: func(in any) string {
-		s := in.(AMIShareInput).Spec
-		//workflowcheck:ignore
-		return fmt.Sprintf("AMI share %s from %s to %s", AMISelection(s), s.SourceRegion, strings.Join(s.TargetRegions, ","))
-	},
-	Regions: func(in any) (string, []string) {
-		s := in.(AMIShareInput).Spec
-		return s.SourceRegion, s.TargetRegions
-	},
-}
+		lock: func(in AMIShareInput) string { return AMIShareWorkflowID(in.Spec.SourceRegion, AMISelection(in.Spec)) },
+		summary: func(in AMIShareInput) string {
+			//workflowcheck:ignore
+			return fmt.Sprintf("AMI share %s from %s to %s", AMISelection(in.Spec), in.Spec.SourceRegion, strings.Join(in.Spec.TargetRegions, ","))
+		},
+		regions: func(in AMIShareInput) (string, []string) { return in.Spec.SourceRegion, in.Spec.TargetRegions },
+	})
 
 // amiUndoRecord is the AMI share's change record: every image the run made (copies in the
 // target regions, images of instances in the source region), recorded as soon as the call

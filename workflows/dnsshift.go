@@ -35,7 +35,7 @@ func DNSShift(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 	if err := w.setup(ctx, in); err != nil {
 		return DNSShiftResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
-	return w.run(ctx)
+	return runKind[DNSShiftResult](ctx, "dns shift", w)
 }
 
 // PlanDNSShift is the dry run: it reads the record sets (on a worker, which holds the cloud
@@ -124,27 +124,14 @@ func (w *dnsShift) details(p Progress) string {
 	return b.String()
 }
 
-func (w *dnsShift) run(ctx workflow.Context) (DNSShiftResult, error) {
-	var res DNSShiftResult
-	var err error
-	if w.in.Undo != nil {
-		res, err = w.undoRecorded(ctx)
-	} else {
-		res, err = w.execute(ctx)
-	}
-	return runEnd[DNSShiftResult]{
-		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "dns shift",
-		changes: w.changes,
-		undo:    w.rollback,
-		result:  w.resWith,
-	}.end(res, err)
-}
+func (w *dnsShift) steering() *Steering { return w.s }
+func (w *dnsShift) common() Common      { return w.in.Common }
 
 func (w *dnsShift) res(state, msg string) DNSShiftResult {
-	return w.resWith(Outcome{State: state, Message: msg, Changes: w.changes()})
+	return w.resultOf(Outcome{State: state, Message: msg, Changes: w.changes()})
 }
 
-func (w *dnsShift) resWith(o Outcome) DNSShiftResult {
+func (w *dnsShift) resultOf(o Outcome) DNSShiftResult {
 	return DNSShiftResult{Outcome: o, FromWeight: w.from, ToWeight: w.to}
 }
 
@@ -297,12 +284,7 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 // to leave faster, not slower. Every batch UPSERTs known weights, so a rollback that is
 // replayed or retried after a worker restart converges on the same state.
 func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
-	req := w.s.RollbackRequest()
-	why := "rollback"
-	if req != nil {
-		why = fmt.Sprintf("rollback by %s: %s", req.Identity, req.Reason)
-	}
-	w.s.BeginRollback(ctx)
+	why := w.s.BeginRollback(ctx)
 	w.log.Info("rolling back", "reason", why, "mode", w.spec.RollbackMode, "step", w.step)
 	if w.step >= 0 && w.spec.RollbackMode == RollbackGradual {
 		for j := w.step - 1; j >= 0; j-- {

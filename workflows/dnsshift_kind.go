@@ -9,30 +9,18 @@ import (
 )
 
 // dnsShiftKind describes the DNS shift for the kind contract (see KindDef).
-var dnsShiftKind = &KindDef{
-	Name:         KindDNSShift,
-	WorkflowName: "DNSShift",
-	Workflow:     DNSShift,
-	PlanName:     "PlanDNSShift",
-	Plan:         PlanDNSShift,
-	LockID: func(in any) string {
-		s := in.(DNSShiftInput).Spec
-		return DNSShiftWorkflowID(s.Zone, s.RecordName, s.RecordType)
-	},
-	PlanInput: func(in any) any { return PlanDNSShiftInput{Spec: in.(DNSShiftInput).Spec} },
-	NewInput: func(spec any, c Common) any {
-		s, _ := spec.(DNSShiftSpec)
-		return DNSShiftInput{Spec: s, Common: c}
-	},
-	Summary: func(in any) string {
-		s := in.(DNSShiftInput).Spec
-		return fmt.Sprintf("DNS shift %s %s: %s -> %s", s.RecordName, s.RecordType, s.From, s.To)
-	},
-	Regions: func(in any) (string, []string) {
-		s := in.(DNSShiftInput).Spec
-		return s.From, []string{s.To}
-	},
-}
+var dnsShiftKind = describe(KindDef{Name: KindDNSShift, WorkflowName: "DNSShift", Workflow: DNSShift, PlanName: "PlanDNSShift", Plan: PlanDNSShift},
+	typedKind[DNSShiftInput, DNSShiftSpec]{
+		input: func(s DNSShiftSpec, c Common) DNSShiftInput { return DNSShiftInput{Spec: s, Common: c} },
+		plan:  func(in DNSShiftInput) any { return PlanDNSShiftInput{Spec: in.Spec} },
+		lock: func(in DNSShiftInput) string {
+			return DNSShiftWorkflowID(in.Spec.Zone, in.Spec.RecordName, in.Spec.RecordType)
+		},
+		summary: func(in DNSShiftInput) string {
+			return fmt.Sprintf("DNS shift %s %s: %s -> %s", in.Spec.RecordName, in.Spec.RecordType, in.Spec.From, in.Spec.To)
+		},
+		regions: func(in DNSShiftInput) (string, []string) { return in.Spec.From, []string{in.Spec.To} },
+	})
 
 // dnsWeights is what one batch set.
 type dnsWeights struct{ From, To int }
@@ -97,8 +85,7 @@ func (w *dnsShift) undoRecorded(ctx workflow.Context) (DNSShiftResult, error) {
 	w.s.Update(ctx, func(p *Progress) {
 		p.DNS = &DNSProgress{FromWeight: w.from, ToWeight: w.to, StepIndex: w.step}
 	})
-	w.s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: weights now %s=%d %s=%d, back to %s=%d %s=%d (%s)",
+	w.s.Audit(ctx, SystemIdentity, "undo plan", fmt.Sprintf("undo of %s: weights now %s=%d %s=%d, back to %s=%d %s=%d (%s)",
 		w.in.Undo.ID, w.spec.From, w.from, w.spec.To, w.to, w.spec.From, rec.OriginalFrom, w.spec.To, rec.OriginalTo, strings.TrimSpace(w.in.Reason)), "")
-	w.s.RequestRollback(ctx, "undo of "+w.in.Undo.ID+": "+w.in.Reason, "")
 	return w.rollback(ctx)
 }

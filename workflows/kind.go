@@ -43,6 +43,30 @@ type KindDef struct {
 	Regions func(in any) (source string, targets []string)
 }
 
+// typedKind is a kind's functions in its own types: In its input, S its spec. describe
+// turns them into the KindDef's any-typed functions, so a wrong type is a compile error in
+// the kind's file, not a panic in a composite.
+type typedKind[In, S any] struct {
+	input   func(S, Common) In
+	plan    func(In) any
+	lock    func(In) string
+	summary func(In) string
+	regions func(In) (source string, targets []string)
+}
+
+// describe completes d (names and workflows) with t's functions.
+func describe[In, S any](d KindDef, t typedKind[In, S]) *KindDef {
+	d.LockID = func(in any) string { return t.lock(in.(In)) }
+	d.PlanInput = func(in any) any { return t.plan(in.(In)) }
+	d.NewInput = func(spec any, c Common) any {
+		s, _ := spec.(S) // nil for an undo run, whose spec travels in its change record
+		return t.input(s, c)
+	}
+	d.Summary = func(in any) string { return t.summary(in.(In)) }
+	d.Regions = func(in any) (string, []string) { return t.regions(in.(In)) }
+	return &d
+}
+
 // UndoInput is the input that makes the kind's workflow undo ch, a change report an
 // earlier run of the same kind made, instead of migrating. The undo runs as the kind's own
 // workflow under ch.ID (the resource lock), so it holds the lock while it works.

@@ -143,6 +143,42 @@ func failureLine(err error) string {
 // errText is kept as the short name older code uses; it is failureLine.
 func errText(err error) string { return failureLine(err) }
 
+// kindRun is what a kind's run lends the shared lifecycle.
+type kindRun[R any] interface {
+	steering() *Steering
+	common() Common
+	// changes is what the run has changed so far (its change report).
+	changes() Changes
+	// execute migrates; undoRecorded undoes Common.Undo (an undo run); rollback undoes
+	// this run's own changes in place.
+	execute(ctx workflow.Context) (R, error)
+	undoRecorded(ctx workflow.Context) (R, error)
+	rollback(ctx workflow.Context) (R, error)
+	// resultOf builds the kind's result around an outcome.
+	resultOf(o Outcome) R
+}
+
+// runKind runs a kind's migration, or its undo run, and ends it the one way every kind
+// ends (runEnd.end). what names the kind in logs.
+func runKind[R any](ctx workflow.Context, what string, k kindRun[R]) (R, error) {
+	var res R
+	var err error
+	c := k.common()
+	s := k.steering()
+	if c.Undo != nil {
+		s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: %s (%s)", c.Undo.ID, c.Undo.InEffect, c.Reason), "")
+		// The kind's rollback does the work; the request names why, for its messages.
+		s.RequestRollback(ctx, "undo of "+c.Undo.ID+": "+c.Reason, "")
+		res, err = k.undoRecorded(ctx)
+	} else {
+		res, err = k.execute(ctx)
+	}
+	return runEnd[R]{
+		ctx: ctx, s: s, log: s.Logger(), onFailure: c.OnFailure, what: what,
+		changes: k.changes, undo: k.rollback, result: k.resultOf,
+	}.end(res, err)
+}
+
 // runEnd is what a kind lends endRun: its steering, its changes so far, how to undo them
 // in place, and how to build its result.
 type runEnd[R any] struct {

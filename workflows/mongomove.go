@@ -32,7 +32,7 @@ func MongoPrimaryMove(ctx workflow.Context, in MongoPrimaryMoveInput) (MongoPrim
 	if err := w.setup(ctx, in); err != nil {
 		return MongoPrimaryMoveResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
-	return w.run(ctx)
+	return runKind[MongoPrimaryMoveResult](ctx, "mongo primary move", w)
 }
 
 // PlanMongoPrimaryMove is the dry run: it reads the set and probes the new members (on a
@@ -155,34 +155,26 @@ func (w *mongoMove) observe(ctx workflow.Context, obs activities.MongoReadOutput
 	w.publish(ctx)
 }
 
-func (w *mongoMove) run(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
-	res, err := w.execute(ctx)
-	return runEnd[MongoPrimaryMoveResult]{
-		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "mongo primary move",
-		changes: w.changes,
-		undo:    w.rollback,
-		result:  w.resWith,
-	}.end(res, err)
+func (w *mongoMove) steering() *Steering { return w.s }
+func (w *mongoMove) common() Common      { return w.in.Common }
+
+// undoRecorded is an undo run: the recorded config came in through setup, and the
+// rollback planner takes the set from the config read now back to it, one vote per
+// reconfig, the primary moved back.
+func (w *mongoMove) undoRecorded(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
+	w.attempted = true
+	return w.rollback(ctx)
 }
 
-func (w *mongoMove) resWith(o Outcome) MongoPrimaryMoveResult {
+func (w *mongoMove) resultOf(o Outcome) MongoPrimaryMoveResult {
 	return MongoPrimaryMoveResult{Outcome: o, Primary: w.primary}
 }
 
 func (w *mongoMove) res(state, msg string) MongoPrimaryMoveResult {
-	return w.resWith(Outcome{State: state, Message: msg, Changes: w.changes()})
+	return w.resultOf(Outcome{State: state, Message: msg, Changes: w.changes()})
 }
 
 func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
-	if w.in.Undo != nil {
-		// An undo run: the planner takes the set from the config read now back to the
-		// recorded one, one vote per reconfig, the primary moved back.
-		w.attempted = true
-		w.s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: back to primary %s; %s (%s)",
-			w.in.Undo.ID, orDash(w.originalPrimary), activities.DescribeMembers(w.original), w.in.Reason), "")
-		w.s.RequestRollback(ctx, "undo of "+w.in.Undo.ID+": "+w.in.Reason, "")
-		return w.rollback(ctx)
-	}
 	w.s.SetPhase(ctx, "preflight", "reading the replica set and probing the new members")
 	obs, err := readMongo(ctx, w.spec, "preflight: read "+w.spec.ReplicaSet)
 	if err != nil {
@@ -442,12 +434,7 @@ func (w *mongoMove) movePrimary(ctx workflow.Context, st MongoStep, allowInterru
 // rollback restores the original config: the planner computes the way back from the
 // config read now, one vote per reconfig, primary moved back before the added members go.
 func (w *mongoMove) rollback(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
-	req := w.s.RollbackRequest()
-	why := "rollback"
-	if req != nil {
-		why = fmt.Sprintf("rollback by %s: %s", req.Identity, req.Reason)
-	}
-	w.s.BeginRollback(ctx)
+	why := w.s.BeginRollback(ctx)
 	w.log.Info("rolling back", "reason", why)
 	msg, err := w.unwind(ctx, why)
 	if err != nil {

@@ -7,29 +7,20 @@ import (
 )
 
 // mongoPrimaryMoveKind describes the MongoDB primary move for the kind contract.
-var mongoPrimaryMoveKind = &KindDef{
-	Name:         KindMongoPrimaryMove,
-	WorkflowName: "MongoPrimaryMove",
-	Workflow:     MongoPrimaryMove,
-	PlanName:     "PlanMongoPrimaryMove",
-	Plan:         PlanMongoPrimaryMove,
-	LockID: func(in any) string {
-		return MongoPrimaryMoveWorkflowID(in.(MongoPrimaryMoveInput).Spec.ReplicaSet)
-	},
-	PlanInput: func(in any) any { return PlanMongoPrimaryMoveInput{Spec: in.(MongoPrimaryMoveInput).Spec} },
-	NewInput: func(spec any, c Common) any {
-		s, _ := spec.(MongoMoveSpec)
-		return MongoPrimaryMoveInput{Spec: s, Common: c}
-	},
-	Summary: func(in any) string {
-		s := in.(MongoPrimaryMoveInput).Spec
-		return fmt.Sprintf("MongoDB primary move %s: %s -> %s", s.ReplicaSet, s.SourceRegion, s.TargetRegion)
-	},
-	Regions: func(in any) (string, []string) {
-		s := in.(MongoPrimaryMoveInput).Spec
-		return s.SourceRegion, []string{s.TargetRegion}
-	},
-}
+var mongoPrimaryMoveKind = describe(KindDef{Name: KindMongoPrimaryMove, WorkflowName: "MongoPrimaryMove", Workflow: MongoPrimaryMove, PlanName: "PlanMongoPrimaryMove", Plan: PlanMongoPrimaryMove},
+	typedKind[MongoPrimaryMoveInput, MongoMoveSpec]{
+		input: func(s MongoMoveSpec, c Common) MongoPrimaryMoveInput {
+			return MongoPrimaryMoveInput{Spec: s, Common: c}
+		},
+		plan: func(in MongoPrimaryMoveInput) any { return PlanMongoPrimaryMoveInput{Spec: in.Spec} },
+		lock: func(in MongoPrimaryMoveInput) string { return MongoPrimaryMoveWorkflowID(in.Spec.ReplicaSet) },
+		summary: func(in MongoPrimaryMoveInput) string {
+			return fmt.Sprintf("MongoDB primary move %s: %s -> %s", in.Spec.ReplicaSet, in.Spec.SourceRegion, in.Spec.TargetRegion)
+		},
+		regions: func(in MongoPrimaryMoveInput) (string, []string) {
+			return in.Spec.SourceRegion, []string{in.Spec.TargetRegion}
+		},
+	})
 
 // mongoUndoRecord is the MongoDB move's change record: the config members and the primary
 // it found. Its undo plans from the set as it is then back to these, so it needs no list of

@@ -425,16 +425,11 @@ func MongoPlanHash(spec MongoMoveSpec, obs activities.MongoReadOutput) string {
 
 // mongoPlanHashesV1 is the v1 hash of the same plan (see planhash_v1.go).
 func mongoPlanHashesV1(spec MongoMoveSpec, obs activities.MongoReadOutput) string {
-	d := mongoPlanDoc(spec, obs)
+	// v1 encoded the version first, then the same fields (embedding encodes them flat).
 	return mongoPlanHashV1(struct {
 		Version string
-		Spec    MongoMoveSpec
-		SetName string
-		CfgVer  int64
-		Primary string
-		Members any
-		Probes  []string
-	}{"ferry/mongo-primary-move/plan/v1", d.Spec, d.SetName, d.CfgVer, d.Primary, d.Members, d.Probes})
+		mongoHashDoc
+	}{"ferry/mongo-primary-move/plan/v1", mongoPlanDoc(spec, obs)})
 }
 
 type mongoHashDoc struct {

@@ -43,7 +43,7 @@ func RegionMove(ctx workflow.Context, in RegionMoveInput) (RegionMoveResult, err
 	if err := w.setup(ctx, in); err != nil {
 		return RegionMoveResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
-	return w.run(ctx)
+	return runKind[RegionMoveResult](ctx, "region move", w)
 }
 
 type regionMove struct {
@@ -60,7 +60,7 @@ type regionMove struct {
 
 	// changes is what each phase reported it changed, by phase name: the compensation
 	// recorded with each step. Unwinding undoes exactly these.
-	changes map[string]Changes
+	phaseChanges map[string]Changes
 	// results holds each completed phase's result as the child returned it; only the
 	// traffic shift's precondition reads one (the copies' states).
 	results map[string]json.RawMessage
@@ -73,7 +73,7 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 	w.id = workflow.GetInfo(ctx).WorkflowExecution.ID
 	w.owner = ownerOf(ctx, in.Undo)
 	w.log = log.With(workflow.GetLogger(ctx), "migration", w.id)
-	w.stepOf, w.changes, w.results = map[string]int{}, map[string]Changes{}, map[string]json.RawMessage{}
+	w.stepOf, w.phaseChanges, w.results = map[string]int{}, map[string]Changes{}, map[string]json.RawMessage{}
 	if in.Undo != nil {
 		rec, err := decodeRecord[regionUndoRecord](in.Undo)
 		if err != nil {
@@ -81,7 +81,7 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 		}
 		w.spec = rec.Spec
 		for _, pc := range rec.Phases {
-			w.changes[pc.Phase] = pc.Changes
+			w.phaseChanges[pc.Phase] = pc.Changes
 		}
 	}
 	for _, ph := range regionPhases(w.spec) {
@@ -156,33 +156,20 @@ func (w *regionMove) phase(name string) *PhaseProgress {
 	return nil
 }
 
-func (w *regionMove) result(o Outcome) RegionMoveResult {
+func (w *regionMove) resultOf(o Outcome) RegionMoveResult {
 	return RegionMoveResult{Outcome: o, Phases: slices.Clone(w.phases)}
 }
 
-func (w *regionMove) run(ctx workflow.Context) (RegionMoveResult, error) {
-	var res RegionMoveResult
-	var err error
-	if w.in.Undo != nil {
-		w.s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: %s (%s)", w.in.Undo.ID, w.in.Undo.InEffect, w.in.Reason), "")
-		w.s.RequestRollback(ctx, "undo of "+w.in.Undo.ID+": "+w.in.Reason, "")
-		res, err = w.unwind(ctx)
-	} else {
-		res, err = w.execute(ctx)
-	}
-	if err != nil {
-		// A move that ends early shows the phases it never began as skipped, not to come.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		w.skipPending(dctx, "not started: the move ended before it")
-	}
-	return runEnd[RegionMoveResult]{
-		ctx: ctx, s: w.s, log: w.log, onFailure: w.in.OnFailure, what: "region move",
-		changes: w.recordedChanges,
-		undo:    w.unwind,
-		result:  w.result,
-	}.end(res, err)
+func (w *regionMove) steering() *Steering { return w.s }
+func (w *regionMove) common() Common      { return w.in.Common }
+
+// undoRecorded is an undo run: the phases' records came in through setup.
+func (w *regionMove) undoRecorded(ctx workflow.Context) (RegionMoveResult, error) {
+	return w.unwind(ctx)
 }
+
+// rollback undoes the move's own changes in place: every phase with changes in effect.
+func (w *regionMove) rollback(ctx workflow.Context) (RegionMoveResult, error) { return w.unwind(ctx) }
 
 // skipPending marks the phases that never started, so a finished move shows no phase as
 // still to come. (Only the progress changes, no search attribute: replay-safe.)
@@ -194,7 +181,15 @@ func (w *regionMove) skipPending(ctx workflow.Context, why string) {
 	}
 }
 
-func (w *regionMove) execute(ctx workflow.Context) (RegionMoveResult, error) {
+func (w *regionMove) execute(ctx workflow.Context) (_ RegionMoveResult, err error) {
+	defer func() {
+		if err != nil {
+			// A move that ends early shows the phases it never began as skipped.
+			dctx, cancel := workflow.NewDisconnectedContext(ctx)
+			defer cancel()
+			w.skipPending(dctx, "not started: the move ended before it")
+		}
+	}()
 	w.s.SetPhase(ctx, "plan", "planning every phase (read-only children)")
 	plan, err := planRegionMove(ctx, w.spec, w.in.Name, w.id)
 	if err != nil {
@@ -282,7 +277,7 @@ func (w *regionMove) execute(ctx workflow.Context) (RegionMoveResult, error) {
 	msg := fmt.Sprintf("completed: %s moved from %s to %s (%s)", w.in.Name, w.spec.SourceRegion, w.spec.TargetRegion, w.phasesIn(PhaseCompleted))
 	w.s.Audit(ctx, SystemIdentity, "completed", msg, "")
 	w.s.Finish(ctx, StateCompleted, msg)
-	return w.result(Outcome{State: StateCompleted, Message: msg, Changes: w.recordedChanges()}), nil
+	return w.resultOf(Outcome{State: StateCompleted, Message: msg, Changes: w.changes()}), nil
 }
 
 // holdAt holds at one of the move's own gates before a phase. It returns why the move
@@ -364,10 +359,10 @@ func (w *regionMove) runPhase(ctx workflow.Context, ph regionPhase) (Outcome, er
 	} else {
 		// No report: the child died without one (terminated, timed out). What it changed
 		// is unknown, which the unwinding says rather than guessing.
-		w.changes[ph.name] = Changes{Kind: ph.kind.Name, ID: ph.id(), InEffect: "unknown: " + ph.id() + " ended without a change report (" + failureLine(err) + "); check it by hand"}
+		w.phaseChanges[ph.name] = Changes{Kind: ph.kind.Name, ID: ph.id(), InEffect: "unknown: " + ph.id() + " ended without a change report (" + failureLine(err) + "); check it by hand"}
 		return out, err
 	}
-	w.changes[ph.name] = out.Changes
+	w.phaseChanges[ph.name] = out.Changes
 	return out, err
 }
 

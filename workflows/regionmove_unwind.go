@@ -10,33 +10,20 @@ import (
 
 // regionMoveKind describes the region move for the kind contract: a composite, whose
 // change record is its phases' records and whose undo undoes them in reverse.
-var regionMoveKind = &KindDef{
-	Name:         KindRegionMove,
-	WorkflowName: "RegionMove",
-	Workflow:     RegionMove,
-	PlanName:     "PlanRegionMove",
-	Plan:         PlanRegionMove,
-	LockID: func(in any) string {
-		r := in.(RegionMoveInput)
-		return RegionMoveWorkflowID(r.Name, r.Spec.SourceRegion, r.Spec.TargetRegion)
-	},
-	PlanInput: func(in any) any {
-		r := in.(RegionMoveInput)
-		return PlanRegionMoveInput{Spec: r.Spec, Name: r.Name}
-	},
-	NewInput: func(spec any, c Common) any {
-		s, _ := spec.(RegionMoveSpec)
-		return RegionMoveInput{Spec: s, Common: c}
-	},
-	Summary: func(in any) string {
-		r := in.(RegionMoveInput)
-		return fmt.Sprintf("region move %s: %s -> %s", r.Name, r.Spec.SourceRegion, r.Spec.TargetRegion)
-	},
-	Regions: func(in any) (string, []string) {
-		s := in.(RegionMoveInput).Spec
-		return s.SourceRegion, []string{s.TargetRegion}
-	},
-}
+var regionMoveKind = describe(KindDef{Name: KindRegionMove, WorkflowName: "RegionMove", Workflow: RegionMove, PlanName: "PlanRegionMove", Plan: PlanRegionMove},
+	typedKind[RegionMoveInput, RegionMoveSpec]{
+		input: func(s RegionMoveSpec, c Common) RegionMoveInput { return RegionMoveInput{Spec: s, Common: c} },
+		plan:  func(in RegionMoveInput) any { return PlanRegionMoveInput{Spec: in.Spec, Name: in.Name} },
+		lock: func(in RegionMoveInput) string {
+			return RegionMoveWorkflowID(in.Name, in.Spec.SourceRegion, in.Spec.TargetRegion)
+		},
+		summary: func(in RegionMoveInput) string {
+			return fmt.Sprintf("region move %s: %s -> %s", in.Name, in.Spec.SourceRegion, in.Spec.TargetRegion)
+		},
+		regions: func(in RegionMoveInput) (string, []string) {
+			return in.Spec.SourceRegion, []string{in.Spec.TargetRegion}
+		},
+	})
 
 // regionUndoRecord is the region move's change record: each phase's own report, in the
 // order the phases ran.
@@ -50,12 +37,12 @@ type regionPhaseChanges struct {
 	Changes Changes
 }
 
-// recordedChanges is the move's change report: every phase with something in effect.
-func (w *regionMove) recordedChanges() Changes {
+// changes is the move's change report: every phase with something in effect.
+func (w *regionMove) changes() Changes {
 	var rec regionUndoRecord
 	var lines []string
 	for _, ph := range regionPhases(w.spec) {
-		if ch, ok := w.changes[ph.name]; ok && !ch.None() {
+		if ch, ok := w.phaseChanges[ph.name]; ok && !ch.None() {
 			rec.Phases = append(rec.Phases, regionPhaseChanges{Phase: ph.name, Changes: ch})
 			lines = append(lines, ph.name+": "+ch.InEffect)
 		}
@@ -69,18 +56,13 @@ func (w *regionMove) recordedChanges() Changes {
 // phase's own lock. It stops at the first undo that fails, and its error names what is still
 // in effect (the run's end turns that into the final message).
 func (w *regionMove) unwind(ctx workflow.Context) (RegionMoveResult, error) {
-	req := w.s.RollbackRequest()
-	why := "rollback"
-	if req != nil {
-		why = fmt.Sprintf("rollback by %s: %s", req.Identity, req.Reason)
-	}
-	w.s.BeginRollback(ctx)
+	why := w.s.BeginRollback(ctx)
 	w.skipPending(ctx, "not started: rolled back before it")
 	phases := regionPhases(w.spec)
 	var undone []string
 	for i := len(phases) - 1; i >= 0; i-- {
 		ph := phases[i]
-		ch, ok := w.changes[ph.name]
+		ch, ok := w.phaseChanges[ph.name]
 		if !ok || ch.None() {
 			continue
 		}
@@ -98,7 +80,7 @@ func (w *regionMove) unwind(ctx workflow.Context) (RegionMoveResult, error) {
 				fmt.Sprintf("undo of phase %s stopped: %s; undone before it: %s", ph.name, line, orNone(undone)),
 				ErrRegionRollbackIncomplete, err)
 		}
-		delete(w.changes, ph.name)
+		delete(w.phaseChanges, ph.name)
 		w.setPhaseState(ctx, ph.name, PhaseRolledBack, detail)
 		if si, ok := w.stepOf[ph.name]; ok {
 			w.s.EndStep(ctx, si, StepRolledBack, detail)
@@ -108,7 +90,7 @@ func (w *regionMove) unwind(ctx workflow.Context) (RegionMoveResult, error) {
 	msg := fmt.Sprintf("rolled back (%s); undone: %s", why, orNone(undone))
 	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
 	w.s.Finish(ctx, StateRolledBack, msg)
-	return w.result(Outcome{State: StateRolledBack, Message: msg, Changes: w.recordedChanges()}), nil
+	return w.resultOf(Outcome{State: StateRolledBack, Message: msg, Changes: w.changes()}), nil
 }
 
 // undoPhase runs the phase kind's undo of ch as a child and returns what it did. The undo
@@ -127,7 +109,7 @@ func (w *regionMove) undoPhase(ctx workflow.Context, ph regionPhase, ch Changes)
 	err := workflow.ExecuteChildWorkflow(cctx, ph.kind.WorkflowName, in).Get(ctx, &out)
 	if err != nil {
 		if o, ok := outcomeOf(err); ok {
-			w.changes[ph.name] = o.Changes
+			w.phaseChanges[ph.name] = o.Changes
 			if o.Failure != "" {
 				return "", temporal.NewNonRetryableApplicationError(o.Failure, ErrRegionRollbackIncomplete, nil)
 			}
@@ -135,7 +117,7 @@ func (w *regionMove) undoPhase(ctx workflow.Context, ph regionPhase, ch Changes)
 		return "", err
 	}
 	if out.State != StateRolledBack {
-		w.changes[ph.name] = out.Changes
+		w.phaseChanges[ph.name] = out.Changes
 		return "", fmt.Errorf("undo of %s ended %s: %s", ch.ID, out.State, out.Message)
 	}
 	return out.Message, nil

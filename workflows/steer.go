@@ -366,13 +366,20 @@ func (s *Steering) RequestRollback(ctx workflow.Context, reason, step string) {
 
 // BeginRollback records that the rollback is running: further pause and rollback requests
 // are refused until it ends, and a pause in force is lifted (a rollback must not stall).
-func (s *Steering) BeginRollback(ctx workflow.Context) {
+//
+// It returns why, for messages: who asked for the rollback and their reason.
+func (s *Steering) BeginRollback(ctx workflow.Context) (why string) {
 	s.rollingBack = true
 	s.paused = false
 	if s.pending != nil {
 		s.pending.done = true
 	}
 	s.refresh(ctx)
+	why = "rollback"
+	if r := s.rollback; r != nil {
+		why = fmt.Sprintf("rollback by %s: %s", r.Identity, r.Reason)
+	}
+	return why
 }
 
 // Sleep waits d, returning early (true) when a rollback is requested.
