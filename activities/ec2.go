@@ -54,6 +54,10 @@ const (
 	TagSourceRegion   = "ferry:source-region"
 	TagSourceInstance = "ferry:source-instance"
 	TagMigration      = "ferry:migration"
+	// TagRun names the run chain (the first run id) that made an image: ferry adopts and
+	// deletes only what its own run chain made, never an earlier run's images of the same
+	// migration id (which may be in production use).
+	TagRun = "ferry:run"
 )
 
 // CreateAMIInput creates an image from an instance.
@@ -63,6 +67,8 @@ type CreateAMIInput struct {
 	Name        string
 	Reboot      bool
 	MigrationID string
+	// RunChain is the run chain the image is made by (see TagRun).
+	RunChain string
 }
 
 // CreateAMIOutput names the image created (or found from an earlier attempt).
@@ -80,7 +86,9 @@ func (e *EC2) CreateAMI(ctx context.Context, in CreateAMIInput) (CreateAMIOutput
 	}
 	c := e.Client(in.Region)
 	where := fmt.Sprintf("image of instance %s in %s", in.InstanceID, in.Region)
-	if id, err := findTagged(ctx, c, map[string]string{TagMigration: in.MigrationID, TagSourceInstance: in.InstanceID}); err != nil {
+	// Only this run chain's image is adopted: an image an earlier run made of the same
+	// instance may be weeks old, and the migration must copy the instance as it is now.
+	if id, _, err := findTagged(ctx, c, map[string]string{TagMigration: in.MigrationID, TagSourceInstance: in.InstanceID}, in.RunChain); err != nil {
 		return CreateAMIOutput{}, ec2Err("look up "+where, err)
 	} else if id != "" {
 		activity.GetLogger(ctx).Info("found the image an earlier attempt created", "instance", in.InstanceID, "image", id)
@@ -93,9 +101,9 @@ func (e *EC2) CreateAMI(ctx context.Context, in CreateAMIInput) (CreateAMIOutput
 		// is why the spec offers reboot for those who need more.
 		NoReboot:    aws.Bool(!in.Reboot),
 		Description: aws.String(fmt.Sprintf("created by ferry migration %s from %s", in.MigrationID, in.InstanceID)),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(map[string]string{
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(runTags(in.RunChain, map[string]string{
 			TagMigration: in.MigrationID, TagSourceInstance: in.InstanceID,
-		})}},
+		}))}},
 	})
 	switch code := apiCode(err); {
 	case err == nil:
@@ -123,14 +131,21 @@ type CopyAMIInput struct {
 	// ClientToken makes CopyImage idempotent (at most 64 ASCII characters).
 	ClientToken string
 	MigrationID string
+	// RunChain is the run chain the copy is made by (see TagRun).
+	RunChain string
 }
 
 // CopyAMIOutput names the copy.
 type CopyAMIOutput struct {
 	ImageID string
-	// Adopted is true when the copy was found (started by an earlier attempt) rather than
-	// started now.
+	// Adopted is true when the copy was found (started by an earlier attempt of this run
+	// chain) rather than started now.
 	Adopted bool
+	// NotOurs is true when an earlier run of the same migration made the copy: it is
+	// reported and may be used read-only, but this run neither changes nor deletes it.
+	NotOurs bool
+	// OwnerRun is the run chain that made a NotOurs copy ("" when it predates run tags).
+	OwnerRun string
 }
 
 // CopyAMI starts a copy unless this migration already started one: it looks for a copy
@@ -145,7 +160,7 @@ func (e *EC2) CopyAMI(ctx context.Context, in CopyAMIInput) (CopyAMIOutput, erro
 	}
 	c := e.Client(in.Region)
 	what := fmt.Sprintf("copy image %s from %s to %s", in.SourceImageID, in.SourceRegion, in.Region)
-	id, err := findTagged(ctx, c, map[string]string{TagMigration: in.MigrationID, TagSourceImage: in.SourceImageID})
+	id, other, err := findTagged(ctx, c, map[string]string{TagMigration: in.MigrationID, TagSourceImage: in.SourceImageID}, in.RunChain)
 	if err != nil {
 		return CopyAMIOutput{}, ec2Err(what+": look up an earlier copy", err)
 	}
@@ -153,14 +168,20 @@ func (e *EC2) CopyAMI(ctx context.Context, in CopyAMIInput) (CopyAMIOutput, erro
 		activity.GetLogger(ctx).Info("found the copy an earlier attempt started", "source", in.SourceImageID, "region", in.Region, "image", id)
 		return CopyAMIOutput{ImageID: id, Adopted: true}, nil
 	}
+	if other.ID != "" {
+		// An earlier run's copy (the same image name could not be copied again anyway):
+		// reuse it read-only rather than make a second, and never count it as ours.
+		activity.GetLogger(ctx).Info("an earlier run made this copy; reusing it read-only", "source", in.SourceImageID, "region", in.Region, "image", other.ID, "run", other.Run)
+		return CopyAMIOutput{ImageID: other.ID, NotOurs: true, OwnerRun: other.Run}, nil
+	}
 	req := &ec2.CopyImageInput{
 		SourceRegion:  aws.String(in.SourceRegion),
 		SourceImageId: aws.String(in.SourceImageID),
 		Name:          aws.String(in.Name),
 		ClientToken:   aws.String(in.ClientToken),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(map[string]string{
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(runTags(in.RunChain, map[string]string{
 			TagMigration: in.MigrationID, TagSourceImage: in.SourceImageID, TagSourceRegion: in.SourceRegion,
-		})}},
+		}))}},
 	}
 	if in.Description != "" {
 		req.Description = aws.String(in.Description)
@@ -190,30 +211,61 @@ func (e *EC2) CopyAMI(ctx context.Context, in CopyAMIInput) (CopyAMIOutput, erro
 	}
 }
 
-// findTagged returns the id of an own pending or available image carrying all tags, or "".
-// More than one means two copies raced before any was tagged-and-visible; the oldest is
-// returned so every attempt picks the same one.
-func findTagged(ctx context.Context, c *ec2.Client, tags map[string]string) (string, error) {
+// taggedImage is an image found by its tags, with the run chain that made it.
+type taggedImage struct{ ID, Run string }
+
+// findTagged looks for own pending or available images carrying all tags and returns the
+// one run made (the image a retry of this run chain should adopt) and, failing that, one
+// another run made (or one older than run tags). More than one of a kind means copies
+// raced before any was tagged-and-visible; the oldest is returned so every attempt picks
+// the same one.
+func findTagged(ctx context.Context, c *ec2.Client, tags map[string]string, run string) (ours string, other taggedImage, err error) {
 	filters := []types.Filter{{Name: aws.String("state"), Values: []string{"pending", "available"}}}
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
 	}
 	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: filters})
 	if err != nil {
-		return "", err
+		return "", other, err
 	}
-	best, bestDate := "", ""
+	oursDate, otherDate := "", ""
 	for _, im := range out.Images {
 		// Endpoints that ignore a filter must not make us adopt a stranger's image.
 		if !hasTags(im.Tags, tags) || (im.State != types.ImageStatePending && im.State != types.ImageStateAvailable) {
 			continue
 		}
-		d := aws.ToString(im.CreationDate)
-		if best == "" || d < bestDate || (d == bestDate && aws.ToString(im.ImageId) < best) {
-			best, bestDate = aws.ToString(im.ImageId), d
+		id, d := aws.ToString(im.ImageId), aws.ToString(im.CreationDate)
+		imRun := tagValue(im.Tags, TagRun)
+		older := func(bestID, bestDate string) bool {
+			return bestID == "" || d < bestDate || (d == bestDate && id < bestID)
+		}
+		switch {
+		case imRun == run: // with no run chain named, untagged images are this caller's
+			if older(ours, oursDate) {
+				ours, oursDate = id, d
+			}
+		case older(other.ID, otherDate):
+			other, otherDate = taggedImage{ID: id, Run: imRun}, d
 		}
 	}
-	return best, nil
+	return ours, other, nil
+}
+
+// runTags adds the run-chain tag to tags (when the caller names a run chain).
+func runTags(run string, tags map[string]string) map[string]string {
+	if run != "" {
+		tags[TagRun] = run
+	}
+	return tags
+}
+
+func tagValue(tags []types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
 }
 
 func hasTags(have []types.Tag, want map[string]string) bool {

@@ -138,6 +138,9 @@ type DeleteAMICopyInput struct {
 	SnapshotIDs []string
 	// MigrationID guards against deleting an image another migration tagged as its own.
 	MigrationID string
+	// RunChain, when set, also guards against deleting an image another run of the same
+	// migration made (see TagRun).
+	RunChain string
 }
 
 // DeleteAMICopyOutput says what was removed.
@@ -165,6 +168,9 @@ func (e *EC2) DeleteAMICopy(ctx context.Context, in DeleteAMICopyInput) (DeleteA
 		im := sourceImage(d.Images[0])
 		if m, ok := im.Tags[TagMigration]; ok && in.MigrationID != "" && m != in.MigrationID {
 			return out, permanent(ErrNotOurImage, nil, "%s: the image is tagged %s=%s, not this migration (%s); refusing to delete it", what, TagMigration, m, in.MigrationID)
+		}
+		if r, ok := im.Tags[TagRun]; ok && in.RunChain != "" && r != in.RunChain {
+			return out, permanent(ErrNotOurImage, nil, "%s: an earlier run of this migration made the image (%s=%s, not %s); refusing to delete it", what, TagRun, r, in.RunChain)
 		}
 		for _, s := range im.SnapshotIDs {
 			if !slices.Contains(snaps, s) {

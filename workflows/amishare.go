@@ -360,7 +360,7 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 				Summary:          fmt.Sprintf("roll back %s in %s", c.ImageID, c.Region),
 			})
 			return workflow.ExecuteActivity(actx, ec2a.DeleteAMICopy, activities.DeleteAMICopyInput{
-				Region: c.Region, ImageID: c.ImageID, SnapshotIDs: c.SnapshotIDs, MigrationID: w.id,
+				Region: c.Region, ImageID: c.ImageID, SnapshotIDs: c.SnapshotIDs, MigrationID: w.owner.ID, RunChain: w.owner.RunID,
 			}).Get(gctx, nil)
 		}, func(ctx workflow.Context, i int, err error) {
 			c := items[i]

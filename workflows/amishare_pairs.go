@@ -100,7 +100,7 @@ func (w *amiShare) createFromInstance(ctx, waitCtx workflow.Context, i int) erro
 	name := fmt.Sprintf("ferry-%s-%s", inst, AMICopyToken(w.id, w.runID, inst, w.spec.SourceRegion)[:12])
 	var out activities.CreateAMIOutput
 	err := workflow.ExecuteActivity(w.copyOpts(ctx, fmt.Sprintf("create image from %s", inst)), ec2a.CreateAMI, activities.CreateAMIInput{
-		Region: w.spec.SourceRegion, InstanceID: inst, Name: name, Reboot: w.spec.Reboot, MigrationID: w.id,
+		Region: w.spec.SourceRegion, InstanceID: inst, Name: name, Reboot: w.spec.Reboot, MigrationID: w.id, RunChain: w.runID,
 	}).Get(ctx, &out)
 	if err != nil {
 		return err
@@ -171,10 +171,13 @@ func (w *amiShare) copyPair(ctx, waitCtx workflow.Context, p *amiPair, share boo
 	err := workflow.ExecuteActivity(w.copyOpts(ctx, fmt.Sprintf("copy %s to %s", p.SourceImageID, p.Region)), ec2a.CopyAMI, activities.CopyAMIInput{
 		SourceRegion: w.spec.SourceRegion, SourceImageID: p.SourceImageID, Region: p.Region,
 		Name: src.Name, Description: copyDescription(src, w.spec.SourceRegion), KMSKeyID: w.spec.KMSKeys[p.Region],
-		ClientToken: token, MigrationID: w.id,
+		ClientToken: token, MigrationID: w.id, RunChain: w.runID,
 	}).Get(ctx, &out)
 	if err != nil {
 		return err
+	}
+	if out.NotOurs {
+		return w.reuseEarlierCopy(ctx, waitCtx, p, out)
 	}
 	w.record(p.Region, out.ImageID, nil, false)
 	p.ImageID, p.Adopted = out.ImageID, out.Adopted
@@ -219,6 +222,29 @@ func (w *amiShare) copyPair(ctx, waitCtx workflow.Context, p *amiPair, share boo
 	return nil
 }
 
+// reuseEarlierCopy takes an earlier run's copy of the pair as it is: waited for, reported,
+// never recorded as made by this run (so no rollback of this run deletes it), and neither
+// tagged nor shared, since it is not this run's to change.
+func (w *amiShare) reuseEarlierCopy(ctx, waitCtx workflow.Context, p *amiPair, out activities.CopyAMIOutput) error {
+	owner := out.OwnerRun
+	if owner == "" {
+		owner = "a run before run tags"
+	}
+	p.ImageID, p.NotOurs = out.ImageID, true
+	w.setPair(ctx, p, AMICopyCopying, fmt.Sprintf("exists already, made by %s, not this run: used read-only", owner))
+	w.s.Audit(ctx, SystemIdentity, "copy exists, not ours", fmt.Sprintf("%s in %s was made by %s; this run uses it read-only and never deletes it", out.ImageID, p.Region, owner), fmt.Sprintf("copy %s to %s", pairSource(p), p.Region))
+	var wo activities.WaitAMIOutput
+	err := workflow.ExecuteActivity(w.waitOpts(waitCtx, fmt.Sprintf("wait %s (an earlier run's copy of %s) available in %s", out.ImageID, p.SourceImageID, p.Region)), ec2a.WaitAMI, activities.WaitAMIInput{
+		Region: p.Region, ImageID: out.ImageID, PollInterval: w.spec.PollInterval,
+	}).Get(ctx, &wo)
+	if err != nil {
+		return err
+	}
+	p.snapshotIDs = wo.SnapshotIDs
+	w.setPair(ctx, p, AMICopyAvailable, fmt.Sprintf("exists already, made by %s, not this run: used read-only, not tagged, shared or deleted by it", owner))
+	return nil
+}
+
 func copyDescription(src activities.SourceImage, region string) string {
 	d := fmt.Sprintf("Copy of %s (%s) from %s by ferry", src.ID, src.Name, region)
 	if len(d) > 255 {
@@ -230,6 +256,9 @@ func copyDescription(src activities.SourceImage, region string) string {
 func (w *amiShare) sharePair(ctx, waitCtx workflow.Context, p *amiPair) error {
 	if w.s.RollbackRequest() != nil {
 		return errStoppedForRollback
+	}
+	if p.NotOurs {
+		return nil // an earlier run's copy: not this run's to share
 	}
 	var out activities.ShareAMIOutput
 	err := workflow.ExecuteActivity(w.shortOpts(waitCtx, fmt.Sprintf("share %s in %s", p.ImageID, p.Region)), ec2a.ShareAMI, activities.ShareAMIInput{

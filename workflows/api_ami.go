@@ -127,4 +127,7 @@ type AMICopyProgress struct {
 	// Adopted is true when the copy was found from an earlier attempt or run of this
 	// migration rather than started by this call.
 	Adopted bool
+	// NotOurs is true when an earlier run of this migration made the copy: it is used
+	// read-only (not tagged, shared or deleted by this run) and reported as such.
+	NotOurs bool `json:",omitempty"`
 }
