@@ -103,9 +103,11 @@ var regionMoveFailures = []failure{
 	{name: "dns: second batch denied (traffic split)", faults: func(int) []control.Fault {
 		return []control.Fault{deny("aws:route53:ChangeResourceRecordSets", 1, 1)}
 	}},
-	{name: "dns: second batch and its undo denied", faults: func(int) []control.Fault {
-		return []control.Fault{deny("aws:route53:ChangeResourceRecordSets", 1, 0)}
-	}, undoFails: true, inEffect: []string{"ami-share: ", "mongo-primary-move: ", "dns-shift: www.shop.example. A weights eu-west-1=50 eu-west-2=50"}},
+	// A DNS undo never gives up (TestDNSRollbackKeepsTryingThroughAnOutage); a MongoDB undo
+	// that is refused for good stops the unwinding and says what is still in effect.
+	{name: "mongo: second reconfig and its undo refused", faults: func(int) []control.Fault {
+		return []control.Fault{refuse("replSetReconfig", 1, 0)}
+	}, undoFails: true, inEffect: []string{"ami-share: 2 image(s)", "mongo-primary-move: replica set rs0 at config v2"}},
 }
 
 func TestRegionMoveFailurePartWayEndsWhereItStarted(t *testing.T) {
@@ -142,10 +144,13 @@ func TestRegionMoveFailurePartWayEndsWhereItStarted(t *testing.T) {
 			for _, want := range fc.inEffect {
 				require.Contains(t, res.Message, want)
 			}
-			// The claim matches the sandbox: traffic split, primary and copies in eu-west-2.
-			require.Equal(t, map[string]int64{"eu-west-1": 50, "eu-west-2": 50}, end.weights)
-			require.Equal(t, "eu-west-2", end.primary)
+			// The claim matches the sandbox: the set is at the config the phase left (its new
+			// members added, without votes), the copies are there, traffic was never moved.
+			require.NotEqual(t, start.config, end.config)
+			require.Len(t, end.config, len(start.config)+3, "the three eu-west-2 members are in the config")
+			require.Equal(t, "eu-west-1", end.primary)
 			require.Equal(t, 2, end.images)
+			require.Equal(t, start.weights, end.weights)
 		})
 	}
 }
@@ -193,6 +198,62 @@ func TestKindAloneFailurePartWayEndsWhereItStarted(t *testing.T) {
 			require.Equal(t, start, s.world(t), "the sandbox is back where the %s started", c.kind)
 		})
 	}
+}
+
+// A Route 53 outage several times the undo budget long, during a DNS shift's rollback: the
+// shift shows itself blocked meanwhile, keeps trying, and ends rolled-back once the outage
+// ends, with the weights back where they started.
+func TestDNSRollbackKeepsTryingThroughAnOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal, sandbox AWS")
+	}
+	s := startStack(t)
+	start := s.weights(t)
+	// The first batch goes in; every later one is refused until the fault is cleared.
+	f, err := s.sb.Faults().Add(deny("aws:route53:ChangeResourceRecordSets", 1, 0))
+	require.NoError(t, err)
+	k := workflows.KindByName(workflows.KindDNSShift)
+	budgets := &workflows.Budgets{UndoAttempt: time.Second, BlockedPace: 300 * time.Millisecond}
+	in := k.NewInput(*s.moveSpec(t).Spec.DNS, workflows.Common{Name: "www", Initiator: "alice",
+		Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, Budgets: budgets})
+	id := k.LockID(in)
+
+	done := make(chan error, 1)
+	var out workflows.DNSShiftResult
+	go func() { done <- s.runKind(t, k, in, &out) }()
+	ctx := context.Background()
+	var blocked workflows.Progress
+	testenv.Eventually(t, time.Minute, "the rollback shows itself blocked", func() bool {
+		p, ok := s.progress(ctx, id)
+		if ok && p.State == workflows.StateBlocked {
+			blocked = p
+			return true
+		}
+		return false
+	})
+	require.Contains(t, blocked.Message, "rollback blocked: ")
+	require.Contains(t, blocked.Message, "AccessDenied")
+	// The outage lasts several undo attempts (each up to one budget long), then ends.
+	testenv.Eventually(t, time.Minute, "the refused batches of several attempts", func() bool {
+		for _, g := range s.sb.Faults().List() {
+			if g.ID == f.ID {
+				return g.Fired >= 4
+			}
+		}
+		return false
+	})
+	_, err = s.sb.Faults().Delete(f.ID)
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	require.Equal(t, workflows.StateRolledBack, out.State, out.Message)
+	require.Equal(t, start, s.weights(t), "the weights are back where they started")
+	p, _ := s.progress(ctx, id)
+	var actions []string
+	for _, e := range p.Audit {
+		actions = append(actions, e.Action)
+	}
+	require.Contains(t, actions, "rollback blocked")
+	require.Contains(t, actions, "rollback unblocked")
 }
 
 // planMove runs the move's dry run.

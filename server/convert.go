@@ -28,6 +28,7 @@ var states = map[string]ferryv1.MigrationState{
 	workflows.StateAwaitingApproval: ferryv1.MigrationState_MIGRATION_STATE_AWAITING_APPROVAL,
 	workflows.StatePaused:           ferryv1.MigrationState_MIGRATION_STATE_PAUSED,
 	workflows.StateRollingBack:      ferryv1.MigrationState_MIGRATION_STATE_ROLLING_BACK,
+	workflows.StateBlocked:          ferryv1.MigrationState_MIGRATION_STATE_BLOCKED,
 	workflows.StateCompleted:        ferryv1.MigrationState_MIGRATION_STATE_COMPLETED,
 	workflows.StateRolledBack:       ferryv1.MigrationState_MIGRATION_STATE_ROLLED_BACK,
 	workflows.StateFailed:           ferryv1.MigrationState_MIGRATION_STATE_FAILED,

@@ -58,6 +58,9 @@ const (
 	StateRolledBack       = "rolled-back"
 	StateFailed           = "failed"
 	StateCancelled        = "cancelled"
+	// StateBlocked is a step that keeps failing and is retried at a slow pace (the undo
+	// of a rollback never gives up); an alert can watch FerryState="blocked".
+	StateBlocked = "blocked"
 )
 
 // Search attributes, registered by `ferry dev` (on other clusters by hand for now: the

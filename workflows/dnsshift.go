@@ -220,15 +220,23 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("refusing weights %s=%d %s=%d: total must be 1..510 and each 0..255", w.spec.From, from, w.spec.To, to), ErrPlanInvalid, nil)
 	}
 	summary := fmt.Sprintf("%s: %s=%d %s=%d", label, w.spec.From, from, w.spec.To, to)
+	// During a rollback each attempt is bounded by the undo budget instead of a count, and
+	// keepTrying starts another after it: the rollback never gives up.
+	undoBudget := time.Duration(0)
+	attempts := int32(10)
+	if w.s.RollingBack() {
+		undoBudget, attempts = w.in.budgets().UndoAttempt, 0
+	}
 	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// One API call plus at most ~13s of in-activity throttle retries, each heartbeating:
 		// a worker that dies mid-call is noticed after the heartbeat timeout, not minutes.
-		StartToCloseTimeout: 30 * time.Second,
-		HeartbeatTimeout:    15 * time.Second,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: undoBudget,
+		HeartbeatTimeout:       15 * time.Second,
 		// The activity already retries Throttling briefly; this policy covers longer
 		// outages. Every attempt sends the identical UPSERT batch, so retrying is safe.
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: attempts,
 		},
 		Summary: summary,
 	})
@@ -262,12 +270,13 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// AWS documents propagation within 60 s; the generous bound covers a slow
 		// control plane without hiding a change that never converges.
-		StartToCloseTimeout: 10 * time.Minute,
+		StartToCloseTimeout:    10 * time.Minute,
+		ScheduleToCloseTimeout: undoBudget,
 		// It heartbeats every poll (at most 2 s apart), so a dead worker's wait moves on
 		// within seconds; a retry polls the same change at once.
 		HeartbeatTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10,
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: attempts,
 		},
 		Summary: fmt.Sprintf("wait INSYNC %s (%s)", ch.ChangeID, summary),
 	})
@@ -276,6 +285,14 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 		return err
 	}
 	return nil
+}
+
+// undoApply is apply during a rollback: it keeps trying until the batch is in (or a person
+// cancels), showing the shift blocked meanwhile.
+func (w *dnsShift) undoApply(ctx workflow.Context, from, to int, label string) error {
+	return keepTrying(ctx, w.s, w.in.budgets(), "rollback", func(ctx workflow.Context) error {
+		return w.apply(ctx, from, to, label)
+	})
 }
 
 // rollback restores the original weights. Immediate: one batch. Gradual: the completed
@@ -291,7 +308,7 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 			st := w.plan.Steps[j]
 			w.s.SetPhase(ctx, fmt.Sprintf("rollback: back to %d%%", st.Percent), why)
 			label := fmt.Sprintf("rollback to %d%%", st.Percent)
-			if err := w.apply(ctx, st.FromWeight, st.ToWeight, label); err != nil {
+			if err := w.undoApply(ctx, st.FromWeight, st.ToWeight, label); err != nil {
 				return DNSShiftResult{}, err
 			}
 			w.s.EndStep(ctx, w.step, StepRolledBack, "")
@@ -309,7 +326,7 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 	}
 	if w.from != w.plan.OriginalFrom || w.to != w.plan.OriginalTo || w.uncertain {
 		w.s.SetPhase(ctx, "rollback: original weights", why)
-		if err := w.apply(ctx, w.plan.OriginalFrom, w.plan.OriginalTo, "rollback to original weights"); err != nil {
+		if err := w.undoApply(ctx, w.plan.OriginalFrom, w.plan.OriginalTo, "rollback to original weights"); err != nil {
 			return DNSShiftResult{}, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -109,6 +110,32 @@ type Common struct {
 	OnFailure string
 	// Undo, when set, makes the run undo these changes instead of migrating.
 	Undo *Changes `json:",omitempty"`
+	// Budgets bound retries; nil uses the defaults (see Budgets).
+	Budgets *Budgets `json:",omitempty"`
+}
+
+// Budgets are the retry budgets and hold paces of a run, so an outage can be expressed as a
+// multiple of them (a 10-minute outage in production terms is 20 seconds in a test).
+type Budgets struct {
+	// UndoAttempt is how long one attempt at an undo step may keep retrying (Temporal's
+	// schedule-to-close) before the run shows itself blocked. Default 2 minutes.
+	UndoAttempt time.Duration
+	// BlockedPace is how long a blocked step waits between attempts. Default 30 seconds.
+	BlockedPace time.Duration
+}
+
+// budgets returns c's budgets with defaults filled in.
+func (c Common) budgets() Budgets {
+	b := Budgets{UndoAttempt: 2 * time.Minute, BlockedPace: 30 * time.Second}
+	if c.Budgets != nil {
+		if c.Budgets.UndoAttempt > 0 {
+			b.UndoAttempt = c.Budgets.UndoAttempt
+		}
+		if c.Budgets.BlockedPace > 0 {
+			b.BlockedPace = c.Budgets.BlockedPace
+		}
+	}
+	return b
 }
 
 // OnFailure values.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -142,6 +143,31 @@ func failureLine(err error) string {
 
 // errText is kept as the short name older code uses; it is failureLine.
 func errText(err error) string { return failureLine(err) }
+
+// keepTrying runs an undo step until it succeeds or the run is cancelled: an undo that
+// gives up leaves a half-migrated resource, so a failure past the step's retry budget
+// shows the run blocked (state, message, search attribute) and tries again at the blocked
+// pace. Only cancellation (a person) stops it.
+func keepTrying(ctx workflow.Context, s *Steering, b Budgets, what string, step func(ctx workflow.Context) error) error {
+	var since time.Time
+	for {
+		err := step(ctx)
+		if err == nil {
+			s.Unblock(ctx, what)
+			return nil
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return err
+		}
+		if since.IsZero() {
+			since = workflow.Now(ctx)
+		}
+		s.Block(ctx, what, since, failureLine(err))
+		if werr := workflow.Sleep(ctx, b.BlockedPace); werr != nil {
+			return werr
+		}
+	}
+}
 
 // kindRun is what a kind's run lends the shared lifecycle.
 type kindRun[R any] interface {

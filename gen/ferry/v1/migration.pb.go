@@ -106,6 +106,9 @@ const (
 	MigrationState_MIGRATION_STATE_FAILED MigrationState = 7
 	// Cancelled by a person.
 	MigrationState_MIGRATION_STATE_CANCELLED MigrationState = 8
+	// A step (e.g. the rollback) keeps failing and is retried at a slow pace until it
+	// succeeds or a person cancels; the message says what fails and since when.
+	MigrationState_MIGRATION_STATE_BLOCKED MigrationState = 9
 )
 
 // Enum value maps for MigrationState.
@@ -120,6 +123,7 @@ var (
 		6: "MIGRATION_STATE_ROLLED_BACK",
 		7: "MIGRATION_STATE_FAILED",
 		8: "MIGRATION_STATE_CANCELLED",
+		9: "MIGRATION_STATE_BLOCKED",
 	}
 	MigrationState_value = map[string]int32{
 		"MIGRATION_STATE_UNSPECIFIED":       0,
@@ -131,6 +135,7 @@ var (
 		"MIGRATION_STATE_ROLLED_BACK":       6,
 		"MIGRATION_STATE_FAILED":            7,
 		"MIGRATION_STATE_CANCELLED":         8,
+		"MIGRATION_STATE_BLOCKED":           9,
 	}
 )
 
@@ -2485,7 +2490,7 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\x18MIGRATION_KIND_DNS_SHIFT\x10\x01\x12\x1c\n" +
 	"\x18MIGRATION_KIND_AMI_SHARE\x10\x02\x12%\n" +
 	"!MIGRATION_KIND_MONGO_PRIMARY_MOVE\x10\x03\x12\x1e\n" +
-	"\x1aMIGRATION_KIND_REGION_MOVE\x10\x04*\xae\x02\n" +
+	"\x1aMIGRATION_KIND_REGION_MOVE\x10\x04*\xcb\x02\n" +
 	"\x0eMigrationState\x12\x1f\n" +
 	"\x1bMIGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MIGRATION_STATE_RUNNING\x10\x01\x12%\n" +
@@ -2495,7 +2500,8 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\x19MIGRATION_STATE_COMPLETED\x10\x05\x12\x1f\n" +
 	"\x1bMIGRATION_STATE_ROLLED_BACK\x10\x06\x12\x1a\n" +
 	"\x16MIGRATION_STATE_FAILED\x10\a\x12\x1d\n" +
-	"\x19MIGRATION_STATE_CANCELLED\x10\b*\xa6\x01\n" +
+	"\x19MIGRATION_STATE_CANCELLED\x10\b\x12\x1b\n" +
+	"\x17MIGRATION_STATE_BLOCKED\x10\t*\xa6\x01\n" +
 	"\n" +
 	"StepStatus\x12\x1b\n" +
 	"\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
