@@ -365,7 +365,7 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 		}, func(ctx workflow.Context, i int, err error) {
 			c := items[i]
 			if err != nil {
-				failures = append(failures, fmt.Sprintf("%s in %s: %s", c.ImageID, c.Region, errText(err)))
+				failures = append(failures, fmt.Sprintf("%s in %s: %s", c.ImageID, c.Region, failureLine(err)))
 				return
 			}
 			removed++

@@ -145,7 +145,7 @@ func (w *amiShare) instanceDone(ctx workflow.Context, i int, err error) {
 		w.publish(ctx)
 		return
 	}
-	detail := "could not create the image: " + errText(err)
+	detail := "could not create the image: " + failureLine(err)
 	w.s.EndStep(ctx, step, StepFailed, detail)
 	for _, p := range w.pairs {
 		if p.SourceInstanceID == inst && p.SourceImageID == "" {
@@ -284,7 +284,7 @@ func (w *amiShare) pairDone(ctx workflow.Context, p *amiPair, err error, finalSt
 	case w.s.RollbackRequest() != nil && (errors.Is(err, errStoppedForRollback) || temporal.IsCanceledError(err)):
 		w.setPair(ctx, p, p.State, "stopped: rollback requested")
 	default:
-		detail := errText(err)
+		detail := failureLine(err)
 		w.log.Warn("pair failed", "source", pairSource(p), "region", p.Region, "error", detail)
 		w.setPair(ctx, p, AMICopyFailed, detail)
 		w.s.EndStep(ctx, p.step, StepFailed, detail)

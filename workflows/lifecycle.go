@@ -141,9 +141,6 @@ func failureLine(err error) string {
 	return strings.TrimSpace(line)
 }
 
-// errText is kept as the short name older code uses; it is failureLine.
-func errText(err error) string { return failureLine(err) }
-
 // keepTrying runs an undo step until it succeeds or the run is cancelled: an undo that
 // gives up leaves a half-migrated resource, so a failure past the step's retry budget
 // shows the run blocked (state, message, search attribute) and tries again at the blocked
