@@ -284,9 +284,9 @@ func (s *stack) runToEnd(t *testing.T, in workflows.RegionMoveInput, planHash st
 	return res, err
 }
 
-// runKind runs a migration of kind k under its lock id with an approver at every gate and
-// decodes its result into out, or the result a failed run attached to its error.
-func (s *stack) runKind(t *testing.T, k *workflows.KindDef, in any, out any) error {
+// startAndApprove starts a migration of kind k under its lock id, approves every gate as it
+// opens (the approver), and decodes its result into out.
+func (s *stack) startAndApprove(t *testing.T, k *workflows.KindDef, in any, out any) (*approver, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -302,6 +302,14 @@ func (s *stack) runKind(t *testing.T, k *workflows.KindDef, in any, out any) err
 	stop()
 	wg.Wait()
 	require.NotErrorIs(t, err, context.DeadlineExceeded, "approved: %v; refused: %v", a.approved, a.errs)
+	return a, err
+}
+
+// runKind runs a migration of kind k to its end and decodes its result into out, or the
+// result a failed run attached to its error.
+func (s *stack) runKind(t *testing.T, k *workflows.KindDef, in any, out any) error {
+	t.Helper()
+	_, err := s.startAndApprove(t, k, in, out)
 	if err != nil {
 		require.True(t, workflows.HasErrorType(err, workflows.ErrMigrationFailed), "%v", err)
 		require.True(t, detailsOf(err, out), "the failure carries the result: %v", err)

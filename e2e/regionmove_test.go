@@ -258,14 +258,8 @@ func (a *approver) note(what string, err error) {
 // result.
 func (s *stack) runMove(t *testing.T, in workflows.RegionMoveInput) (workflows.RegionMoveResult, *approver) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
 	id := workflows.RegionMoveWorkflowID(in.Name, in.Spec.SourceRegion, in.Spec.TargetRegion)
-	pr, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "plan/" + id, TaskQueue: workflows.TaskQueue},
-		workflows.PlanRegionMove, workflows.PlanRegionMoveInput{Spec: in.Spec, Name: in.Name})
-	require.NoError(t, err)
-	var plan workflows.Plan
-	require.NoError(t, pr.Get(ctx, &plan))
+	plan := s.planMove(t, in)
 	require.Equal(t, id, plan.ID)
 	require.NotEmpty(t, plan.Hash)
 	require.True(t, slices.ContainsFunc(plan.Steps, func(st workflows.PlannedStep) bool {
@@ -273,27 +267,8 @@ func (s *stack) runMove(t *testing.T, in workflows.RegionMoveInput) (workflows.R
 	}), "the plan lists the children's steps")
 
 	in.PlanHash = plan.Hash
-	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SAKind.ValueSet(workflows.KindRegionMove),
-			workflows.SAInitiator.ValueSet(in.Initiator),
-			workflows.SASourceRegion.ValueSet(in.Spec.SourceRegion),
-			workflows.SATargetRegion.ValueSet(in.Spec.TargetRegion),
-		),
-		StaticSummary: "region move shop eu-west-1 -> eu-west-2",
-	}, workflows.RegionMove, in)
-	require.NoError(t, err)
-
-	a := &approver{}
-	actx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); a.run(actx, s, id) }()
 	var res workflows.RegionMoveResult
-	err = run.Get(ctx, &res)
-	stop()
-	wg.Wait()
+	a, err := s.startAndApprove(t, workflows.KindByName(workflows.KindRegionMove), in, &res)
 	require.NoError(t, err, "approved: %v; refused: %v", a.approved, a.errs)
 	t.Logf("%s: %s", res.State, res.Message)
 	for _, ph := range res.Phases {
