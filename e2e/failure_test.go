@@ -12,6 +12,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/sandbox/control"
@@ -68,10 +69,6 @@ func mongoReconfigs(plan workflows.Plan) int {
 type failure struct {
 	name   string
 	faults func(reconfigs int) []control.Fault
-	// undoFails: the fault also hits the undo, so the move ends failed; inEffect are the
-	// phases its message must name as still in effect.
-	undoFails bool
-	inEffect  []string
 	// unchanged: the failure came before anything changed, so there was nothing to roll
 	// back and the move ends failed, saying so.
 	unchanged bool
@@ -103,11 +100,6 @@ var regionMoveFailures = []failure{
 	{name: "dns: second batch denied (traffic split)", faults: func(int) []control.Fault {
 		return []control.Fault{deny("aws:route53:ChangeResourceRecordSets", 1, 1)}
 	}},
-	// A DNS undo never gives up (TestDNSRollbackKeepsTryingThroughAnOutage); a MongoDB undo
-	// that is refused for good stops the unwinding and says what is still in effect.
-	{name: "mongo: second reconfig and its undo refused", faults: func(int) []control.Fault {
-		return []control.Fault{refuse("replSetReconfig", 1, 0)}
-	}, undoFails: true, inEffect: []string{"ami-share: 2 image(s)", "mongo-primary-move: replica set rs0 at config v2"}},
 }
 
 func TestRegionMoveFailurePartWayEndsWhereItStarted(t *testing.T) {
@@ -133,26 +125,56 @@ func TestRegionMoveFailurePartWayEndsWhereItStarted(t *testing.T) {
 				require.Equal(t, start, end, "nothing changed (%s)", res.Message)
 				return
 			}
-			if !fc.undoFails {
-				require.NoError(t, err)
-				require.Equal(t, workflows.StateRolledBack, res.State, res.Message)
-				require.Equal(t, start, end, "the sandbox is back where the move started (%s)", res.Message)
-				return
-			}
-			require.Error(t, err)
-			require.Equal(t, workflows.StateFailed, res.State, res.Message)
-			for _, want := range fc.inEffect {
-				require.Contains(t, res.Message, want)
-			}
-			// The claim matches the sandbox: the set is at the config the phase left (its new
-			// members added, without votes), the copies are there, traffic was never moved.
-			require.NotEqual(t, start.config, end.config)
-			require.Len(t, end.config, len(start.config)+3, "the three eu-west-2 members are in the config")
-			require.Equal(t, "eu-west-1", end.primary)
-			require.Equal(t, 2, end.images)
-			require.Equal(t, start.weights, end.weights)
+			require.NoError(t, err)
+			require.Equal(t, workflows.StateRolledBack, res.State, res.Message)
+			require.Equal(t, start, end, "the sandbox is back where the move started (%s)", res.Message)
 		})
 	}
+}
+
+// When the fault also hits the undo for good, the undo never gives up: the MongoDB phase's
+// undo shows itself blocked until a person cancels the move, which then ends cancelled and
+// names what is still in effect; the sandbox confirms the claim.
+func TestRegionMoveUndoRefusedForGoodBlocksUntilCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal, sandbox AWS and MongoDB")
+	}
+	s := startStack(t)
+	start := s.world(t)
+	_, err := s.sb.Faults().Add(refuse("replSetReconfig", 1, 0))
+	require.NoError(t, err)
+	in := s.moveSpec(t)
+	in.Budgets = &workflows.Budgets{UndoAttempt: time.Second, BlockedPace: 300 * time.Millisecond}
+	in.PlanHash = s.planMove(t, in).Hash
+	k := workflows.KindByName(workflows.KindRegionMove)
+	id := k.LockID(in)
+	done := make(chan error, 1)
+	var res workflows.RegionMoveResult
+	go func() {
+		_, err := s.startAndApprove(t, k, in, &res)
+		done <- err
+	}()
+	ctx := context.Background()
+	mongoID := workflows.MongoPrimaryMoveWorkflowID("rs0")
+	testenv.Eventually(t, 2*time.Minute, "the MongoDB undo shows itself blocked", func() bool {
+		p, ok := s.progress(ctx, mongoID)
+		return ok && p.State == workflows.StateBlocked && strings.Contains(p.Message, "Unauthorized")
+	})
+	require.NoError(t, s.c.CancelWorkflow(ctx, id, ""))
+	err = <-done
+	require.True(t, temporal.IsCanceledError(err), "%v", err)
+	p, ok := s.progress(ctx, id)
+	require.True(t, ok)
+	require.Equal(t, workflows.StateCancelled, p.State)
+	require.Contains(t, p.Message, "ami-share: 2 image(s)")
+	require.Contains(t, p.Message, "mongo-primary-move: replica set rs0")
+	// The claim matches the sandbox: the new members are in the config (without votes),
+	// the copies are there, traffic never moved.
+	end := s.world(t)
+	require.Len(t, end.config, len(start.config)+3, "the three eu-west-2 members are in the config")
+	require.Equal(t, "eu-west-1", end.primary)
+	require.Equal(t, 2, end.images)
+	require.Equal(t, start.weights, end.weights)
 }
 
 // Each kind run alone undoes what it changed when it fails part-way (onFailure defaults to

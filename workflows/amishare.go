@@ -336,27 +336,20 @@ func (w *amiShare) record(region, imageID string, snaps []string, fromInstance b
 func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 	w.rollingBack = true
 	why := w.s.BeginRollback(ctx)
-	var copies, fromInstances []createdImage
-	for _, c := range w.created {
-		if c.FromInstance {
-			fromInstances = append(fromInstances, c)
-		} else {
-			copies = append(copies, c)
-		}
-	}
 	total := len(w.created)
 	w.s.SetPhase(ctx, "rollback", fmt.Sprintf("removing %d image(s) this migration made (%s)", total, why))
 	w.log.Info("rolling back", "reason", why, "images", total)
 	var failures []string
 	removed := 0
-	remove := func(items []createdImage) error {
+	remove := func(ctx workflow.Context, items []createdImage) error {
 		return w.runBounded(ctx, len(items), func(gctx workflow.Context, i int) error {
 			c := items[i]
 			actx := workflow.WithActivityOptions(gctx, workflow.ActivityOptions{
-				StartToCloseTimeout: 2 * time.Minute,
+				StartToCloseTimeout:    2 * time.Minute,
+				ScheduleToCloseTimeout: undoAttempt(w.s, w.in.Common),
 				// It heartbeats per snapshot deleted, so a dead worker is noticed in seconds.
 				HeartbeatTimeout: 30 * time.Second,
-				RetryPolicy:      &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
+				RetryPolicy:      &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 				Summary:          fmt.Sprintf("roll back %s in %s", c.ImageID, c.Region),
 			})
 			return workflow.ExecuteActivity(actx, ec2a.DeleteAMICopy, activities.DeleteAMICopyInput{
@@ -364,6 +357,13 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 			}).Get(gctx, nil)
 		}, func(ctx workflow.Context, i int, err error) {
 			c := items[i]
+			if err != nil && HasErrorType(err, activities.ErrNotOurImage) {
+				// Its tags now name someone else: a change made behind ferry's back is
+				// reported and left in place, never overwritten or deleted.
+				w.forget(c)
+				w.s.Audit(ctx, SystemIdentity, "left in place", fmt.Sprintf("%s in %s: %s", c.ImageID, c.Region, failureLine(err)), "rollback")
+				return
+			}
 			if err != nil {
 				failures = append(failures, fmt.Sprintf("%s in %s: %s", c.ImageID, c.Region, failureLine(err)))
 				return
@@ -378,22 +378,38 @@ func (w *amiShare) rollback(ctx workflow.Context) (AMIShareResult, error) {
 			}
 		})
 	}
-	// Copies first, in parallel; the images made from instances after them, because a
-	// copy still pending reads its source.
-	if err := remove(copies); err != nil {
-		return AMIShareResult{}, err
-	}
-	if err := remove(fromInstances); err != nil {
+	// Each attempt removes what is still recorded (a removed image is forgotten): the
+	// copies first, in parallel, then the images made from instances, because a copy still
+	// pending reads its source. It keeps trying until everything is gone.
+	err := keepTrying(ctx, w.s, w.in.budgets(), "rollback", func(ctx workflow.Context) error {
+		failures = nil
+		var copies, fromInstances []createdImage
+		for _, c := range w.created {
+			if c.FromInstance {
+				fromInstances = append(fromInstances, c)
+			} else {
+				copies = append(copies, c)
+			}
+		}
+		if err := remove(ctx, copies); err != nil {
+			return err
+		}
+		if err := remove(ctx, fromInstances); err != nil {
+			return err
+		}
+		if len(failures) > 0 {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("removed %d of %d image(s); still there: %s",
+				removed, total, strings.Join(failures, "; ")), ErrAMIRollbackIncomplete, nil)
+		}
+		return nil
+	})
+	if err != nil {
 		return AMIShareResult{}, err
 	}
 	for _, p := range w.pairs {
 		if p.ImageID == "" && p.State != AMICopyFailed && p.State != AMICopyRolledBack {
 			w.setPair(ctx, p, AMICopyRolledBack, "not copied")
 		}
-	}
-	if len(failures) > 0 {
-		msg := fmt.Sprintf("rollback incomplete: removed %d of %d image(s); still there: %s; remove them by hand (DeregisterImage, then DeleteSnapshot)", removed, total, strings.Join(failures, "; "))
-		return AMIShareResult{}, temporal.NewNonRetryableApplicationError(msg, ErrAMIRollbackIncomplete, nil)
 	}
 	msg := fmt.Sprintf("rolled back: removed %d image(s) and their snapshots (%s)", removed, why)
 	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")

@@ -222,10 +222,10 @@ func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error
 	summary := fmt.Sprintf("%s: %s=%d %s=%d", label, w.spec.From, from, w.spec.To, to)
 	// During a rollback each attempt is bounded by the undo budget instead of a count, and
 	// keepTrying starts another after it: the rollback never gives up.
-	undoBudget := time.Duration(0)
+	undoBudget := undoAttempt(w.s, w.in.Common)
 	attempts := int32(10)
-	if w.s.RollingBack() {
-		undoBudget, attempts = w.in.budgets().UndoAttempt, 0
+	if undoBudget > 0 {
+		attempts = 0
 	}
 	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// One API call plus at most ~13s of in-activity throttle retries, each heartbeating:

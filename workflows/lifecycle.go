@@ -166,6 +166,16 @@ func keepTrying(ctx workflow.Context, s *Steering, b Budgets, what string, step 
 	}
 }
 
+// undoAttempt is the schedule-to-close bound of a step's activity: while the run rolls
+// back, one attempt at an undo step is bounded by the budget (keepTrying starts the next);
+// otherwise 0, the activity's own retry policy alone.
+func undoAttempt(s *Steering, c Common) time.Duration {
+	if s.RollingBack() {
+		return c.budgets().UndoAttempt
+	}
+	return 0
+}
+
 // kindRun is what a kind's run lends the shared lifecycle.
 type kindRun[R any] interface {
 	steering() *Steering
@@ -229,15 +239,8 @@ func (e runEnd[R]) end(res R, err error) (R, error) {
 		return res, nil
 	}
 	ctx := e.ctx
-	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		ch := e.changes()
-		msg := "cancelled; " + inEffectText(ch)
-		e.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
-		e.s.Finish(dctx, StateCancelled, msg)
-		e.log.Info(e.what+" cancelled", "inEffect", ch.InEffect)
-		return e.result(Outcome{State: StateCancelled, Message: msg, Changes: ch}), err
+	if e.isCancel(err) {
+		return e.cancelled(err)
 	}
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && ae.Type() == ErrMigrationFailed {
@@ -260,14 +263,32 @@ func (e runEnd[R]) end(res R, err error) (R, error) {
 		if uerr == nil {
 			return res, nil
 		}
-		if temporal.IsCanceledError(uerr) {
-			return res, uerr
+		if e.isCancel(uerr) {
+			// A person stopped the undo (it never gives up on its own).
+			return e.cancelled(uerr)
 		}
 		line = fmt.Sprintf("%s; the rollback failed too: %s", line, failureLine(uerr))
 		e.s.AuditDetails(ctx, SystemIdentity, "rollback failed", failureLine(uerr), "", uerr.Error())
 		ch = e.changes()
 	}
 	return e.fail(line, ch, err)
+}
+
+func (e runEnd[R]) isCancel(err error) bool {
+	return temporal.IsCanceledError(err) || errors.Is(e.ctx.Err(), workflow.ErrCanceled)
+}
+
+// cancelled finishes a run a person cancelled: it stops where it is (every state a kind
+// leaves between steps is valid) and reports what is in effect.
+func (e runEnd[R]) cancelled(err error) (R, error) {
+	dctx, cancel := workflow.NewDisconnectedContext(e.ctx)
+	defer cancel()
+	ch := e.changes()
+	msg := "cancelled; " + inEffectText(ch)
+	e.s.Audit(dctx, SystemIdentity, "cancelled", msg, "")
+	e.s.Finish(dctx, StateCancelled, msg)
+	e.log.Info(e.what+" cancelled", "inEffect", ch.InEffect)
+	return e.result(Outcome{State: StateCancelled, Message: msg, Changes: ch}), err
 }
 
 // fail finishes the run as failed with ch in effect and returns the error that carries the

@@ -269,7 +269,8 @@ func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error
 func (w *mongoMove) reconfig(ctx workflow.Context, st MongoStep) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// The server waits up to MaxTime for the old and then the new config to commit.
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: undoAttempt(w.s, w.in.Common),
 		// The activity heartbeats while the server holds the call, so a dead worker is
 		// noticed in seconds and the (idempotent) reconfig resumes on another.
 		HeartbeatTimeout: 10 * time.Second,
@@ -436,7 +437,14 @@ func (w *mongoMove) movePrimary(ctx workflow.Context, st MongoStep, allowInterru
 func (w *mongoMove) rollback(ctx workflow.Context) (MongoPrimaryMoveResult, error) {
 	why := w.s.BeginRollback(ctx)
 	w.log.Info("rolling back", "reason", why)
-	msg, err := w.unwind(ctx, why)
+	// Each attempt plans the way back from the set as it is then, so trying again after a
+	// refused reconfig picks up where the last attempt stopped.
+	var msg string
+	err := keepTrying(ctx, w.s, w.in.budgets(), "rollback", func(ctx workflow.Context) error {
+		var err error
+		msg, err = w.unwind(ctx, why)
+		return err
+	})
 	if err != nil {
 		return MongoPrimaryMoveResult{}, err
 	}
