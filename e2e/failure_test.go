@@ -364,3 +364,41 @@ func unwrapAll(err error) []error {
 	}
 	return slices.Clip(out)
 }
+
+// A rollback asked for while a forward batch is in flight is not lost when that batch then
+// fails: the shift, told to leave its changes on failure, still rolls back as asked.
+func TestRollbackAskedDuringAFailingBatchIsHonoured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal, sandbox AWS")
+	}
+	s := startStack(t)
+	start := s.weights(t)
+	// The second batch takes 2 s to answer, and its answer is a refusal.
+	for _, f := range []control.Fault{
+		{Target: "aws:route53:ChangeResourceRecordSets", Kind: control.KindLatency, Rate: 1, LatencyMs: 2000, After: 1, Count: 1},
+		deny("aws:route53:ChangeResourceRecordSets", 1, 1),
+	} {
+		_, err := s.sb.Faults().Add(f)
+		require.NoError(t, err)
+	}
+	k := workflows.KindByName(workflows.KindDNSShift)
+	in := k.NewInput(*s.moveSpec(t).Spec.DNS, workflows.Common{Name: "www", Initiator: "alice",
+		Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, OnFailure: workflows.OnFailureLeave})
+	id := k.LockID(in)
+	done := make(chan error, 1)
+	var out workflows.DNSShiftResult
+	go func() {
+		_, err := s.startAndApprove(t, k, in, &out)
+		done <- err
+	}()
+	ctx := context.Background()
+	testenv.Eventually(t, time.Minute, "the second batch in flight", func() bool {
+		p, ok := s.progress(ctx, id)
+		return ok && len(p.Steps) == 2 && p.Steps[1].Status == workflows.StepRunning
+	})
+	_, err := s.act(ctx, id, workflows.UpdateRollback, "bob")
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	require.Equal(t, workflows.StateRolledBack, out.State, out.Message)
+	require.Equal(t, start, s.weights(t))
+}

@@ -257,7 +257,9 @@ func (e runEnd[R]) end(res R, err error) (R, error) {
 	}
 	e.s.AuditDetails(ctx, SystemIdentity, "failed", line, "", err.Error())
 	ch := e.changes()
-	if !ch.None() && e.onFailure != OnFailureLeave {
+	// A rollback someone asked for is never lost to a step that failed meanwhile: it is
+	// honoured even when the run was told to leave its changes on failure.
+	if !ch.None() && (e.onFailure != OnFailureLeave || e.s.RollbackRequest() != nil) {
 		e.s.RequestRollback(ctx, "failed: "+line, "")
 		res, uerr := e.undo(ctx)
 		if uerr == nil {
