@@ -333,7 +333,8 @@ func TestAMISharePartialFailureListsEveryPair(t *testing.T) {
 	}
 	require.Contains(t, res.Message, testImages[1].ID+" to us-east-1")
 	require.Empty(t, h.f.deleted, "onFailure leave keeps the copies")
-	require.Len(t, res.Changes.Record, len(res.Changes.Record))
+	require.NotEmpty(t, res.Changes.Record, "the report carries the record an undo needs")
+	require.Equal(t, KindAMIShare, res.Changes.Kind)
 	require.Contains(t, res.Changes.InEffect, "4 image(s)", "the report names every copy still there")
 	require.Equal(t, StateFailed, h.progress().State)
 }
