@@ -31,9 +31,11 @@ type MongoMember struct {
 // MongoConfig is a replica set config as read.
 type MongoConfig struct {
 	SetName string
-	Version int64
-	Term    int64
-	Members []MongoMember
+	// ReplicaSetID is settings.replicaSetId (hex): the set's identity, unlike its name.
+	ReplicaSetID string `json:",omitempty"`
+	Version      int64
+	Term         int64
+	Members      []MongoMember
 }
 
 // MongoMemberStatus is one member as replSetGetStatus reports it.
@@ -58,10 +60,13 @@ type rawMember struct {
 }
 
 type rawConfig struct {
-	ID      string      `bson:"_id"`
-	Version int64       `bson:"version"`
-	Term    int64       `bson:"term"`
-	Members []rawMember `bson:"members"`
+	ID       string      `bson:"_id"`
+	Version  int64       `bson:"version"`
+	Term     int64       `bson:"term"`
+	Members  []rawMember `bson:"members"`
+	Settings struct {
+		ReplicaSetID bson.ObjectID `bson:"replicaSetId"`
+	} `bson:"settings"`
 }
 
 func parseConfig(raw bson.Raw) (MongoConfig, error) {
@@ -70,6 +75,9 @@ func parseConfig(raw bson.Raw) (MongoConfig, error) {
 		return MongoConfig{}, fmt.Errorf("decode replica set config: %w", err)
 	}
 	out := MongoConfig{SetName: rc.ID, Version: rc.Version, Term: rc.Term}
+	if !rc.Settings.ReplicaSetID.IsZero() {
+		out.ReplicaSetID = rc.Settings.ReplicaSetID.Hex()
+	}
 	for _, r := range rc.Members {
 		m := MongoMember{ID: r.ID, Host: r.Host, ArbiterOnly: r.ArbiterOnly, Hidden: r.Hidden,
 			SecondaryDelaySecs: r.SecondaryDelaySecs, BuildIndexes: true, Votes: 1, Priority: 1, Tags: r.Tags}

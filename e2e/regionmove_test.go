@@ -103,6 +103,8 @@ func startStack(t *testing.T) *stack {
 		w.RegisterWorkflowWithOptions(k.Workflow, workflow.RegisterOptions{Name: k.WorkflowName})
 		w.RegisterWorkflowWithOptions(k.Plan, workflow.RegisterOptions{Name: k.PlanName})
 	}
+	workflows.RegisterLock(w)
+	w.RegisterActivity(&activities.Locks{Temporal: c})
 	hc := &http.Client{Timeout: 10 * time.Second}
 	w.RegisterActivity(&activities.Route53{Client: r53})
 	w.RegisterActivity(&activities.Gates{HTTP: hc, Route53: r53, CloudWatch: cw, SandboxURL: sb.Addr()})

@@ -33,7 +33,7 @@ func BenchmarkStartMigration(b *testing.B) {
 	// Plaintext HTTP/2 (h2c), as `ferry server` serves and the CLI calls it.
 	var h2c http.Protocols
 	h2c.SetUnencryptedHTTP2(true)
-	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), Tokens: tokens}))
+	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), Tokens: tokens, LockWait: -1 /* no worker runs: measure the start alone */}))
 	api.Config.Protocols = &h2c
 	api.Start()
 	defer api.Close()

@@ -31,6 +31,11 @@ type Options struct {
 	// Tokens authenticates callers. Nil refuses every call but health and reflection.
 	Tokens *Tokens
 	Logger *slog.Logger
+	// LockWait bounds how long StartMigration waits for the new run to take its resource
+	// locks (it reads the cloud first to name them), so a migration of a resource another
+	// one holds is refused at once. Zero means 20 seconds; negative, do not wait (the
+	// refusal then shows in the migration's state a moment later).
+	LockWait time.Duration
 }
 
 // compressMinBytes is the smallest response the API compresses.

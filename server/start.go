@@ -162,6 +162,9 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 	if err != nil {
 		return nil, temporalError(err, "start "+st.id)
 	}
+	if err := s.awaitLocks(ctx, st, run.GetRunID()); err != nil {
+		return nil, err
+	}
 	// Built from what was just started rather than queried: the first workflow task may not
 	// have run yet, and StartMigration must cost about what a bare start costs.
 	m := &ferryv1.Migration{
@@ -202,4 +205,41 @@ func (s *migrationService) alreadyStarted(ctx context.Context, st startable, key
 	return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf(
 		"%s is already being migrated by %s (started by %s at %s); watch it with `ferry watch %s` or wait for it to end",
 		st.summary, st.id, other.GetInitiator(), info.GetStartTime().AsTime().Format(time.RFC3339), st.id))
+}
+
+// defaultLockWait is Options.LockWait's default: a preflight's few read calls, retried on
+// throttling, on a worker that may be busy.
+const defaultLockWait = 20 * time.Second
+
+// awaitLocks waits until the run just started has taken its resource locks (workflows
+// UpdateLocks). A run refused because another migration holds a resource (named by the
+// cloud's identity, whatever the spelling) is answered AlreadyExists naming the holder;
+// the refused run changed nothing. Anything else (no worker yet, the run failed its
+// preflight) leaves the answer to the migration's own state, as before locks existed.
+func (s *migrationService) awaitLocks(ctx context.Context, st startable, runID string) error {
+	wait := s.opts.LockWait
+	if wait < 0 {
+		return nil
+	}
+	if wait == 0 {
+		wait = defaultLockWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: st.id, RunID: runID, UpdateName: workflows.UpdateLocks,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var r workflows.LockResult
+	if err == nil {
+		err = h.Get(ctx, &r)
+	}
+	if err != nil {
+		s.opts.Logger.Info("start: lock state not known yet", "migration", st.id, "error", err)
+		return nil
+	}
+	if r.State != workflows.LocksRefused {
+		return nil
+	}
+	return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s: %s (the refused run %s changed nothing)", st.summary, r.Message, st.id))
 }

@@ -70,14 +70,14 @@ func New(ctx context.Context, c client.Client, o Options) (*Worker, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	mongo := activities.NewMongo(logger.With("component", "mongo"))
-	register(w, o, clients, mongo)
+	register(w, o, clients, mongo, c)
 	return &Worker{Worker: w, mongo: mongo}, nil
 }
 
 // register is the one list of what a ferry worker runs: every kind's workflows under the
 // stable names its descriptor gives (a renamed Go function must not rename a workflow type
 // that running histories name), and the activities the kinds call.
-func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activities.Mongo) {
+func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activities.Mongo, tc client.Client) {
 	w.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: "Ping"})
 	w.RegisterActivity(&activities.Ping{Identity: o.Identity})
 	for _, k := range workflows.Kinds() {
@@ -88,4 +88,7 @@ func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activitie
 	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch, SandboxURL: c.sandboxURL})
 	w.RegisterActivity(&activities.EC2{Client: c.ec2})
 	w.RegisterActivity(mongo)
+	// Resource locks: the lock child, and reading who holds one for a refusal's message.
+	workflows.RegisterLock(w)
+	w.RegisterActivity(&activities.Locks{Temporal: tc})
 }

@@ -191,6 +191,9 @@ func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
 	if err := checkDrift(w.in.PlanHash, w.plan.Plan.Hash, strings.Join(w.plan.Plan.Observations[:min(3, len(w.plan.Plan.Observations))], "; "), amiPlanHashV1(w.spec, obs)); err != nil {
 		return AMIShareResult{}, err
 	}
+	if err := holdLocks(ctx, w.s, w.in.Common, w.plan.Plan.Resources); err != nil {
+		return AMIShareResult{}, err
+	}
 	for _, im := range obs.Images {
 		w.sources[im.ID] = im
 	}

@@ -95,6 +95,7 @@ func runAMIScenario(ctx context.Context, t *testing.T, c client.Client, endpoint
 	w := worker.New(c, queue, worker.Options{})
 	w.RegisterWorkflow(workflows.AMIShare)
 	w.RegisterWorkflow(workflows.PlanAMIShare)
+	workflows.RegisterLock(w)
 	w.RegisterActivity(&activities.EC2{Client: clients})
 	require.NoError(t, w.Start())
 	defer w.Stop()

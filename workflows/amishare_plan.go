@@ -133,6 +133,7 @@ func ComputeAMISharePlan(spec AMIShareSpec, obs activities.ResolveAMIsOutput) AM
 		Steps:        steps,
 		Observations: lines,
 		Hash:         AMISharePlanHash(spec, obs),
+		Resources:    amiResources(spec, obs),
 	}
 	return p
 }
@@ -242,4 +243,17 @@ func resolveAMIs(ctx workflow.Context, spec AMIShareSpec, instances []string) (a
 		TargetRegions: spec.TargetRegions, KMSKeys: spec.KMSKeys, Sharing: spec.Sharing(),
 	}).Get(ctx, &out)
 	return out, err
+}
+
+// amiResources are the images (and instances to image) a share reads: two shares of one
+// image would each copy it and each roll back the other's view of it.
+func amiResources(spec AMIShareSpec, obs activities.ResolveAMIsOutput) []Resource {
+	var rs []Resource
+	for _, img := range obs.Images {
+		rs = append(rs, ImageResource(spec.SourceRegion, img.ID))
+	}
+	for _, inst := range obs.Instances {
+		rs = append(rs, ImageResource(spec.SourceRegion, inst.ID))
+	}
+	return rs
 }

@@ -97,6 +97,7 @@ func newAMIHarnessWait(t *testing.T, waitFor time.Duration) *amiHarness {
 	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	env.RegisterWorkflow(AMIShare)
 	env.RegisterWorkflow(PlanAMIShare)
+	RegisterLock(env)
 	env.RegisterActivity(&activities.EC2{})
 	env.OnActivity(ec2a.ResolveAMIs, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveAMIsInput) (activities.ResolveAMIsOutput, error) {

@@ -260,6 +260,9 @@ type Plan struct {
 	Steps        []PlannedStep
 	Observations []string
 	Hash         string
+	// Resources are what a run of the plan changes, named as the cloud knows them: the
+	// run locks them (locks.go), and a composite locks its phases' all at once.
+	Resources []Resource `json:",omitempty"`
 }
 
 // PlanDNSShiftInput asks for a DNS shift plan. The plan runs as a short workflow so the

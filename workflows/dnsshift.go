@@ -151,6 +151,9 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 	if err := checkDrift(w.in.PlanHash, plan.Plan.Hash, strings.Join(plan.Plan.Observations[:3], "; "), dnsShiftPlanHashV1(w.spec, obs)); err != nil {
 		return DNSShiftResult{}, err
 	}
+	if err := holdLocks(ctx, w.s, w.in.Common, plan.Plan.Resources); err != nil {
+		return DNSShiftResult{}, err
+	}
 	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))
 	for i, st := range plan.Steps {
 		names[i], descs[i] = st.Name, st.Description

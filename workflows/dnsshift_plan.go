@@ -114,6 +114,7 @@ func ComputeDNSShiftPlan(spec DNSShiftSpec, obs activities.PreflightOutput) (DNS
 		Steps:        planned,
 		Observations: obsLines,
 		Hash:         DNSShiftPlanHash(spec, obs),
+		Resources:    []Resource{DNSRecordResource(obs.ZoneID, spec.RecordName, spec.RecordType)},
 	}
 	return p, nil
 }

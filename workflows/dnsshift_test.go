@@ -69,6 +69,7 @@ func newHarness(t *testing.T) *harness {
 	env := h.env
 	env.RegisterWorkflow(DNSShift)
 	env.RegisterWorkflow(PlanDNSShift)
+	RegisterLock(env)
 	env.RegisterActivity(&activities.Route53{})
 	env.RegisterActivity(&activities.Gates{})
 	env.OnActivity(r53.Preflight, mock.Anything, mock.Anything).Return(

@@ -110,6 +110,9 @@ type Common struct {
 	OnFailure string
 	// Undo, when set, makes the run undo these changes instead of migrating.
 	Undo *Changes `json:",omitempty"`
+	// LockedBy, when set, is the composite that holds this run's resource locks (see
+	// locks.go); the run takes none of its own.
+	LockedBy string `json:",omitempty"`
 	// Budgets bound retries; nil uses the defaults (see Budgets).
 	Budgets *Budgets `json:",omitempty"`
 }

@@ -188,6 +188,9 @@ func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error
 	if err := checkDrift(w.in.PlanHash, plan.Plan.Hash, plan.Plan.Observations[0], mongoPlanHashesV1(w.spec, obs)); err != nil {
 		return MongoPrimaryMoveResult{}, err
 	}
+	if err := holdLocks(ctx, w.s, w.in.Common, plan.Plan.Resources); err != nil {
+		return MongoPrimaryMoveResult{}, err
+	}
 	w.plan, w.original, w.originalPrimary = plan, plan.Original, obs.Primary
 	w.planned = plan.Reconfigs
 	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))

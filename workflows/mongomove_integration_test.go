@@ -75,6 +75,7 @@ func startMongoWorker(t testing.TB, c client.Client) {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.MongoPrimaryMove)
 	w.RegisterWorkflow(workflows.PlanMongoPrimaryMove)
+	workflows.RegisterLock(w)
 	acts := activities.NewMongo(slog.New(slog.DiscardHandler))
 	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {

@@ -61,6 +61,7 @@ func newMongoHarnessSync(t *testing.T, syncTime time.Duration) *mongoHarness {
 	env, f := h.env, h.set
 	env.RegisterWorkflow(MongoPrimaryMove)
 	env.RegisterWorkflow(PlanMongoPrimaryMove)
+	RegisterLock(env)
 	env.RegisterActivity(&activities.Mongo{})
 	env.OnActivity(mongoActs.ReadReplicaSet, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.MongoReadInput) (activities.MongoReadOutput, error) {

@@ -411,6 +411,7 @@ func finishMongoPlan(spec MongoMoveSpec, obs activities.MongoReadOutput, steps [
 		Steps:        planned,
 		Observations: obsLines,
 		Hash:         MongoPlanHash(spec, obs),
+		Resources:    []Resource{ReplicaSetResource(obs.Config.SetName, obs.Config.ReplicaSetID, activities.SortedHosts(obs.Config.Members))},
 	}
 	return plan
 }

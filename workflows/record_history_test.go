@@ -63,6 +63,7 @@ func TestRecordDNSShiftHistories(t *testing.T) {
 	w := worker.New(c, queue, worker.Options{})
 	w.RegisterWorkflow(workflows.DNSShift)
 	w.RegisterWorkflow(workflows.PlanDNSShift)
+	workflows.RegisterLock(w)
 	w.RegisterActivity(&activities.Route53{Client: r53})
 	w.RegisterActivity(&activities.Gates{HTTP: app.Client()})
 	require.NoError(t, w.Start())

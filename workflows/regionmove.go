@@ -199,6 +199,11 @@ func (w *regionMove) execute(ctx workflow.Context) (_ RegionMoveResult, err erro
 	if err := checkDrift(w.in.PlanHash, plan.Plan.Hash, "", regionMovePlanHashV1(w.spec, plan.children)); err != nil {
 		return RegionMoveResult{}, err
 	}
+	// Every phase's resources are held from here to the move's end, so nothing else can
+	// change them between phases (and an undo hours later restores what the move saw).
+	if err := holdLocks(ctx, w.s, w.in.Common, plan.Plan.Resources); err != nil {
+		return RegionMoveResult{}, err
+	}
 	phases := regionPhases(w.spec)
 	var names, descs []string
 	for i, ph := range phases {
@@ -341,7 +346,7 @@ func (w *regionMove) runPhase(ctx workflow.Context, ph regionPhase) (Outcome, er
 	}
 	in := ph.input(Common{
 		Name: w.in.Name + " (" + ph.name + ")", Reason: w.in.Reason, Initiator: w.in.Initiator,
-		Approvals: w.in.Approvals, PlanHash: pin, OnFailure: OnFailureLeave,
+		Approvals: w.in.Approvals, PlanHash: pin, OnFailure: OnFailureLeave, LockedBy: w.id,
 	})
 	summary := fmt.Sprintf("region move %s: %s %s -> %s", w.in.Name, ph.name, w.spec.SourceRegion, w.spec.TargetRegion)
 	cctx := w.childOptions(ctx, ph.id(), ph.kind.Name, summary)

@@ -90,6 +90,7 @@ func planRegionMove(ctx workflow.Context, spec RegionMoveSpec, name, parentID st
 			return regionPlan{}, err
 		}
 		rp.Hashes[ph.name] = p.Hash
+		rp.Plan.Resources = append(rp.Plan.Resources, p.Resources...)
 		hashes = append(hashes, ph.name+"="+p.Hash)
 		for _, st := range regionGateSteps(spec, i, ph) {
 			rp.Plan.Steps = append(rp.Plan.Steps, PlannedStep{Name: st.name, Description: st.desc, NeedsApproval: st.approval})

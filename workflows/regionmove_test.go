@@ -54,6 +54,7 @@ func newRMHarness(t *testing.T) *rmHarness {
 	env.SetStartTime(h.start)
 	env.RegisterWorkflow(RegionMove)
 	env.RegisterWorkflow(PlanRegionMove)
+	RegisterLock(env)
 	for _, wf := range []any{AMIShare, PlanAMIShare, MongoPrimaryMove, PlanMongoPrimaryMove, DNSShift, PlanDNSShift} {
 		env.RegisterWorkflow(wf)
 	}

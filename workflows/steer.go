@@ -33,6 +33,9 @@ type Steering struct {
 	pending     *approvalGate
 	// blocked says what keeps failing and since when, while a step retries at a slow pace.
 	blocked string
+	// locks is how taking the run's resource locks went; nil until decided (UpdateLocks
+	// waits for it).
+	locks *LockResult
 
 	// Last values written to search attributes and current details, so unchanged values
 	// are not upserted again (each upsert is a history event).
@@ -101,6 +104,9 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 		return s.Progress(), nil
 	}); err != nil {
 		return nil, fmt.Errorf("register progress query: %w", err)
+	}
+	if err := s.registerLocks(ctx); err != nil {
+		return nil, err
 	}
 	actions := []struct {
 		signal, update string
