@@ -125,17 +125,24 @@ type Budgets struct {
 	UndoAttempt time.Duration
 	// BlockedPace is how long a blocked step waits between attempts. Default 30 seconds.
 	BlockedPace time.Duration
+	// StepAttempt is how long one attempt at a forward step may keep retrying a retryable
+	// error (the cloud is down, not the request wrong) before the run holds blocked
+	// (holdThrough). Default 3 minutes.
+	StepAttempt time.Duration
 }
 
 // budgets returns c's budgets with defaults filled in.
 func (c Common) budgets() Budgets {
-	b := Budgets{UndoAttempt: 2 * time.Minute, BlockedPace: 30 * time.Second}
+	b := Budgets{UndoAttempt: 2 * time.Minute, BlockedPace: 30 * time.Second, StepAttempt: 3 * time.Minute}
 	if c.Budgets != nil {
 		if c.Budgets.UndoAttempt > 0 {
 			b.UndoAttempt = c.Budgets.UndoAttempt
 		}
 		if c.Budgets.BlockedPace > 0 {
 			b.BlockedPace = c.Budgets.BlockedPace
+		}
+		if c.Budgets.StepAttempt > 0 {
+			b.StepAttempt = c.Budgets.StepAttempt
 		}
 	}
 	return b

@@ -166,6 +166,58 @@ func keepTrying(ctx workflow.Context, s *Steering, b Budgets, what string, step 
 	}
 }
 
+// holdThrough runs a forward step through an outage. A step whose attempt (bounded by the
+// StepAttempt budget) ends in a retryable error (the cloud is failing, not the request
+// wrong) holds the run blocked ("<what> blocked: <error>, retrying since <time>" in the
+// state, the message, the search attribute and the audit) and tries again at the blocked
+// pace, so a person can choose: wait, roll back or cancel. A permanent error (bad input,
+// permission denied, drift: a non-retryable application error) ends the step at once, as
+// does a rollback asked for while it holds (the run's end then undoes what it changed).
+//
+// Not for steps taken while writes are frozen or a broker drains: there a step that cannot
+// finish within its budget must fail fast so the freeze is undone at once.
+func holdThrough(ctx workflow.Context, s *Steering, b Budgets, what string, step func(ctx workflow.Context) error) error {
+	var since time.Time
+	for {
+		err := step(ctx)
+		if err == nil {
+			s.Unblock(ctx, what)
+			return nil
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil || isPermanent(err) || s.RollbackRequest() != nil {
+			return err
+		}
+		if since.IsZero() {
+			since = workflow.Now(ctx)
+		}
+		s.Block(ctx, what, since, failureLine(err))
+		// A rollback asked for while blocked is taken at once, not after the pause.
+		if _, werr := workflow.AwaitWithTimeout(ctx, b.BlockedPace, func() bool { return s.RollbackRequest() != nil }); werr != nil {
+			return werr
+		}
+		if s.RollbackRequest() != nil {
+			return err
+		}
+	}
+}
+
+// isPermanent reports whether err is an application error marked non-retryable anywhere in
+// its chain: bad input, permission denied, drift. Retries exhausted on a retryable error,
+// or a timeout, are not permanent: the cloud may come back.
+func isPermanent(err error) bool {
+	for err != nil {
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) {
+			return false
+		}
+		if ae.NonRetryable() {
+			return true
+		}
+		err = ae.Unwrap()
+	}
+	return false
+}
+
 // undoAttempt is the schedule-to-close bound of a step's activity: while the run rolls
 // back, one attempt at an undo step is bounded by the budget (keepTrying starts the next);
 // otherwise 0, the activity's own retry policy alone.
