@@ -159,6 +159,11 @@ func TestRegionMoveUndoRefusedForGoodBlocksUntilCancelled(t *testing.T) {
 		p, ok := s.progress(ctx, mongoID)
 		return ok && p.State == workflows.StateBlocked && strings.Contains(p.Message, "Unauthorized")
 	})
+	// The move a person watches (and an alert on FerryState) shows it too.
+	testenv.Eventually(t, 30*time.Second, "the region move shows its phase's undo blocked", func() bool {
+		p, ok := s.progress(ctx, id)
+		return ok && p.State == workflows.StateBlocked && strings.Contains(p.Message, "mongo-primary-move") && strings.Contains(p.Message, "Unauthorized")
+	})
 	require.NoError(t, s.c.CancelWorkflow(ctx, id, ""))
 	err = <-done
 	require.True(t, temporal.IsCanceledError(err), "%v", err)

@@ -66,6 +66,8 @@ type regionMove struct {
 	results map[string]json.RawMessage
 
 	running *runningChild
+	// blockedBy is the child whose blocked state the move shows, or "".
+	blockedBy string
 }
 
 func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
@@ -100,6 +102,7 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 		return err
 	}
 	w.s = s
+	w.watchPhaseBlocks(ctx)
 	// Whoever started the move may not have set these (a child, `temporal workflow
 	// start`); they are what the Temporal UI filters on.
 	if err := workflow.UpsertTypedSearchAttributes(ctx,

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -85,6 +86,11 @@ func (w *regionMove) await(ctx workflow.Context, phase, id string, fut workflow.
 	defer func() {
 		rc.done = true
 		w.running = nil
+		if w.blockedBy == id {
+			// The child ended (done, cancelled) while blocked: so did its block.
+			w.blockedBy = ""
+			w.s.Unblock(ctx, "phase "+phase)
+		}
 		w.publish(ctx)
 	}()
 	var err error
@@ -133,10 +139,37 @@ func (w *regionMove) await(ctx workflow.Context, phase, id string, fut workflow.
 	}
 }
 
-// signalChild signals the running child. Its id is the resource lock, so the current run
-// of that id is this child once it has started; before that the signal fails (no other
-// run can be running under the id) and is sent again once the start is recorded.
+// signalChild signals the running child, by its run id: a signal sent by workflow id alone
+// reaches whatever runs under that id then, and before the child's start is recorded that
+// could be another run. So it waits for the start first (or for the child to end).
 func (w *regionMove) signalChild(ctx workflow.Context, rc *runningChild, signal string, req ActionRequest) error {
+	exec := rc.fut.GetChildWorkflowExecution()
+	if workflow.GetVersion(ctx, "forward-to-exact-run", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return w.signalChildV0(ctx, rc, signal, req)
+	}
+	// A real server records a child's start within milliseconds of the command; the wait
+	// is bounded only because the SDK's test environment reports a blocked child's start
+	// late, and then the signal goes by id as before.
+	if _, err := workflow.AwaitWithTimeout(ctx, startRecordWait, func() bool { return exec.IsReady() || rc.done }); err != nil {
+		return err
+	}
+	runID := ""
+	if exec.IsReady() {
+		var e workflow.Execution
+		if err := exec.Get(ctx, &e); err != nil {
+			return err
+		}
+		runID = e.RunID
+	}
+	return workflow.SignalExternalWorkflow(ctx, rc.id, runID, signal, req).Get(ctx, nil)
+}
+
+// startRecordWait bounds signalChild's wait for a child's start to be recorded.
+const startRecordWait = 10 * time.Second
+
+// signalChildV0 is how runs started before forward-to-exact-run signalled (kept so their
+// histories replay): by workflow id alone when the start was not yet recorded.
+func (w *regionMove) signalChildV0(ctx workflow.Context, rc *runningChild, signal string, req ActionRequest) error {
 	exec := rc.fut.GetChildWorkflowExecution()
 	runID := ""
 	if exec.IsReady() {
@@ -158,4 +191,35 @@ func (w *regionMove) signalChild(ctx workflow.Context, rc *runningChild, signal 
 		return gerr
 	}
 	return workflow.SignalExternalWorkflow(ctx, rc.id, e.RunID, signal, req).Get(ctx, nil)
+}
+
+// watchPhaseBlocks shows a phase's blocked state on the move itself (state, message,
+// search attribute), so the run a person watches, and an alert on FerryState, see that a
+// phase's undo or step keeps failing.
+func (w *regionMove) watchPhaseBlocks(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, SignalPhaseBlocked)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var n BlockNote
+			ch.Receive(ctx, &n)
+			what := "phase " + w.phaseNamed(n.ChildID) + ": " + n.What
+			if n.Blocked {
+				w.blockedBy = n.ChildID
+				w.s.Block(ctx, what, n.Since, n.Error)
+			} else if w.blockedBy == n.ChildID {
+				w.blockedBy = ""
+				w.s.Unblock(ctx, what)
+			}
+		}
+	})
+}
+
+// phaseNamed names the phase whose child has id, or the id itself.
+func (w *regionMove) phaseNamed(id string) string {
+	for _, ph := range w.phases {
+		if ph.MigrationID == id || ph.RollbackID == id {
+			return ph.Name
+		}
+	}
+	return id
 }

@@ -58,11 +58,16 @@ func (w *regionMove) undoPhase(ctx workflow.Context, ph regionPhase, ch Changes)
 	w.phase(ph.name).RollbackID = ch.ID
 	in := ph.kind.UndoInput(ch, Common{
 		Name: w.in.Name + " (undo " + ph.name + ")", Reason: "rollback of region move " + w.id,
-		Initiator: w.in.Initiator, Approvals: w.in.Approvals, OnFailure: OnFailureLeave,
+		Initiator: w.in.Initiator, Approvals: w.in.Approvals, OnFailure: OnFailureLeave, LockedBy: w.id,
 	})
 	cctx := w.childOptions(ctx, ch.ID, ph.kind.Name, fmt.Sprintf("region move %s rollback: undo %s", w.in.Name, ph.name))
 	var out Outcome
 	err := workflow.ExecuteChildWorkflow(cctx, ph.kind.WorkflowName, in).Get(ctx, &out)
+	if w.blockedBy == ch.ID {
+		// The undo child ended while it showed blocked here: so did its block.
+		w.blockedBy = ""
+		w.s.Unblock(ctx, "undo of "+ph.name)
+	}
 	if err != nil {
 		if o, ok := outcomeOf(err); ok {
 			w.phaseChanges[ph.name] = o.Changes

@@ -321,28 +321,6 @@ func (s *Steering) LastAction(action string) ActionRequest {
 	return ActionRequest{Identity: SystemIdentity}
 }
 
-// Block shows that what runs now keeps failing: the state is "blocked" (search attribute,
-// progress, the Temporal UI's details) and the message says what fails and since when,
-// until Unblock. The step goes on retrying meanwhile.
-func (s *Steering) Block(ctx workflow.Context, what string, since time.Time, err string) {
-	msg := fmt.Sprintf("%s blocked: %s, retrying since %s", what, err, since.UTC().Format(time.RFC3339))
-	if s.blocked == "" {
-		s.Audit(ctx, SystemIdentity, what+" blocked", err, "")
-	}
-	s.blocked, s.p.Message = msg, msg
-	s.refresh(ctx)
-}
-
-// Unblock ends a Block once the step succeeded.
-func (s *Steering) Unblock(ctx workflow.Context, what string) {
-	if s.blocked == "" {
-		return
-	}
-	s.blocked = ""
-	s.Audit(ctx, SystemIdentity, what+" unblocked", "the step succeeded", "")
-	s.refresh(ctx)
-}
-
 // Paused reports whether a pause is in force.
 func (s *Steering) Paused() bool { return s.paused }
 
