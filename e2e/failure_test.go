@@ -181,6 +181,22 @@ func TestRegionMoveUndoRefusedForGoodBlocksUntilCancelled(t *testing.T) {
 	require.Equal(t, start.weights, end.weights)
 }
 
+// kindSpec is the spec of the marketplace move's phase of kind, to run that kind alone.
+func (s *stack) kindSpec(t *testing.T, kind string) any {
+	t.Helper()
+	move := s.moveSpec(t)
+	switch kind {
+	case workflows.KindDNSShift:
+		return *move.Spec.DNS
+	case workflows.KindMongoPrimaryMove:
+		return *move.Spec.Mongo
+	case workflows.KindAMIShare:
+		return *move.Spec.AMI
+	}
+	t.Fatalf("no phase of kind %s", kind)
+	return nil
+}
+
 // Each kind run alone undoes what it changed when it fails part-way (onFailure defaults to
 // rollback), the same way the region move undoes it.
 func TestKindAloneFailurePartWayEndsWhereItStarted(t *testing.T) {
@@ -202,18 +218,8 @@ func TestKindAloneFailurePartWayEndsWhereItStarted(t *testing.T) {
 			start := s.world(t)
 			_, err := s.sb.Faults().Add(c.fault)
 			require.NoError(t, err)
-			move := s.moveSpec(t)
 			k := workflows.KindByName(c.kind)
-			var spec any
-			for _, ph := range []struct {
-				kind string
-				spec any
-			}{{workflows.KindDNSShift, *move.Spec.DNS}, {workflows.KindMongoPrimaryMove, *move.Spec.Mongo}, {workflows.KindAMIShare, *move.Spec.AMI}} {
-				if ph.kind == c.kind {
-					spec = ph.spec
-				}
-			}
-			in := k.NewInput(spec, workflows.Common{Name: c.name, Initiator: "alice",
+			in := k.NewInput(s.kindSpec(t, c.kind), workflows.Common{Name: c.name, Initiator: "alice",
 				Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}, OnFailure: workflows.OnFailureRollback})
 			var out workflows.Outcome
 			err = s.runKind(t, k, in, &out)

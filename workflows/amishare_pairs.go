@@ -61,7 +61,8 @@ func (w *amiShare) copyOpts(ctx workflow.Context, summary string) workflow.Conte
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// A few API calls (look for our copy, CopyImage, tag it); the bound is also how
 		// long a dead worker holds the pair before another takes it over.
-		StartToCloseTimeout: shortCallTimeout,
+		StartToCloseTimeout:    shortCallTimeout,
+		ScheduleToCloseTimeout: stepAttempt(w.s, w.in.Common),
 		// RequestLimitExceeded (the CopyImage bucket refills at 1/s) and
 		// ResourceLimitExceeded (concurrent copy quotas) come back retryable; the backoff
 		// up to a minute lets the buckets refill and other copies finish. Every attempt
@@ -99,9 +100,11 @@ func (w *amiShare) createFromInstance(ctx, waitCtx workflow.Context, i int) erro
 	w.s.StartStep(ctx, step)
 	name := fmt.Sprintf("ferry-%s-%s", inst, AMICopyToken(w.id, w.runID, inst, w.spec.SourceRegion)[:12])
 	var out activities.CreateAMIOutput
-	err := workflow.ExecuteActivity(w.copyOpts(ctx, fmt.Sprintf("create image from %s", inst)), ec2a.CreateAMI, activities.CreateAMIInput{
-		Region: w.spec.SourceRegion, InstanceID: inst, Name: name, Reboot: w.spec.Reboot, MigrationID: w.id, RunChain: w.runID,
-	}).Get(ctx, &out)
+	err := holdThrough(ctx, w.s, w.in.budgets(), "image "+inst, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(w.copyOpts(ctx, fmt.Sprintf("create image from %s", inst)), ec2a.CreateAMI, activities.CreateAMIInput{
+			Region: w.spec.SourceRegion, InstanceID: inst, Name: name, Reboot: w.spec.Reboot, MigrationID: w.id, RunChain: w.runID,
+		}).Get(ctx, &out)
+	})
 	if err != nil {
 		return err
 	}
@@ -168,11 +171,15 @@ func (w *amiShare) copyPair(ctx, waitCtx workflow.Context, p *amiPair, share boo
 	w.setPair(ctx, p, AMICopyCopying, "starting CopyImage")
 	token := AMICopyToken(w.id, w.runID, p.SourceImageID, p.Region)
 	var out activities.CopyAMIOutput
-	err := workflow.ExecuteActivity(w.copyOpts(ctx, fmt.Sprintf("copy %s to %s", p.SourceImageID, p.Region)), ec2a.CopyAMI, activities.CopyAMIInput{
-		SourceRegion: w.spec.SourceRegion, SourceImageID: p.SourceImageID, Region: p.Region,
-		Name: src.Name, Description: copyDescription(src, w.spec.SourceRegion), KMSKeyID: w.spec.KMSKeys[p.Region],
-		ClientToken: token, MigrationID: w.id, RunChain: w.runID,
-	}).Get(ctx, &out)
+	// EC2 failing past the step's budget (throttling that never lets up, 5xx) holds the
+	// share blocked instead of failing the pair; a refusal (no permission, a bad key) ends it.
+	err := holdThrough(ctx, w.s, w.in.budgets(), "copy "+p.SourceImageID+" to "+p.Region, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(w.copyOpts(ctx, fmt.Sprintf("copy %s to %s", p.SourceImageID, p.Region)), ec2a.CopyAMI, activities.CopyAMIInput{
+			SourceRegion: w.spec.SourceRegion, SourceImageID: p.SourceImageID, Region: p.Region,
+			Name: src.Name, Description: copyDescription(src, w.spec.SourceRegion), KMSKeyID: w.spec.KMSKeys[p.Region],
+			ClientToken: token, MigrationID: w.id, RunChain: w.runID,
+		}).Get(ctx, &out)
+	})
 	if err != nil {
 		return err
 	}

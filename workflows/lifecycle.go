@@ -187,6 +187,11 @@ func holdThrough(ctx workflow.Context, s *Steering, b Budgets, what string, step
 		if temporal.IsCanceledError(err) || ctx.Err() != nil || isPermanent(err) || s.RollbackRequest() != nil {
 			return err
 		}
+		// Asked only on a failure, so a step that succeeds records no marker; a run that
+		// failed such a step before holding existed fails it again on replay.
+		if workflow.GetVersion(ctx, "hold-through-outages", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return err
+		}
 		if since.IsZero() {
 			since = workflow.Now(ctx)
 		}
@@ -226,6 +231,16 @@ func undoAttempt(s *Steering, c Common) time.Duration {
 		return c.budgets().UndoAttempt
 	}
 	return 0
+}
+
+// stepAttempt is the schedule-to-close bound of one attempt at a step that holdThrough
+// (forward) or keepTrying (undo) repeats: the undo budget while rolling back, else the
+// forward step budget.
+func stepAttempt(s *Steering, c Common) time.Duration {
+	if s.RollingBack() {
+		return c.budgets().UndoAttempt
+	}
+	return c.budgets().StepAttempt
 }
 
 // kindRun is what a kind's run lends the shared lifecycle.

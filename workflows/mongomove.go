@@ -214,7 +214,9 @@ func (w *mongoMove) execute(ctx workflow.Context) (MongoPrimaryMoveResult, error
 		w.s.StartStep(ctx, i)
 		switch st.Kind {
 		case MongoStepReconfig:
-			if err := w.reconfig(ctx, st); err != nil {
+			// An unreachable set holds the move blocked rather than failing it; a refused
+			// or drifted config ends the step.
+			if err := holdThrough(ctx, w.s, w.in.budgets(), "reconfig", func(ctx workflow.Context) error { return w.reconfig(ctx, st) }); err != nil {
 				w.s.EndStep(ctx, i, StepFailed, failureLine(err))
 				return MongoPrimaryMoveResult{}, err
 			}
@@ -273,7 +275,7 @@ func (w *mongoMove) reconfig(ctx workflow.Context, st MongoStep) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// The server waits up to MaxTime for the old and then the new config to commit.
 		StartToCloseTimeout:    2 * time.Minute,
-		ScheduleToCloseTimeout: undoAttempt(w.s, w.in.Common),
+		ScheduleToCloseTimeout: stepAttempt(w.s, w.in.Common),
 		// The activity heartbeats while the server holds the call, so a dead worker is
 		// noticed in seconds and the (idempotent) reconfig resumes on another.
 		HeartbeatTimeout: 10 * time.Second,
