@@ -350,6 +350,7 @@ func (w *regionMove) runPhase(ctx workflow.Context, ph regionPhase) (Outcome, er
 	in := ph.input(Common{
 		Name: w.in.Name + " (" + ph.name + ")", Reason: w.in.Reason, Initiator: w.in.Initiator,
 		Approvals: w.in.Approvals, PlanHash: pin, OnFailure: OnFailureLeave, LockedBy: w.id,
+		Budgets: w.in.Budgets, // a phase holds and retries on the move's budgets
 	})
 	summary := fmt.Sprintf("region move %s: %s %s -> %s", w.in.Name, ph.name, w.spec.SourceRegion, w.spec.TargetRegion)
 	cctx := w.childOptions(ctx, ph.id(), ph.kind.Name, summary)

@@ -331,7 +331,9 @@ func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	spec.ApproveBetweenPhases = true
 	h.after(10*time.Minute, func() { h.update(UpdateApprove, "bob") })
 	h.after(30*time.Minute, func() { h.update(UpdateRollback, "bob") })
-	res, err := h.run(rmInput(spec))
+	in := rmInput(spec)
+	in.Budgets = &Budgets{StepAttempt: 7 * time.Second, UndoAttempt: 5 * time.Second}
+	res, err := h.run(in)
 	require.NoError(t, err)
 	require.Equal(t, StateRolledBack, res.State, res.Message)
 	require.Equal(t, []string{"ami", "mongo", "mongo-reverse", "delete eu-west-2/ami-copy1", "delete eu-west-2/ami-copy2"}, h.eventsOf())
@@ -342,6 +344,8 @@ func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	require.Equal(t, "127.0.0.1:27018", rec.Primary, "the record the phase made is handed to the undo whole")
 	require.Equal(t, "mongo/rs0", h.inputs["mongo-reverse id"], "the undo holds the phase's lock")
 	require.Equal(t, OnFailureLeave, h.inputs["mongo"].(MongoPrimaryMoveInput).OnFailure, "phases leave their changes to the move's unwinding")
+	require.Equal(t, in.Budgets, h.inputs["mongo"].(MongoPrimaryMoveInput).Budgets, "phases retry and hold on the move's budgets")
+	require.Equal(t, in.Budgets, rev.Budgets, "so do their undos")
 }
 
 // A rollback asked while the DNS child runs goes to the child first (it undoes its own

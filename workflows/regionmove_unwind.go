@@ -59,6 +59,7 @@ func (w *regionMove) undoPhase(ctx workflow.Context, ph regionPhase, ch Changes)
 	in := ph.kind.UndoInput(ch, Common{
 		Name: w.in.Name + " (undo " + ph.name + ")", Reason: "rollback of region move " + w.id,
 		Initiator: w.in.Initiator, Approvals: w.in.Approvals, OnFailure: OnFailureLeave, LockedBy: w.id,
+		Budgets: w.in.Budgets,
 	})
 	cctx := w.childOptions(ctx, ch.ID, ph.kind.Name, fmt.Sprintf("region move %s rollback: undo %s", w.in.Name, ph.name))
 	var out Outcome
