@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,6 +226,30 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}()
+	var outageAt time.Time
+	chaosWG.Add(1)
+	go func() {
+		defer chaosWG.Done()
+		at, err := routeOutageDuringRollback(ctx, stopChaos, sb, rs)
+		if err != nil {
+			chaosErr("route 53 outage: %v", err)
+		}
+		chaosMu.Lock()
+		outageAt = at
+		chaosMu.Unlock()
+	}()
+	for _, r := range rs {
+		if !r.tagsMember() {
+			continue
+		}
+		chaosWG.Add(1)
+		go func() {
+			defer chaosWG.Done()
+			if err := r.editConfigWhileMoving(ctx, stopChaos, c); err != nil {
+				chaosErr("%s: edit the config behind ferry's back: %v", r.set, err)
+			}
+		}()
+	}
 	for _, r := range rs {
 		if r.down != downBounded {
 			continue
@@ -294,11 +319,15 @@ func TestChaos(t *testing.T) {
 	// Route 53: every successful batch set both weights of one record with a total above
 	// zero.
 	calls := sb.AWS().Calls(control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets"})
-	var batchesOK, batchesRefused, zeroTotal, oneWeight, resent int
+	var batchesOK, batchesRefused, zeroTotal, oneWeight, resent, outageRefused int
+	outageEnd := outageAt.Add(outageFor)
 	last := map[string][2]string{}
 	for _, call := range calls {
 		if call.Result != "ok" {
 			batchesRefused++
+			if !outageAt.IsZero() && !call.Time.Before(outageAt) && call.Time.Before(outageEnd) {
+				outageRefused++
+			}
 			continue
 		}
 		batchesOK++
@@ -451,6 +480,27 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
+	// Out of band: every member a person tagged keeps its tag (ferry never put the config
+	// back over it); moves that met the outage showed themselves blocked and went on.
+	var tagged, tagsLost, showedBlockedN int
+	for _, r := range rs {
+		if showedBlocked(ctx, c, r.id) {
+			showedBlockedN++
+		}
+		if !r.tagged {
+			continue
+		}
+		tagged++
+		tag, err := memberTag(ctx, append(slices.Clone(r.sourceHosts), r.targetHosts...), r.set, r.sourceHosts[0], dbaTagKey)
+		if err != nil || tag != dbaTagValue {
+			tagsLost++
+			t.Errorf("%s: %s's tag %s=%s, set behind ferry's back, reads %q (%v)", r.id, r.sourceHosts[0], dbaTagKey, dbaTagValue, tag, err)
+		}
+	}
+	if outageAt.IsZero() {
+		t.Errorf("the Route 53 outage never began (no move that must roll back shifted traffic)")
+	}
+
 	hs := readHistories(t, c, rs)
 	elapsed := time.Since(began)
 	if elapsed > *flagLimit {
@@ -481,6 +531,10 @@ func TestChaos(t *testing.T) {
 		{"faults fired: Route 53 latency 200ms (30%)", faultsFired["aws:route53:* latency"]},
 		{"faults fired: EC2 throttle (30%)", faultsFired["aws:ec2:* throttle"]},
 		{"faults fired: EC2 CopyImage 5xx (20%)", faultsFired["aws:ec2:CopyImage error"]},
+		{"Route 53 outage (every batch 5xx for 3 undo budgets) during a rollback: batches refused", outageRefused},
+		{"moves that showed themselves blocked and went on", showedBlockedN},
+		{"replica sets whose config a person edited mid-move (member tagged)", tagged},
+		{"of those, edits ferry put back", tagsLost},
 		{"MongoDB members stopped (old-region secondary down)", membersStopped},
 		{"MongoDB slow initial syncs (x30)", slowSyncs},
 		{"ChangeResourceRecordSets batches applied", batchesOK},

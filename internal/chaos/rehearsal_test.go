@@ -49,6 +49,7 @@ type rehearsal struct {
 	mu       sync.Mutex
 	downHost string
 	downFor  time.Duration
+	tagged   bool // a person tagged a member of its set while it moved (tagsMember)
 
 	res workflows.RegionMoveResult
 	err error
@@ -165,6 +166,7 @@ regionMove:
 		t.Fatalf("%s: %v", r.name, err)
 	}
 	in.Spec.AMI.PollInterval = 200 * time.Millisecond // the default 15s suits AWS, not the fast sandbox
+	in.Budgets = chaosBudgets
 	return in
 }
 
@@ -180,6 +182,9 @@ func (r *rehearsal) plan() string {
 	}
 	if r.slowSync {
 		b.WriteString(", slow sync")
+	}
+	if r.tagsMember() {
+		b.WriteString(", config edited behind ferry's back")
 	}
 	return b.String()
 }
