@@ -151,7 +151,7 @@ func newListCmd(g *globals, f *clientFlags) *cobra.Command {
 			if state != "" {
 				v, ok := ferryv1.MigrationState_value["MIGRATION_STATE_"+enumName(state)]
 				if !ok {
-					return fmt.Errorf("--state %q: use running, awaiting-approval, paused, rolling-back, completed, rolled-back, failed or cancelled", state)
+					return fmt.Errorf("--state %q: use running, awaiting-approval, paused, blocked, rolling-back, completed, rolled-back, failed or cancelled", state)
 				}
 				req.State = ferryv1.MigrationState(v)
 			}
@@ -176,7 +176,7 @@ func newListCmd(g *globals, f *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&kind, "kind", "", "only this kind (dns-shift)")
-	cmd.Flags().StringVar(&state, "state", "", "only this state (running, awaiting-approval, ...)")
+	cmd.Flags().StringVar(&state, "state", "", "only this state (running, awaiting-approval, blocked, ...): blocked lists migrations whose step keeps failing")
 	cmd.Flags().StringVar(&req.Region, "region", "", "only migrations touching this region")
 	cmd.Flags().StringVar(&req.Initiator, "initiator", "", "only migrations started by this identity")
 	cmd.Flags().BoolVar(&req.AwaitingApproval, "awaiting-approval", false, "only migrations waiting for approval")
