@@ -154,7 +154,7 @@ func TestRegionMoveUndoRefusedForGoodBlocksUntilCancelled(t *testing.T) {
 		done <- err
 	}()
 	ctx := context.Background()
-	mongoID := workflows.MongoPrimaryMoveWorkflowID("rs0")
+	mongoID := workflows.MongoPrimaryMoveWorkflowID("rs0", in.Spec.Mongo.URI)
 	testenv.Eventually(t, 2*time.Minute, "the MongoDB undo shows itself blocked", func() bool {
 		p, ok := s.progress(ctx, mongoID)
 		return ok && p.State == workflows.StateBlocked && strings.Contains(p.Message, "Unauthorized")

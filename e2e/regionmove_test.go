@@ -408,7 +408,7 @@ func TestRegionMoveCancelReachesRunningChild(t *testing.T) {
 	})
 	_, err = s.act(ctx, id, workflows.UpdateApprove, "bob")
 	require.NoError(t, err)
-	child := workflows.MongoPrimaryMoveWorkflowID("rs0")
+	child := workflows.MongoPrimaryMoveWorkflowID("rs0", in.Spec.Mongo.URI)
 	testenv.Eventually(t, time.Minute, "the MongoDB child waiting for its approval", func() bool {
 		p, ok := s.progress(ctx, child)
 		return ok && p.PendingApproval != nil

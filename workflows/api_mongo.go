@@ -1,12 +1,44 @@
 package workflows
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // --- MongoDB primary move (contract) -------------------------------------------------------
 
-// MongoPrimaryMoveWorkflowID derives the workflow id from the replica set, so two moves of
-// one set can never run at once.
-func MongoPrimaryMoveWorkflowID(replicaSet string) string { return "mongo/" + replicaSet }
+// MongoPrimaryMoveWorkflowID names a move by the replica set's name and its lowest seed
+// host ("mongo/rs0@db1.example:27017"): the name alone made every company's set named rs0
+// one id. Two spellings of one set's seed list can give two ids; the lock on the set's
+// replicaSetId (locks.go) still lets only one of them run.
+func MongoPrimaryMoveWorkflowID(replicaSet, uri string) string {
+	if h := lowestSeed(uri); h != "" {
+		return "mongo/" + replicaSet + "@" + h
+	}
+	return "mongo/" + replicaSet
+}
+
+// lowestSeed is the lowest host of a mongodb:// URI's seed list, lower-cased, without
+// credentials; "" when there is none.
+func lowestSeed(uri string) string {
+	rest, ok := strings.CutPrefix(uri, "mongodb://")
+	if !ok {
+		rest, ok = strings.CutPrefix(uri, "mongodb+srv://")
+	}
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	hosts := strings.Split(strings.ToLower(rest), ",")
+	slices.Sort(hosts)
+	return hosts[0]
+}
 
 // MongoProgress is the MongoDB-specific part of Progress.
 type MongoProgress struct {

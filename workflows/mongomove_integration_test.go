@@ -165,7 +165,7 @@ func runMongoMove(t testing.TB, timing mongosim.Timing, sc mongoScenario) mongoM
 		SkipPrimaryApproval: sc.skipApproval,
 		DemoteSource:        sc.rollbackAfterMove,
 	}
-	id := workflows.MongoPrimaryMoveWorkflowID("rs0")
+	id := workflows.MongoPrimaryMoveWorkflowID("rs0", spec.URI)
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
 		workflows.MongoPrimaryMove, workflows.MongoPrimaryMoveInput{Spec: spec, Common: workflows.Common{Name: "rs0 to eu-west-2", Reason: "region move", Initiator: "alice", Approvals: workflows.ApprovalPolicy{RequiredApprovers: 1}}})

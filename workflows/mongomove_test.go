@@ -309,7 +309,7 @@ func TestPlanMongoPrimaryMoveWorkflow(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	var plan Plan
 	require.NoError(t, h.env.GetWorkflowResult(&plan))
-	require.Equal(t, "mongo/rs0", plan.ID)
+	require.Equal(t, "mongo/rs0@10.1.0.1:27017", plan.ID, "named by the set and its lowest seed host")
 	require.Equal(t, KindMongoPrimaryMove, plan.Kind)
 	require.Len(t, plan.Steps, 11)
 	require.False(t, plan.Steps[4].NeedsApproval, "the spec skips the primary approval")

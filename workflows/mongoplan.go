@@ -406,7 +406,7 @@ func finishMongoPlan(spec MongoMoveSpec, obs activities.MongoReadOutput, steps [
 	obsLines = append(obsLines,
 		fmt.Sprintf("%d reconfig(s); rollback restores %s one vote per reconfig and moves the primary back", plan.Reconfigs, activities.DescribeMembers(obs.Config.Members)))
 	plan.Plan = Plan{
-		ID:           MongoPrimaryMoveWorkflowID(spec.ReplicaSet),
+		ID:           MongoPrimaryMoveWorkflowID(spec.ReplicaSet, spec.URI),
 		Kind:         KindMongoPrimaryMove,
 		Steps:        planned,
 		Observations: obsLines,

@@ -153,15 +153,17 @@ func (w *regionMove) signalChild(ctx workflow.Context, rc *runningChild, signal 
 	if _, err := workflow.AwaitWithTimeout(ctx, startRecordWait, func() bool { return exec.IsReady() || rc.done }); err != nil {
 		return err
 	}
-	runID := ""
+	id, runID := rc.id, ""
 	if exec.IsReady() {
 		var e workflow.Execution
 		if err := exec.Get(ctx, &e); err != nil {
 			return err
 		}
-		runID = e.RunID
+		// The id the child really runs under: a move started by an older ferry named its
+		// children as that version did.
+		id, runID = e.ID, e.RunID
 	}
-	return workflow.SignalExternalWorkflow(ctx, rc.id, runID, signal, req).Get(ctx, nil)
+	return workflow.SignalExternalWorkflow(ctx, id, runID, signal, req).Get(ctx, nil)
 }
 
 // startRecordWait bounds signalChild's wait for a child's start to be recorded.

@@ -265,7 +265,7 @@ func TestRegionMovePhasesRunInOrder(t *testing.T) {
 	require.Equal(t, map[string]string{PhaseAMIShare: PhaseCompleted, PhaseMongoPrimaryMove: PhaseCompleted, PhaseDNSShift: PhaseCompleted}, phaseStates(res.Phases))
 	// Children hold the resource locks of the single migrations and inherit who and how.
 	require.Equal(t, "ami/eu-west-1/tags:app=shop", h.inputs["ami id"])
-	require.Equal(t, "mongo/rs0", h.inputs["mongo id"])
+	require.Equal(t, "mongo/rs0@127.0.0.1:27017", h.inputs["mongo id"])
 	require.Equal(t, "dns/shop.example/www.shop.example/A", h.inputs["dns id"])
 	dns := h.inputs["dns"].(DNSShiftInput)
 	require.Equal(t, "alice", dns.Initiator)
@@ -342,7 +342,7 @@ func TestRegionMoveRollbackAfterMongo(t *testing.T) {
 	rec, err := decodeRecord[mongoUndoRecord](rev.Undo)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:27018", rec.Primary, "the record the phase made is handed to the undo whole")
-	require.Equal(t, "mongo/rs0", h.inputs["mongo-reverse id"], "the undo holds the phase's lock")
+	require.Equal(t, "mongo/rs0@127.0.0.1:27017", h.inputs["mongo-reverse id"], "the undo holds the phase's lock")
 	require.Equal(t, OnFailureLeave, h.inputs["mongo"].(MongoPrimaryMoveInput).OnFailure, "phases leave their changes to the move's unwinding")
 	require.Equal(t, in.Budgets, h.inputs["mongo"].(MongoPrimaryMoveInput).Budgets, "phases retry and hold on the move's budgets")
 	require.Equal(t, in.Budgets, rev.Budgets, "so do their undos")
@@ -447,7 +447,7 @@ func TestRegionMoveFailedPhaseWithoutReport(t *testing.T) {
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
 	require.Equal(t, ErrMigrationFailed, ae.Type())
-	require.Contains(t, ae.Error(), "mongo-primary-move: unknown: mongo/rs0 ended without a change report")
+	require.Contains(t, ae.Error(), "mongo-primary-move: unknown: mongo/rs0@127.0.0.1:27017 ended without a change report")
 	require.Contains(t, ae.Error(), "ami-share: 2 image(s)")
 	require.Equal(t, []string{"ami", "mongo"}, h.eventsOf(), "the unwinding stops at the phase it cannot undo")
 }

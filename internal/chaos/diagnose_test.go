@@ -56,7 +56,7 @@ func diagnose(t *testing.T, c client.Client, r *rehearsal, sb *sandbox.Sandbox, 
 		fmt.Fprintf(&b, "error: %v\n", r.err)
 	}
 	ids := []string{r.id, r.id + "/plan/" + workflows.PhaseAMIShare, r.id + "/plan/" + workflows.PhaseMongoPrimaryMove, r.id + "/plan/" + workflows.PhaseDNSShift,
-		workflows.AMIShareWorkflowID(source, "tags:app="+r.app), workflows.MongoPrimaryMoveWorkflowID(r.set), workflows.DNSShiftWorkflowID(zone, r.record, "A")}
+		workflows.AMIShareWorkflowID(source, "tags:app="+r.app), r.mongoID(), workflows.DNSShiftWorkflowID(zone, r.record, "A")}
 	for _, id := range ids {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if d, err := c.DescribeWorkflowExecution(qctx, id, ""); err == nil {

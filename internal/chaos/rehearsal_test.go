@@ -62,7 +62,12 @@ type rehearsal struct {
 // its phases (and their undos, which reuse the phase ids).
 func (r *rehearsal) owns(id string) bool {
 	return id == r.id || strings.HasPrefix(id, r.id+"/") || id == workflows.AMIShareWorkflowID(source, "tags:app="+r.app) ||
-		id == workflows.MongoPrimaryMoveWorkflowID(r.set) || id == workflows.DNSShiftWorkflowID(zone, r.record, "A")
+		id == r.mongoID() || id == workflows.DNSShiftWorkflowID(zone, r.record, "A")
+}
+
+// mongoID is the id of the move's MongoDB phase (and its undo).
+func (r *rehearsal) mongoID() string {
+	return workflows.MongoPrimaryMoveWorkflowID(r.set, "mongodb://"+strings.Join(r.sourceHosts, ",")+"/?replicaSet="+r.set)
 }
 
 // longestWaits names the activity types this rehearsal's workflows waited on longest.
