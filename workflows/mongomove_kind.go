@@ -13,7 +13,9 @@ var mongoPrimaryMoveKind = describe(KindDef{Name: KindMongoPrimaryMove, Workflow
 			return MongoPrimaryMoveInput{Spec: s, Common: c}
 		},
 		plan: func(in MongoPrimaryMoveInput) any { return PlanMongoPrimaryMoveInput{Spec: in.Spec} },
-		lock: func(in MongoPrimaryMoveInput) string { return MongoPrimaryMoveWorkflowID(in.Spec.ReplicaSet, in.Spec.URI) },
+		lock: func(in MongoPrimaryMoveInput) string {
+			return MongoPrimaryMoveWorkflowID(in.Spec.ReplicaSet, in.Spec.URI)
+		},
 		summary: func(in MongoPrimaryMoveInput) string {
 			return fmt.Sprintf("MongoDB primary move %s: %s -> %s", in.Spec.ReplicaSet, in.Spec.SourceRegion, in.Spec.TargetRegion)
 		},
