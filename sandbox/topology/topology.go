@@ -129,12 +129,24 @@ type Mongo struct {
 
 // ReplicaSet is one simulated MongoDB replica set.
 type ReplicaSet struct {
-	Name              string        `json:"name"` // e.g. rs0
+	Name string `json:"name"` // e.g. rs0; what members and drivers call the set
+	// ID tells the set apart in the sandbox: the <set> of mongo:<set>:<port> faults, the key
+	// of the event record and of MongoSets. Empty means Name. It exists because real
+	// companies run many sets named rs0, and ferry must be rehearsed with two at once.
+	ID                string        `json:"id,omitempty"`
 	Members           []MongoMember `json:"members"`
 	ElectionTime      Duration      `json:"electionTime,omitempty"`
 	Lag               Duration      `json:"lag,omitempty"`
 	InitialSyncPerMiB Duration      `json:"initialSyncPerMiB,omitempty"`
 	DataSizeMiB       int           `json:"dataSizeMiB,omitempty"`
+}
+
+// Key is the set's id, or its name when it has none: what the sandbox tells it apart by.
+func (rs ReplicaSet) Key() string {
+	if rs.ID != "" {
+		return rs.ID
+	}
+	return rs.Name
 }
 
 // MongoMember is one mongod of a replica set.

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,11 @@ func TestBadFilesNameTheField(t *testing.T) {
 		"mongo port":     {"regions: [eu-west-1]\nmongo: {replicaSets: [{name: rs0, members: [{port: 27017, region: eu-west-1, inConfig: true}, {port: 27017, region: eu-west-1, inConfig: true}]}]}\n", "mongo.replicaSets[0].members[1].port: 27017 already used"},
 		"mongo votes":    {"regions: [eu-west-1]\nmongo: {replicaSets: [{name: rs0, members: [{port: 1, region: eu-west-1, inConfig: true, votes: 2}]}]}\n", "members[0].votes: must be 0 or 1"},
 		"app region":     {"regions: [eu-west-1]\napps: [{name: shop, region: us-east-1, address: 1.2.3.4}]\n", "apps[0].region: unknown region us-east-1"},
-		"mongo set name": {"regions: [eu-west-1]\nmongo: {replicaSets: [{name: rs0, members: [{port: 1, region: eu-west-1, inConfig: true}]}, {name: rs0, members: [{port: 2, region: eu-west-1, inConfig: true}]}]}\n", `mongo.replicaSets[1].name: "rs0" is already the name of mongo.replicaSets[0]`},
+		"mongo set name": {twoSets("name: rs0", "name: rs0"), "mongo.replicaSets[1].id: mongo.replicaSets[0] is also named \"rs0\"; two sets may share a name, but then the sandbox needs an id to tell them apart: give one of them `id: rs0-b`"},
+		"mongo set id":   {twoSets("{name: rs0, id: shop}", "{name: rs1, id: shop}"), "mongo.replicaSets[1].id: \"shop\" is already the id of mongo.replicaSets[0] (a set without an id goes by its name); ids tell sets apart in fault targets and events: give one of them `id: shop-b`"},
+		"id is a name":   {twoSets("{name: rs0, id: rs0-b}", "name: rs0-b"), "mongo.replicaSets[1].id: \"rs0-b\" is already the id of mongo.replicaSets[0]"},
+		"fix is free":    {twoSets("{name: rs0, id: rs0-b}", "name: rs0", "name: rs0"), "give one of them `id: rs0-c`"},
+		"mongo id chars": {twoSets("{name: rs0, id: 'rs0:b'}"), `mongo.replicaSets[0].id: "rs0:b": use letters, digits`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -56,6 +61,30 @@ func TestBadFilesNameTheField(t *testing.T) {
 			assert.Contains(t, err.Error(), c.want)
 		})
 	}
+}
+
+// twoSets is a topology with a replica set per head (YAML flow mappings without braces,
+// e.g. "name: rs0, id: rs0-b"), each with one member on its own port.
+func twoSets(heads ...string) string {
+	var sets []string
+	for i, h := range heads {
+		h = strings.TrimSuffix(strings.TrimPrefix(h, "{"), "}")
+		sets = append(sets, fmt.Sprintf("{%s, members: [{port: %d, region: eu-west-1, inConfig: true}]}", h, 27017+i))
+	}
+	return "regions: [eu-west-1]\nmongo: {replicaSets: [" + strings.Join(sets, ", ") + "]}\n"
+}
+
+// TestSetsShareANameWithIDs: two companies' rs0 side by side are valid once ids tell them
+// apart, and a set without an id goes by its name.
+func TestSetsShareANameWithIDs(t *testing.T) {
+	top, err := Parse([]byte(twoSets("{name: rs0, id: rs0}", "{name: rs0, id: rs0-b}")))
+	require.NoError(t, err)
+	assert.Equal(t, "rs0", top.Mongo.ReplicaSets[0].Key())
+	assert.Equal(t, "rs0-b", top.Mongo.ReplicaSets[1].Key())
+	top, err = Parse([]byte(twoSets("name: rs0", "{name: rs0, id: rs0-b}")))
+	require.NoError(t, err)
+	assert.Equal(t, "rs0", top.Mongo.ReplicaSets[0].Key())
+	assert.Empty(t, top.Mongo.ReplicaSets[0].ID, "the default is not written back, so the file round-trips")
 }
 
 func TestLoadNamesTheFile(t *testing.T) {

@@ -178,46 +178,7 @@ func (t *Topology) Validate() error {
 	if t.Timing.InstanceStartTime < 0 {
 		bad("timing.instanceStartTime", "must not be negative")
 	}
-	ports := map[int]string{}
-	sets := map[string]string{}
-	for i, rs := range t.Mongo.ReplicaSets {
-		f := fmt.Sprintf("mongo.replicaSets[%d]", i)
-		if rs.Name == "" {
-			bad(f+".name", "is required")
-		} else if prev, dup := sets[rs.Name]; dup {
-			bad(f+".name", "%q is already the name of %s; faults and clients find a set by its name", rs.Name, prev)
-		}
-		sets[rs.Name] = f
-		if len(rs.Members) == 0 {
-			bad(f+".members", "at least one member is required")
-		}
-		inConfig := 0
-		for j, m := range rs.Members {
-			mf := fmt.Sprintf("%s.members[%d]", f, j)
-			if m.Port <= 0 || m.Port > 65535 {
-				bad(mf+".port", "out of range: %d", m.Port)
-			} else if prev, dup := ports[m.Port]; dup {
-				bad(mf+".port", "%d already used by %s", m.Port, prev)
-			}
-			ports[m.Port] = mf
-			region(mf+".region", m.Region)
-			if m.Priority < 0 || m.Priority > 1000 {
-				bad(mf+".priority", "must be 0-1000, got %v", m.Priority)
-			}
-			if m.Votes != nil && *m.Votes != 0 && *m.Votes != 1 {
-				bad(mf+".votes", "must be 0 or 1, got %d", *m.Votes)
-			}
-			if m.InConfig {
-				inConfig++
-			}
-		}
-		if len(rs.Members) > 0 && inConfig == 0 {
-			bad(f+".members", "at least one member must be inConfig")
-		}
-		if rs.DataSizeMiB < 0 {
-			bad(f+".dataSizeMiB", "must not be negative")
-		}
-	}
+	t.validateMongo(bad, region)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid topology: %w", errors.Join(errs...))
 	}
