@@ -70,11 +70,14 @@ type Cluster struct {
 	primaryLostSince time.Time
 	takeover         takeoverState
 	lastPrimary      string // host of the last primary that lost its role
-	events           []Event
-	faults           map[string]Fault
-	cmdFaults        []*cmdFault // the command-error ones among faults, in order applied
-	onFaultFired     func(id string)
-	nextConnID       int64
+	// replicaSetID is settings.replicaSetId, drawn at start; replSetReconfig refuses to
+	// change it, so it names this set for its whole life.
+	replicaSetID bson.ObjectID
+	events       []Event
+	faults       map[string]Fault
+	cmdFaults    []*cmdFault // the command-error ones among faults, in order applied
+	onFaultFired func(id string)
+	nextConnID   int64
 }
 
 type takeoverState struct {
@@ -129,6 +132,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.SetName == "" {
 		opts.SetName = "rs0"
 	}
+	if opts.ID == "" {
+		opts.ID = opts.SetName
+	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
@@ -146,6 +152,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		done:    make(chan struct{}),
 		faults:  map[string]Fault{},
 		term:    1,
+		// Random, as replSetInitiate makes it: two sets named rs0 still differ here.
+		replicaSetID: bson.NewObjectID(),
+	}
+	if opts.ID != opts.SetName {
+		c.log = c.log.With("id", opts.ID)
 	}
 	var lc net.ListenConfig
 	for i, spec := range opts.Members {
@@ -194,7 +205,7 @@ func (n *node) reset() {
 
 func (c *Cluster) initialConfig() error {
 	cfg := &replConfig{ID: c.opts.SetName, Version: 1, Term: c.term, ProtocolVersion: 1,
-		WriteConcernMajorityJournalDefault: true, Settings: defaultSettings(c.timing), ReplicaSetID: bson.NewObjectID()}
+		WriteConcernMajorityJournalDefault: true, Settings: defaultSettings(c.timing), ReplicaSetID: c.replicaSetID}
 	var primary *node
 	for _, n := range c.nodes {
 		if !n.spec.InConfig {
@@ -275,6 +286,14 @@ func DirectURI(host string) string { return "mongodb://" + host + "/?directConne
 
 // SetName is the replica set's name.
 func (c *Cluster) SetName() string { return c.opts.SetName }
+
+// ID is what the sandbox tells the set apart by (Options.ID; its name unless set).
+func (c *Cluster) ID() string { return c.opts.ID }
+
+// ReplicaSetID is the set's settings.replicaSetId as replSetGetConfig reports it: drawn at
+// random when the set starts and never changed, so a test can tell which of two
+// same-named sets a client really reached.
+func (c *Cluster) ReplicaSetID() bson.ObjectID { return c.replicaSetID }
 
 // Primary is the host of the writable primary, or "" while there is none.
 func (c *Cluster) Primary() string {

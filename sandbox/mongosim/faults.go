@@ -15,7 +15,7 @@ import (
 // Fault mirrors the sandbox control API's fault.
 type Fault struct {
 	ID string `json:"id"`
-	// Target is "mongo:<set>:<port>" or "mongo:<set>:*".
+	// Target is "mongo:<set>:<port>" or "mongo:<set>:*"; <set> is the cluster's ID.
 	Target string `json:"target"`
 	// Kind is one of "down", "partition", "lag", "slow-sync", "command-error".
 	Kind string `json:"kind"`
@@ -192,8 +192,8 @@ func (c *Cluster) targets(target string) ([]*node, error) {
 	if len(parts) != 3 || parts[0] != "mongo" {
 		return nil, fmt.Errorf("target %q: want mongo:<set>:<port> or mongo:<set>:*", target)
 	}
-	if parts[1] != c.opts.SetName {
-		return nil, fmt.Errorf("target %q: set %q is not %q", target, parts[1], c.opts.SetName)
+	if parts[1] != c.opts.ID {
+		return nil, fmt.Errorf("target %q: set %q is not %q", target, parts[1], c.opts.ID)
 	}
 	if parts[2] == "*" {
 		return c.nodes, nil

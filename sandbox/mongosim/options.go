@@ -100,6 +100,9 @@ func (t Timing) withDefaults() Timing {
 // Options configure a simulated replica set.
 type Options struct {
 	SetName string // default "rs0"
+	// ID is what the sandbox tells this set apart by when several share a name: the <set>
+	// of the fault targets it accepts (mongo:<id>:<port>). Default SetName.
+	ID      string
 	Host    string // default "127.0.0.1"
 	Members []MemberSpec
 	Timing  Timing // zero fields take DefaultTiming values
