@@ -128,19 +128,6 @@ func TestControlRejectsBadFaults(t *testing.T) {
 	require.NoError(t, cc.ClearFaults(ctx))
 }
 
-func TestMongoRefusesASetNamedTwice(t *testing.T) {
-	topo := topology.Default()
-	twin := topo.Mongo.ReplicaSets[0]
-	twin.Members = nil
-	for _, m := range topo.Mongo.ReplicaSets[0].Members {
-		m.Port = 0
-		twin.Members = append(twin.Members, m)
-	}
-	topo.Mongo.ReplicaSets = []topology.ReplicaSet{twin, twin}
-	_, err := StartMongo(context.Background(), topo, true, nil)
-	require.ErrorContains(t, err, `replica set "rs0" is in the topology twice`)
-}
-
 func TestMongoFaultEndsOnItsDuration(t *testing.T) {
 	ctx := context.Background()
 	topo := topology.Default()
