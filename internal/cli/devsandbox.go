@@ -56,7 +56,14 @@ func startDevSandbox(ctx context.Context, log *slog.Logger, addr, topologyFile s
 func (d *devSandbox) describe(w io.Writer) {
 	fmt.Fprintf(w, "sandbox AWS\t%s\tEC2, Route 53, CloudWatch; regions %s\n", d.url, strings.Join(d.sb.Topology().Regions, ", "))
 	fmt.Fprintf(w, "sandbox control\t%s/_sandbox/\tfaults, call record, traffic (ferry sandbox --help)\n", d.url)
-	for _, name := range d.mongo.Names() {
-		fmt.Fprintf(w, "sandbox MongoDB\t%s\t\n", d.mongo.Cluster(name).URI())
+	// A set goes by its id (the <set> of mongo:<set>:... faults); the name drivers see is
+	// shown when it differs, as when two sets are named rs0.
+	for _, id := range d.mongo.IDs() {
+		c := d.mongo.Cluster(id)
+		what := ""
+		if c.SetName() != id {
+			what = "replica set named " + c.SetName()
+		}
+		fmt.Fprintf(w, "sandbox MongoDB %s\t%s\t%s\n", id, c.URI(), what)
 	}
 }

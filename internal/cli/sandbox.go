@@ -71,6 +71,9 @@ func newFaultCmd(g *globals, client func() *control.Client) *cobra.Command {
   mongo:<set>:<port> | mongo:<set>:*                      down, partition, lag, slow-sync,
                                                           command-error
 
+<set> is the replica set's id: its name, unless the topology gives the set an id (two
+sets may share a name, e.g. two rs0, but not an id). A name several sets share is refused.
+
 throttle and error are transient (a retry may succeed); denied is AWS's permission error,
 which no retry fixes: EC2 answers UnauthorizedOperation, Route 53 and CloudWatch
 AccessDenied (HTTP 403). command-error makes the members answer --command with MongoDB
