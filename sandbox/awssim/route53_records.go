@@ -275,14 +275,18 @@ func (s *Server) changeRecordSets(q *req, id string) (any, int, *apiError) {
 		return slices.IndexFunc(work, func(o *rrset) bool { return o.name == r.name && o.typ == r.typ && o.setID == r.setID })
 	}
 	var msgs []string
-	seen := map[string]bool{}
+	// seen is the action of each record set's last change in the batch. A set may appear
+	// twice only as a DELETE followed by a CREATE: the way Route 53 documents replacing a
+	// record in one atomic batch (and the way a DELETE that must match the current values
+	// guards the CREATE after it). Any other repeat is an invalid set of changes.
+	seen := map[string]string{}
 	for i, c := range changes {
 		r := parsed[i]
-		if seen[r.key()] {
+		if prev, ok := seen[r.key()]; ok && !(prev == "DELETE" && c.Action == "CREATE") {
 			msgs = append(msgs, fmt.Sprintf("The request contains an invalid set of changes for a resource record set '%s %s'", r.typ, r.name))
 			continue
 		}
-		seen[r.key()] = true
+		seen[r.key()] = c.Action
 		if r.name != z.name && !strings.HasSuffix(r.name, "."+z.name) {
 			msgs = append(msgs, fmt.Sprintf("RRSet with DNS name %s is not permitted in zone %s", r.name, z.name))
 			continue

@@ -200,3 +200,60 @@ func TestRequestWithoutScopeIsRejected(t *testing.T) {
 	assert.Equal(t, 403, resp.status)
 	assert.Contains(t, resp.body, "MissingAuthenticationToken")
 }
+
+// A DELETE must name the record set exactly as it is now (weight, TTL, values, health check,
+// alias), or Route 53 refuses the whole batch; a DELETE and a CREATE of the same set in one
+// batch replace it atomically. This is what makes a change guarded by what was last seen.
+func TestRoute53DeleteMustMatchCurrentValues(t *testing.T) {
+	srv, c, _ := startSim(t, simOpts{})
+	r := c.r53()
+	zone, _ := srv.ZoneID("shop.example")
+	const hc = "22222222-2222-4222-8222-222222222222"
+	current := func() *types.ResourceRecordSet {
+		return &types.ResourceRecordSet{Name: aws.String("www.shop.example."), Type: types.RRTypeA, SetIdentifier: aws.String("eu-west-2"),
+			Weight: aws.Int64(0), TTL: aws.Int64(60), ResourceRecords: []types.ResourceRecord{{Value: aws.String("198.51.100.20")}}, HealthCheckId: aws.String(hc)}
+	}
+	change := func(changes ...types.Change) error {
+		_, err := r.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zone),
+			ChangeBatch: &types.ChangeBatch{Changes: changes}})
+		return err
+	}
+	replace := func(seen *types.ResourceRecordSet, weight int64) error {
+		next := *seen
+		next.Weight = aws.Int64(weight)
+		return change(types.Change{Action: types.ChangeActionDelete, ResourceRecordSet: seen},
+			types.Change{Action: types.ChangeActionCreate, ResourceRecordSet: &next})
+	}
+	for name, stale := range map[string]func(rs *types.ResourceRecordSet){
+		"weight":       func(rs *types.ResourceRecordSet) { rs.Weight = aws.Int64(1) },
+		"TTL":          func(rs *types.ResourceRecordSet) { rs.TTL = aws.Int64(300) },
+		"values":       func(rs *types.ResourceRecordSet) { rs.ResourceRecords[0].Value = aws.String("203.0.113.1") },
+		"health check": func(rs *types.ResourceRecordSet) { rs.HealthCheckId = nil },
+	} {
+		seen := current()
+		stale(seen)
+		err := replace(seen, 10)
+		require.Equal(t, "InvalidChangeBatch", apiCode(err), name)
+		require.Contains(t, err.Error(), "Tried to delete resource record set [name='www.shop.example.', type='A', set-identifier='eu-west-2'] but the values provided do not match the current values", name)
+	}
+	assert.Equal(t, map[string]int64{"eu-west-1": 100, "eu-west-2": 0}, weights(t, r, zone), "a refused batch changes nothing")
+	require.NoError(t, replace(current(), 10), "DELETE as it is, CREATE with the new weight: one atomic batch")
+	assert.Equal(t, map[string]int64{"eu-west-1": 100, "eu-west-2": 10}, weights(t, r, zone))
+
+	// Any other repeat of a set in one batch is refused.
+	up := types.Change{Action: types.ChangeActionUpsert, ResourceRecordSet: current()}
+	err := change(up, up)
+	require.Equal(t, "InvalidChangeBatch", apiCode(err))
+	assert.Contains(t, err.Error(), "invalid set of changes")
+
+	// Alias targets are compared too.
+	alias := func(dns string) *types.ResourceRecordSet {
+		return &types.ResourceRecordSet{Name: aws.String("api.shop.example."), Type: types.RRTypeA, SetIdentifier: aws.String("a"), Weight: aws.Int64(1),
+			AliasTarget: &types.AliasTarget{DNSName: aws.String(dns), HostedZoneId: aws.String("Z32O12XQLNTSW2"), EvaluateTargetHealth: true}}
+	}
+	require.NoError(t, change(types.Change{Action: types.ChangeActionCreate, ResourceRecordSet: alias("lb-1.eu-west-2.elb.amazonaws.com")}))
+	err = replace(alias("lb-2.eu-west-2.elb.amazonaws.com"), 2)
+	require.Equal(t, "InvalidChangeBatch", apiCode(err))
+	assert.Contains(t, err.Error(), "do not match the current values")
+	require.NoError(t, replace(alias("LB-1.eu-west-2.elb.amazonaws.com"), 2), "alias names compare as DNS names")
+}
