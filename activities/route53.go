@@ -14,10 +14,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Route53 drives weighted record sets. Every mutation is one ChangeResourceRecordSets
-// batch of UPSERTs carrying the full record as read in Preflight, so resending a batch
-// (activity retry, workflow replay, rollback after a crash) always converges on the same
-// state and never needs to know what happened before.
+// Route53 drives weighted record sets. Every mutation is one atomic ChangeResourceRecordSets
+// batch that DELETEs each record set exactly as ferry last saw it and CREATEs it again with
+// its new weight (see ChangeWeights in route53_change.go), so Route 53 itself refuses a
+// change to a record set someone else edited meanwhile, and ferry never puts back an alias
+// target, value, TTL or health check it did not set.
 type Route53 struct {
 	Client *route53.Client
 	// ThrottleBackoff is the first wait after Throttling or PriorRequestNotComplete;
@@ -32,8 +33,8 @@ type Alias struct {
 	EvaluateTargetHealth bool
 }
 
-// RecordSet is one weighted record set as read, with everything an UPSERT must repeat so
-// that it changes only the weight.
+// RecordSet is one weighted record set as read, with everything a DELETE must name for
+// Route 53 to accept it and a CREATE must repeat so that only the weight changes.
 type RecordSet struct {
 	Name          string
 	Type          string
@@ -280,78 +281,6 @@ func (s RecordSet) toSDK(weight int64) *types.ResourceRecordSet {
 	return rr
 }
 
-// ChangeWeightsInput sets both weights in one batch.
-type ChangeWeightsInput struct {
-	ZoneID     string
-	From       RecordSet // as read by Preflight
-	To         RecordSet
-	FromWeight int64
-	ToWeight   int64
-	Comment    string
-}
-
-// ChangeWeightsOutput identifies the submitted change.
-type ChangeWeightsOutput struct {
-	ChangeID    string
-	Status      string
-	SubmittedAt time.Time
-}
-
-// ChangeWeights sends ONE ChangeResourceRecordSets batch that UPSERTs both record sets
-// with their new weights. Route 53 applies a batch atomically, so resolvers never see one
-// weight changed without the other; and because the batch repeats the full records, a
-// resend after Throttling or a worker crash is harmless.
-func (r *Route53) ChangeWeights(ctx context.Context, in ChangeWeightsInput) (ChangeWeightsOutput, error) {
-	switch {
-	case in.ZoneID == "":
-		return ChangeWeightsOutput{}, badInput("change weights: no zone id")
-	case in.From.SetIdentifier == "" || in.To.SetIdentifier == "" || in.From.SetIdentifier == in.To.SetIdentifier:
-		return ChangeWeightsOutput{}, badInput("change weights: need two distinct set identifiers, got %q and %q", in.From.SetIdentifier, in.To.SetIdentifier)
-	case in.FromWeight < 0 || in.FromWeight > 255 || in.ToWeight < 0 || in.ToWeight > 255:
-		return ChangeWeightsOutput{}, badInput("change weights: weights must be 0..255, got %s=%d %s=%d", in.From.SetIdentifier, in.FromWeight, in.To.SetIdentifier, in.ToWeight)
-	case in.FromWeight+in.ToWeight == 0:
-		// Both 0 means "spread equally" to Route 53: never a state a shift passes through.
-		return ChangeWeightsOutput{}, badInput("change weights: refusing to set both %s and %s to 0", in.From.SetIdentifier, in.To.SetIdentifier)
-	}
-	req := &route53.ChangeResourceRecordSetsInput{
-		HostedZoneId: aws.String(in.ZoneID),
-		ChangeBatch: &types.ChangeBatch{
-			Comment: aws.String(in.Comment),
-			Changes: []types.Change{
-				{Action: types.ChangeActionUpsert, ResourceRecordSet: in.From.toSDK(in.FromWeight)},
-				{Action: types.ChangeActionUpsert, ResourceRecordSet: in.To.toSDK(in.ToWeight)},
-			},
-		},
-	}
-	if in.Comment == "" {
-		req.ChangeBatch.Comment = nil
-	}
-	what := fmt.Sprintf("change weights in %s: %s=%d %s=%d", in.ZoneID, in.From.SetIdentifier, in.FromWeight, in.To.SetIdentifier, in.ToWeight)
-	var out *route53.ChangeResourceRecordSetsOutput
-	err := r.throttled(ctx, what, func() error {
-		var err error
-		out, err = r.Client.ChangeResourceRecordSets(ctx, req)
-		return err
-	})
-	if err != nil {
-		var nz *types.NoSuchHostedZone
-		var icb *types.InvalidChangeBatch
-		switch {
-		case errors.As(err, &nz):
-			return ChangeWeightsOutput{}, permanent(ErrNoSuchZone, err, "%s: hosted zone not found", what)
-		case errors.As(err, &icb), apiCode(err) == "InvalidChangeBatch", apiCode(err) == "InvalidInput":
-			return ChangeWeightsOutput{}, permanent(ErrInvalidChangeBatch, err, "%s: Route 53 refused the batch; run the plan again to re-read the record sets", what)
-		}
-		return ChangeWeightsOutput{}, err
-	}
-	info := out.ChangeInfo
-	return ChangeWeightsOutput{
-		ChangeID:    bareID(aws.ToString(info.Id)),
-		Status:      string(info.Status),
-		SubmittedAt: aws.ToTime(info.SubmittedAt),
-	}, nil
-}
-
 // throttled runs call, repeating the identical request with a bounded exponential backoff
 // while Route 53 answers Throttling or PriorRequestNotComplete. Past the bound it returns a
 // retryable error so the activity's RetryPolicy (longer backoff) takes over.
@@ -427,7 +356,7 @@ func (r *Route53) WaitInsync(ctx context.Context, in WaitInsyncInput) (WaitInsyn
 				return WaitInsyncOutput{Status: status, Polls: polls}, nil
 			}
 		case apiCode(err) == "NoSuchChange":
-			return WaitInsyncOutput{}, permanent(ErrNoSuchChange, err, "change %s not found (Route 53 keeps changes for a limited time); the batch is an idempotent UPSERT, so rerun the step", id)
+			return WaitInsyncOutput{}, permanent(ErrNoSuchChange, err, "change %s not found (Route 53 keeps changes for a limited time); rerun the step: its batch finds the weights already set and sends nothing", id)
 		case isThrottle(err):
 			status = apiCode(err)
 		default:
