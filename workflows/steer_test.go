@@ -1,16 +1,11 @@
 package workflows
 
 import (
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -123,25 +118,5 @@ func TestRenderDetails(t *testing.T) {
 	})
 	for _, want := range []string{"**dns-shift**", "awaiting-approval", "step 2/3: 50%", "1 of 2 (bob)", "| shift to 10% | done |", "10:00:00 bob approve"} {
 		require.Contains(t, d, want)
-	}
-}
-
-// TestReplayHistories replays recorded histories (temporal workflow show --output json)
-// against the current code: a change that would break running workflows fails here, and
-// needs workflow.GetVersion.
-func TestReplayHistories(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.json")
-	require.NoError(t, err)
-	if len(files) == 0 {
-		t.Skip("no histories in workflows/testdata/")
-	}
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(DNSShift)
-	r.RegisterWorkflow(PlanDNSShift)
-	logger := log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(logger, f))
-		})
 	}
 }
