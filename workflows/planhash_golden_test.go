@@ -33,7 +33,9 @@ func goldenFixtures() (DNSShiftSpec, activities.PreflightOutput, AMIShareSpec, a
 }
 
 // The v1 values were printed by the code before PlanHash (ab50d4c) from these fixtures: a
-// migration pinned then must still pass its drift check now.
+// migration pinned then must still pass its drift check now. The current (v2) values pin
+// every kind's hash as it is computed today. (The recorded histories in testdata/ are
+// pinned to their plans too, so TestReplayHistories also fails when a hash changes.)
 func TestPlanHashGolden(t *testing.T) {
 	dns, pre, ami, res, mongo, read := goldenFixtures()
 	region := RegionMoveSpec{SourceRegion: "eu-west-1", TargetRegion: "eu-west-2", AMI: &ami, Mongo: &mongo, DNS: &dns}
@@ -48,4 +50,24 @@ func TestPlanHashGolden(t *testing.T) {
 	require.Equal(t, "cc43c53724eea324", AMISharePlanHash(ami, res))
 	require.Equal(t, "9be1dcaf228fd6ef", MongoPlanHash(mongo, read))
 	require.Equal(t, "365321f72250bbf9", RegionMovePlanHash(region, children))
+
+	// The hash a plan reports, and a run pinned to it compares in its drift check, is the
+	// one above: the planners put these functions' values in Plan.Hash. (The MongoDB
+	// fixture's member has no health, so it cannot be planned; ComputeMongoMovePlan uses
+	// MongoPlanHash the same way.)
+	dnsPlan, err := ComputeDNSShiftPlan(dns, pre)
+	require.NoError(t, err)
+	require.Equal(t, "21f742534827a138", dnsPlan.Plan.Hash)
+	require.Equal(t, "cc43c53724eea324", ComputeAMISharePlan(ami, res).Plan.Hash)
+
+	// A region move's hash as planRegionMove computes it: over "phase=hash" of its phases in
+	// the order they run, here the current hashes of the three fixtures above, so a change
+	// to a phase's hash or to how the move composes them shows here too.
+	require.Equal(t, "e5c86dc44525ddbf", RegionMovePlanHash(region, []string{
+		PhaseAMIShare + "=cc43c53724eea324", PhaseMongoPrimaryMove + "=9be1dcaf228fd6ef", PhaseDNSShift + "=21f742534827a138"}))
+	var phases []string
+	for _, ph := range regionPhases(region) {
+		phases = append(phases, ph.name)
+	}
+	require.Equal(t, []string{PhaseAMIShare, PhaseMongoPrimaryMove, PhaseDNSShift}, phases, "the order the region move's hash covers its phases in")
 }
