@@ -207,3 +207,27 @@ func showedBlocked(ctx context.Context, c client.Client, id string) bool {
 	}
 	return false
 }
+
+// batchWeights reads what a ChangeResourceRecordSets batch leaves in place: the weights of
+// its UPSERT and CREATE changes by set identifier (a drift-safe batch DELETEs each set as
+// last seen and CREATEs it anew; an older one UPSERTs both), the record's name, and
+// whether every change names that one record.
+func batchWeights(params map[string]string) (name string, weights map[string]string, oneName bool) {
+	weights = map[string]string{}
+	oneName = true
+	for i := 1; ; i++ {
+		p := fmt.Sprintf("Change.%d.", i)
+		action, ok := params[p+"Action"]
+		if !ok {
+			break
+		}
+		if name == "" {
+			name = params[p+"Name"]
+		}
+		oneName = oneName && params[p+"Name"] == name
+		if action == "UPSERT" || action == "CREATE" {
+			weights[params[p+"SetIdentifier"]] = params[p+"Weight"]
+		}
+	}
+	return name, weights, oneName
+}
