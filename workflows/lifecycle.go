@@ -115,7 +115,15 @@ func failureLine(err error) string {
 	}
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) {
-		return "timed out (" + strings.ToLower(strings.TrimPrefix(te.TimeoutType().String(), "TIMEOUT_TYPE_")) + ")"
+		line := "timed out (" + strings.ToLower(strings.TrimPrefix(te.TimeoutType().String(), "TIMEOUT_TYPE_")) + ")"
+		// A schedule-to-close timeout carries the last attempt's failure: the cause people
+		// need ("Throttling", "connection refused"), not only that time ran out.
+		if cause := te.Unwrap(); cause != nil {
+			if c := failureLine(cause); c != "" {
+				line += ": " + c
+			}
+		}
+		return line
 	}
 	// Each wrapper (a child's, a phase's) says what failed and usually repeats its cause's
 	// text; the line keeps the outermost and adds only what it does not already say.
