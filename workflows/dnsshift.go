@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -27,9 +26,12 @@ var (
 )
 
 // DNSShift moves traffic between two weighted record sets along the spec's schedule:
-// preflight, optional plan-hash check, then per step one UPSERT batch of both weights,
-// INSYNC, a dwell of max(bake, TTL) with gates, and an approval when asked. Gate failures
-// and rollback requests restore the original weights (immediately or gradually).
+// preflight, optional plan-hash check, then per step one batch setting both weights (which
+// Route 53 refuses if someone changed the record sets since ferry last saw them: the shift
+// then pauses for a person), INSYNC, a dwell of max(bake, TTL) with gates, and an approval
+// when asked. A Route 53 outage holds a step blocked rather than failing it. Gate failures
+// and rollback requests restore the original weights (immediately or gradually), keeping
+// whatever else anyone changed in the record sets.
 func DNSShift(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 	w := &dnsShift{}
 	if err := w.setup(ctx, in); err != nil {
@@ -56,10 +58,12 @@ func PlanDNSShift(ctx workflow.Context, in PlanDNSShiftInput) (Plan, error) {
 const holdGateInterval = 30 * time.Second
 
 type dnsShift struct {
-	in     DNSShiftInput
-	spec   DNSShiftSpec
-	s      *Steering
-	log    log.Logger
+	in   DNSShiftInput
+	spec DNSShiftSpec
+	s    *Steering
+	log  log.Logger
+	// obs is the preflight's read, kept current: its From and To are the record sets as
+	// ferry last saw them except for their weights, which are from and to.
 	obs    activities.PreflightOutput
 	plan   DNSShiftPlan
 	from   int // weights in force (as last submitted)
@@ -77,6 +81,11 @@ type dnsShift struct {
 	attempted bool
 	applied   []dnsWeights
 	uncertain bool
+	// pending is the change id of a batch Route 53 accepted whose INSYNC was not yet seen,
+	// and the weights it set: the step's next attempt waits on it instead of sending the
+	// batch again.
+	pending     string
+	pendingSets dnsWeights
 }
 
 func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
@@ -166,19 +175,26 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 	w.s.Audit(ctx, SystemIdentity, "preflight",
 		fmt.Sprintf("plan %s: %d step(s); %s", plan.Plan.Hash, len(plan.Steps), strings.Join(plan.Plan.Observations, "; ")), "")
 
-	for i, st := range plan.Steps {
+	for i := range plan.Steps {
 		if err := w.s.WaitWhilePaused(ctx); err != nil {
 			return DNSShiftResult{}, err
 		}
 		if w.s.RollbackRequest() != nil {
 			return w.rollback(ctx)
 		}
+		st := w.plan.Steps[i]
 		w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, len(plan.Steps), st.Percent), st.Description)
 		w.s.StartStep(ctx, i)
-		if err := w.apply(ctx, st.FromWeight, st.ToWeight, st.Name); err != nil {
+		if err := w.forward(ctx, st); err != nil {
+			if w.s.RollbackRequest() != nil && !temporal.IsCanceledError(err) && ctx.Err() == nil {
+				// Asked for while the step held (an outage, a drift): taken now, as asked.
+				w.s.EndStep(ctx, i, StepRolledBack, failureLine(err))
+				return w.rollback(ctx)
+			}
 			w.s.EndStep(ctx, i, StepFailed, failureLine(err))
 			return DNSShiftResult{}, err
 		}
+		st = w.plan.Steps[i] // a re-read after drift may have lengthened its dwell
 		w.step = i
 		w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = i })
 
@@ -216,93 +232,12 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 	return w.res(StateCompleted, msg), nil
 }
 
-// apply sends one batch setting both weights and waits until Route 53 reports it INSYNC.
-func (w *dnsShift) apply(ctx workflow.Context, from, to int, label string) error {
-	if from+to <= 0 || from < 0 || to < 0 || from > 255 || to > 255 {
-		// The plan cannot produce this; refusing here keeps the invariant even if it did.
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("refusing weights %s=%d %s=%d: total must be 1..510 and each 0..255", w.spec.From, from, w.spec.To, to), ErrPlanInvalid, nil)
-	}
-	summary := fmt.Sprintf("%s: %s=%d %s=%d", label, w.spec.From, from, w.spec.To, to)
-	// During a rollback each attempt is bounded by the undo budget instead of a count, and
-	// keepTrying starts another after it: the rollback never gives up.
-	undoBudget := undoAttempt(w.s, w.in.Common)
-	attempts := int32(10)
-	if undoBudget > 0 {
-		attempts = 0
-	}
-	cctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// One API call plus at most ~13s of in-activity throttle retries, each heartbeating:
-		// a worker that dies mid-call is noticed after the heartbeat timeout, not minutes.
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: undoBudget,
-		HeartbeatTimeout:       15 * time.Second,
-		// The activity already retries Throttling briefly; this policy covers longer
-		// outages. Every attempt sends the identical UPSERT batch, so retrying is safe.
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: attempts,
-		},
-		Summary: summary,
-	})
-	in := activities.ChangeWeightsInput{
-		ZoneID: w.obs.ZoneID, From: w.obs.From, To: w.obs.To,
-		FromWeight: int64(from), ToWeight: int64(to),
-		Comment: fmt.Sprintf("ferry %s: %s", workflow.GetInfo(ctx).WorkflowExecution.ID, summary),
-	}
-	var ch activities.ChangeWeightsOutput
-	// Recorded before the call: once a batch may have been sent, the run has something to
-	// undo (compensation next to the step).
-	w.attempted = true
-	// Activity errors go up unwrapped: a fmt wrapper would become the workflow failure's
-	// outer ApplicationError (type "wrapError") and hide the activity's error type.
-	if err := workflow.ExecuteActivity(cctx, r53.ChangeWeights, in).Get(ctx, &ch); err != nil {
-		// Route 53 applies a batch atomically or not at all: a refusal (a non-retryable
-		// error) changed nothing, but a timeout or an exhausted retry may hide a batch
-		// that was applied.
-		var ae *temporal.ApplicationError
-		if !(errors.As(err, &ae) && ae.NonRetryable()) {
-			w.uncertain = true
-		}
-		return err
-	}
-	w.uncertain = false
-	w.from, w.to = from, to
-	w.applied = append(w.applied, dnsWeights{From: from, To: to})
-	w.s.Update(ctx, func(p *Progress) { p.DNS.FromWeight, p.DNS.ToWeight = from, to })
-	w.s.Audit(ctx, SystemIdentity, "change weights", fmt.Sprintf("%s (change %s)", summary, ch.ChangeID), label)
-
-	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// AWS documents propagation within 60 s; the generous bound covers a slow
-		// control plane without hiding a change that never converges.
-		StartToCloseTimeout:    10 * time.Minute,
-		ScheduleToCloseTimeout: undoBudget,
-		// It heartbeats every poll (at most 2 s apart), so a dead worker's wait moves on
-		// within seconds; a retry polls the same change at once.
-		HeartbeatTimeout: 10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: attempts,
-		},
-		Summary: fmt.Sprintf("wait INSYNC %s (%s)", ch.ChangeID, summary),
-	})
-	var ins activities.WaitInsyncOutput
-	if err := workflow.ExecuteActivity(wctx, r53.WaitInsync, activities.WaitInsyncInput{ChangeID: ch.ChangeID, PollInterval: 2 * time.Second}).Get(ctx, &ins); err != nil {
-		return err
-	}
-	return nil
-}
-
-// undoApply is apply during a rollback: it keeps trying until the batch is in (or a person
-// cancels), showing the shift blocked meanwhile.
-func (w *dnsShift) undoApply(ctx workflow.Context, from, to int, label string) error {
-	return keepTrying(ctx, w.s, w.in.budgets(), "rollback", func(ctx workflow.Context) error {
-		return w.apply(ctx, from, to, label)
-	})
-}
-
 // rollback restores the original weights. Immediate: one batch. Gradual: the completed
 // steps in reverse, each with the same dwell and gates, then the original weights; a gate
 // failing on the way down falls back to immediate, because a failing target is a reason
-// to leave faster, not slower. Every batch UPSERTs known weights, so a rollback that is
-// replayed or retried after a worker restart converges on the same state.
+// to leave faster, not slower. Every batch sets known weights on the record sets as read
+// at that moment (keeping anyone else's edits), so a rollback that is replayed or retried
+// after a worker restart converges on the same weights.
 func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 	why := w.s.BeginRollback(ctx)
 	w.log.Info("rolling back", "reason", why, "mode", w.spec.RollbackMode, "step", w.step)
@@ -311,7 +246,7 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 			st := w.plan.Steps[j]
 			w.s.SetPhase(ctx, fmt.Sprintf("rollback: back to %d%%", st.Percent), why)
 			label := fmt.Sprintf("rollback to %d%%", st.Percent)
-			if err := w.undoApply(ctx, st.FromWeight, st.ToWeight, label); err != nil {
+			if err := w.apply(ctx, st.FromWeight, st.ToWeight, label); err != nil {
 				return DNSShiftResult{}, err
 			}
 			w.s.EndStep(ctx, w.step, StepRolledBack, "")
@@ -329,7 +264,7 @@ func (w *dnsShift) rollback(ctx workflow.Context) (DNSShiftResult, error) {
 	}
 	if w.from != w.plan.OriginalFrom || w.to != w.plan.OriginalTo || w.uncertain {
 		w.s.SetPhase(ctx, "rollback: original weights", why)
-		if err := w.undoApply(ctx, w.plan.OriginalFrom, w.plan.OriginalTo, "rollback to original weights"); err != nil {
+		if err := w.apply(ctx, w.plan.OriginalFrom, w.plan.OriginalTo, "rollback to original weights"); err != nil {
 			return DNSShiftResult{}, err
 		}
 	}

@@ -85,7 +85,7 @@ func ComputeDNSShiftPlan(spec DNSShiftSpec, obs activities.PreflightOutput) (DNS
 		st := DNSStep{Percent: pct, FromWeight: from, ToWeight: to, Dwell: dwell, NeedsApproval: approve,
 			Name: fmt.Sprintf("shift to %d%%", pct)}
 		var d strings.Builder
-		fmt.Fprintf(&d, "one batch UPSERTing %s=%d %s=%d, wait INSYNC, dwell %s", spec.From, from, spec.To, to, dwell)
+		fmt.Fprintf(&d, "one batch setting %s=%d %s=%d on the record sets as last seen (refused if changed outside ferry), wait INSYNC, dwell %s", spec.From, from, spec.To, to, dwell)
 		if n := len(spec.Gates); n > 0 {
 			fmt.Fprintf(&d, " checking %d gate(s) every %s", n, spec.GateInterval)
 		}

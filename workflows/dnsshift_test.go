@@ -61,6 +61,14 @@ type harness struct {
 	evals   int
 	// healthy decides a gate evaluation from the batches sent so far; nil means healthy.
 	healthy func(batches []batch, eval int) bool
+	// refuse, when set, may fail a ChangeWeights call (call counts them from 1): the batch
+	// is then not recorded. alreadyApplied makes a call report its batch applied earlier.
+	refuse         func(in activities.ChangeWeightsInput, call int) error
+	alreadyApplied func(call int) bool
+	insyncErr      func(changeID string) error // when set, may fail a WaitInsync call
+	calls          int                         // ChangeWeights calls, refused ones included
+	preflights     int
+	insyncs        []string // change ids waited on
 }
 
 func newHarness(t *testing.T) *harness {
@@ -74,17 +82,40 @@ func newHarness(t *testing.T) *harness {
 	env.RegisterActivity(&activities.Gates{})
 	env.OnActivity(r53.Preflight, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.PreflightInput) (activities.PreflightOutput, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.preflights++
 			return h.obs, nil
 		})
 	env.OnActivity(r53.ChangeWeights, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ChangeWeightsInput) (activities.ChangeWeightsOutput, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
+			h.calls++
+			if h.refuse != nil {
+				if err := h.refuse(in, h.calls); err != nil {
+					return activities.ChangeWeightsOutput{}, err
+				}
+			}
 			h.batches = append(h.batches, batch{in.FromWeight, in.ToWeight})
 			h.inputs = append(h.inputs, in)
+			if h.alreadyApplied != nil && h.alreadyApplied(h.calls) {
+				return activities.ChangeWeightsOutput{AlreadyApplied: true}, nil
+			}
 			return activities.ChangeWeightsOutput{ChangeID: fmt.Sprintf("C%d", len(h.batches)), Status: "PENDING"}, nil
 		})
-	env.OnActivity(r53.WaitInsync, mock.Anything, mock.Anything).Return(activities.WaitInsyncOutput{Status: "INSYNC", Polls: 1}, nil)
+	env.OnActivity(r53.WaitInsync, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitInsyncInput) (activities.WaitInsyncOutput, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.insyncs = append(h.insyncs, in.ChangeID)
+			if h.insyncErr != nil {
+				if err := h.insyncErr(in.ChangeID); err != nil {
+					return activities.WaitInsyncOutput{}, err
+				}
+			}
+			return activities.WaitInsyncOutput{Status: "INSYNC", Polls: 1}, nil
+		})
 	env.OnActivity(gates.EvaluateGates, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EvaluateGatesInput) (activities.EvaluateGatesOutput, error) {
 			h.mu.Lock()
@@ -171,14 +202,19 @@ func input(spec DNSShiftSpec) DNSShiftInput {
 	return DNSShiftInput{Spec: spec, Common: Common{Name: "www to eu-west-2", Reason: "region move", Initiator: "alice", Approvals: ApprovalPolicy{RequiredApprovers: 1}}}
 }
 
-// requireSafe checks the invariants every batch must keep.
+// requireSafe checks the invariants every batch must keep: never both weights 0, and each
+// batch names the record sets as ferry last saw them (as read, with the weights the batch
+// before set), so Route 53 refuses it if anyone changed them since.
 func requireSafe(t *testing.T, h *harness) {
 	t.Helper()
+	from, to := h.obs.From.Weight, h.obs.To.Weight
 	for i, in := range h.inputs {
 		require.Greater(t, in.FromWeight+in.ToWeight, int64(0), "batch %d has total weight 0", i)
-		require.Equal(t, h.obs.From, in.From, "batch %d must UPSERT the full record as read", i)
-		require.Equal(t, h.obs.To, in.To, "batch %d must UPSERT the full record as read", i)
+		require.Equal(t, withWeight(h.obs.From, int(from)), in.From, "batch %d must name the record set as last seen", i)
+		require.Equal(t, withWeight(h.obs.To, int(to)), in.To, "batch %d must name the record set as last seen", i)
 		require.Equal(t, h.obs.ZoneID, in.ZoneID)
+		require.NotEmpty(t, in.Base, "batch %d must be guarded", i)
+		from, to = in.FromWeight, in.ToWeight
 	}
 }
 
