@@ -29,6 +29,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferryhq/ferry/internal/testenv"
@@ -239,6 +242,18 @@ func TestChaos(t *testing.T) {
 		chaosMu.Unlock()
 	}()
 	for _, r := range rs {
+		if !r.editsRecord() {
+			continue
+		}
+		chaosWG.Add(1)
+		go func() {
+			defer chaosWG.Done()
+			if err := r.editRecordWhileShifting(ctx, stopChaos, sb, c); err != nil {
+				chaosErr("%s: edit the record behind ferry's back: %v", r.record, err)
+			}
+		}()
+	}
+	for _, r := range rs {
 		if !r.tagsMember() {
 			continue
 		}
@@ -323,6 +338,12 @@ func TestChaos(t *testing.T) {
 	outageEnd := outageAt.Add(outageFor)
 	last := map[string][2]string{}
 	for _, call := range calls {
+		if call.Result == "ok" && !strings.HasPrefix(call.Params["Comment"], "ferry ") {
+			// A person's edit (editRecordWhileShifting), not ferry's batch. (A refused
+			// call is refused before its parameters are read, so it cannot be told apart
+			// and counts as refused.)
+			continue
+		}
 		if call.Result != "ok" {
 			batchesRefused++
 			if !outageAt.IsZero() && !call.Time.Before(outageAt) && call.Time.Before(outageEnd) {
@@ -481,8 +502,20 @@ func TestChaos(t *testing.T) {
 
 	// Out of band: every member a person tagged keeps its tag (ferry never put the config
 	// back over it); moves that met the outage showed themselves blocked and went on.
-	var tagged, tagsLost, showedBlockedN int
+	var tagged, tagsLost, showedBlockedN, recordsEdited, ttlsLost, driftResumes int
+	r53 := route53.New(route53.Options{Region: "us-east-1", BaseEndpoint: aws.String(sb.Addr()),
+		Credentials: credentials.NewStaticCredentialsProvider("chaos", "chaos", "")})
+	zoneID, _ := sb.AWS().ZoneID(zone)
 	for _, r := range rs {
+		if r.recordEdited {
+			recordsEdited++
+			driftResumes += r.driftResumed
+			set, err := readSet(ctx, r53, zoneID, r.record, target)
+			if err != nil || aws.ToInt64(set.TTL) != editedTTL {
+				ttlsLost++
+				t.Errorf("%s: the %s set's TTL, set to %d behind ferry's back, reads %v (%v)", r.id, target, editedTTL, set, err)
+			}
+		}
 		if showedBlocked(ctx, c, r.id) {
 			showedBlockedN++
 		}
@@ -532,6 +565,9 @@ func TestChaos(t *testing.T) {
 		{"faults fired: EC2 CopyImage 5xx (20%)", faultsFired["aws:ec2:CopyImage error"]},
 		{"Route 53 outage (every batch 5xx for 3 undo budgets) during a rollback: batches refused", outageRefused},
 		{"moves that showed themselves blocked and went on", showedBlockedN},
+		{"records a person edited mid-shift (TTL)", recordsEdited},
+		{"of those, edits ferry put back", ttlsLost},
+		{"drift pauses a person resumed", driftResumes},
 		{"replica sets whose config a person edited mid-move (member tagged)", tagged},
 		{"of those, edits ferry put back", tagsLost},
 		{"MongoDB members stopped (old-region secondary down)", membersStopped},

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -230,4 +234,100 @@ func batchWeights(params map[string]string) (name string, weights map[string]str
 		}
 	}
 	return name, weights, oneName
+}
+
+// editedTTL is the TTL a person sets on a rehearsal's eu-west-2 record set mid-shift.
+const editedTTL = 7
+
+// editsRecord reports whether a rehearsal's record gets an out-of-band edit.
+func (r *rehearsal) editsRecord() bool { return r.i%5 == 3 }
+
+// editRecordWhileShifting waits for the move's first batch on its record, then, as a person
+// would, changes the eu-west-2 set's TTL through the Route 53 API. A shift that meets the
+// drift pauses (it must not put the TTL back); the person looks and resumes it. The end
+// check reads the TTL back.
+func (r *rehearsal) editRecordWhileShifting(ctx context.Context, stop <-chan struct{}, sb *sandbox.Sandbox, c client.Client) error {
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-stop:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	for !r.shifted(sb) {
+		if !sleep(100 * time.Millisecond) {
+			return fmt.Errorf("the shift never began")
+		}
+	}
+	r53 := route53.New(route53.Options{Region: "us-east-1", BaseEndpoint: aws.String(sb.Addr()),
+		Credentials: credentials.NewStaticCredentialsProvider("chaos", "chaos", "")})
+	zoneID, _ := sb.AWS().ZoneID(zone)
+	var last error
+	for range 50 { // Route 53 throttles and fails here too
+		if last = setTTL(ctx, r53, zoneID, r.record, target, editedTTL); last == nil {
+			break
+		}
+		if !sleep(300 * time.Millisecond) {
+			return last
+		}
+	}
+	if last != nil {
+		return last
+	}
+	r.mu.Lock()
+	r.recordEdited = true
+	r.mu.Unlock()
+	child := workflows.DNSShiftWorkflowID(zone, r.record, "A")
+	for sleep(300 * time.Millisecond) {
+		v, err := c.QueryWorkflow(ctx, child, "", workflows.QueryProgress)
+		var p workflows.Progress
+		if err != nil || v.Get(&p) != nil || p.State != workflows.StatePaused || !strings.Contains(p.Message, "drift") {
+			continue
+		}
+		if err := c.SignalWorkflow(ctx, child, "", workflows.SignalResume, workflows.ActionRequest{Identity: "chaos-operator", Reason: "the TTL edit is mine; go on"}); err == nil {
+			r.mu.Lock()
+			r.driftResumed++
+			r.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// shifted reports whether a batch on the rehearsal's record went through.
+func (r *rehearsal) shifted(sb *sandbox.Sandbox) bool {
+	for _, call := range sb.AWS().Calls(control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets"}) {
+		if call.Result == "ok" && call.Params["Change.1.Name"] == r.record {
+			return true
+		}
+	}
+	return false
+}
+
+// setTTL UPSERTs one weighted record set with ttl, everything else as it reads now.
+func setTTL(ctx context.Context, r53 *route53.Client, zoneID, name, set string, ttl int64) error {
+	rs, err := readSet(ctx, r53, zoneID, name, set)
+	if err != nil {
+		return err
+	}
+	rs.TTL = aws.Int64(ttl)
+	_, err = r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zoneID),
+		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{{Action: r53types.ChangeActionUpsert, ResourceRecordSet: rs}}}})
+	return err
+}
+
+// readSet reads one weighted record set by its set identifier.
+func readSet(ctx context.Context, r53 *route53.Client, zoneID, name, set string) (*r53types.ResourceRecordSet, error) {
+	out, err := r53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), StartRecordName: aws.String(name)})
+	if err != nil {
+		return nil, err
+	}
+	for _, rs := range out.ResourceRecordSets {
+		if aws.ToString(rs.Name) == name && aws.ToString(rs.SetIdentifier) == set {
+			return &rs, nil
+		}
+	}
+	return nil, fmt.Errorf("no record set %s %s", name, set)
 }

@@ -50,6 +50,10 @@ type rehearsal struct {
 	downHost string
 	downFor  time.Duration
 	tagged   bool // a person tagged a member of its set while it moved (tagsMember)
+	// recordEdited: a person changed its eu-west-2 record set's TTL mid-shift
+	// (editsRecord); driftResumed counts the resumes that person sent to a drift pause.
+	recordEdited bool
+	driftResumed int
 
 	res workflows.RegionMoveResult
 	err error
@@ -187,6 +191,9 @@ func (r *rehearsal) plan() string {
 	}
 	if r.slowSync {
 		b.WriteString(", slow sync")
+	}
+	if r.editsRecord() {
+		b.WriteString(", record edited behind ferry's back")
 	}
 	if r.tagsMember() {
 		b.WriteString(", config edited behind ferry's back")
