@@ -202,6 +202,9 @@ func (a *authInterceptor) authorize(ctx context.Context, procedure string, h int
 	default:
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("missing bearer token: set FERRY_TOKEN or --token (ferry dev writes local tokens to .ferry/tokens.json), or present a client certificate"))
 	}
+	if rec := recordFrom(ctx); rec != nil {
+		rec.identity = p.Identity // logged with the call's outcome, refused or not
+	}
 	allowed := procedureRoles[procedure]
 	if !slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(allowed, r) }) {
 		return nil, connect.NewError(connect.CodePermissionDenied,

@@ -36,6 +36,18 @@ type Options struct {
 	// one holds is refused at once. Zero means 20 seconds; negative, do not wait (the
 	// refusal then shows in the migration's state a moment later).
 	LockWait time.Duration
+	// MaxRequestBytes caps a request's message, compressed and decompressed alike, before
+	// any handler or authentication runs. Zero means DefaultMaxRequestBytes.
+	MaxRequestBytes int64
+	// CallTimeout bounds a unary call's wait on Temporal and on a worker (updates,
+	// queries), and each read of WatchMigration. Zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// PlanTimeout bounds a plan workflow. Zero means DefaultPlanTimeout.
+	PlanTimeout time.Duration
+	// PlanHosts lets callers who are not operators plan kinds that make a worker connect
+	// to hosts the spec names (a MongoDB primary move, a region move with a MongoDB
+	// phase) when every host is listed here. Operators may plan any host.
+	PlanHosts []string
 }
 
 // compressMinBytes is the smallest response the API compresses.
@@ -49,21 +61,24 @@ func Handler(c client.Client, o Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	svc := &migrationService{temporal: c, opts: o}
-	path, h := ferryv1connect.NewMigrationServiceHandler(svc,
-		connect.WithInterceptors(newAuthInterceptor(o.Tokens)),
+	limits := limitOptions(o.maxRequestBytes())
+	path, h := ferryv1connect.NewMigrationServiceHandler(svc, append(limits,
+		// The log interceptor is outermost so it sees refusals by the others; the deadline
+		// covers the handler, not the role check.
+		connect.WithInterceptors(logInterceptor{}, newAuthInterceptor(o.Tokens), deadlineInterceptor{opts: o}),
 		// gzip costs more than it saves on a message of a few hundred bytes (a start's
 		// answer); lists and migrations with long audit trails are still compressed.
 		connect.WithCompressMinBytes(compressMinBytes),
-	)
+	)...)
 	mux.Handle(path, h)
 
 	reflector := grpcreflect.NewStaticReflector(ferryv1connect.MigrationServiceName, healthpb.Health_ServiceDesc.ServiceName)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, limits...))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limits...))
 
 	mux.Handle(healthPath, connect.NewUnaryHandler(healthPath, func(ctx context.Context, r *connect.Request[healthpb.HealthCheckRequest]) (*connect.Response[healthpb.HealthCheckResponse], error) {
 		return connect.NewResponse(&healthpb.HealthCheckResponse{Status: healthStatus(ctx, c, r.Msg.GetService())}), nil
-	}))
+	}, limits...))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if healthStatus(r.Context(), c, "") != healthpb.HealthCheckResponse_SERVING {
 			http.Error(w, "temporal unreachable", http.StatusServiceUnavailable)
@@ -71,7 +86,8 @@ func Handler(c client.Client, o Options) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	return withClientCert(mux)
+	// Outermost the log, so a request refused by the body cap is logged too.
+	return withRequestLog(o.Logger, limitBody(o.maxRequestBytes()+requestOverheadBytes, withClientCert(mux)))
 }
 
 const healthPath = "/grpc.health.v1.Health/Check"
@@ -144,6 +160,8 @@ func ServeTLS(ctx context.Context, ln net.Listener, h http.Handler, files TLSFil
 		TLSConfig:         tlsCfg,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
+		// Headers carry a token at most; net/http's default is 1 MiB.
+		MaxHeaderBytes: 64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: WatchMigration streams for as long as a migration runs.
 	}
