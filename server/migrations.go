@@ -52,11 +52,15 @@ func (s *migrationService) ListMigrations(ctx context.Context, req *connect.Requ
 			return nil, invalidArgument("page_token", "is not a token returned by ListMigrations")
 		}
 	}
+	query, err := listQuery(r)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace:     s.opts.Namespace,
 		PageSize:      size,
 		NextPageToken: token,
-		Query:         listQuery(r),
+		Query:         query,
 	})
 	if err != nil {
 		return nil, temporalError(err, "list migrations")
@@ -67,33 +71,6 @@ func (s *migrationService) ListMigrations(ctx context.Context, req *connect.Requ
 	}
 	return connect.NewResponse(out), nil
 }
-
-// listQuery builds a visibility query from the filters. Values come from enums or are
-// quoted with quotes escaped, so a filter cannot change the query's shape.
-func listQuery(r *ferryv1.ListMigrationsRequest) string {
-	q := []string{"FerryKind IN (" + strings.Join([]string{quote(workflows.KindDNSShift), quote(workflows.KindAMIShare),
-		quote(workflows.KindMongoPrimaryMove), quote(workflows.KindRegionMove)}, ", ") + ")"}
-	if k := r.GetKind(); k != ferryv1.MigrationKind_MIGRATION_KIND_UNSPECIFIED {
-		q = append(q, "FerryKind = "+quote(kindName(k)))
-	}
-	if st := r.GetState(); st != ferryv1.MigrationState_MIGRATION_STATE_UNSPECIFIED {
-		q = append(q, "FerryState = "+quote(stateName(st)))
-	}
-	if reg := r.GetRegion(); reg != "" {
-		q = append(q, "(FerrySourceRegion = "+quote(reg)+" OR FerryTargetRegion = "+quote(reg)+")")
-	}
-	if who := r.GetInitiator(); who != "" {
-		q = append(q, "FerryInitiator = "+quote(who))
-	}
-	if r.GetAwaitingApproval() {
-		q = append(q, "FerryAwaitingApproval = true")
-	}
-	// No ORDER BY: SQL visibility stores (the embedded SQLite) refuse it, and every store
-	// already lists newest first.
-	return strings.Join(q, " AND ")
-}
-
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "\\'") + "'" }
 
 func (s *migrationService) WatchMigration(ctx context.Context, req *connect.Request[ferryv1.WatchMigrationRequest], stream *connect.ServerStream[ferryv1.WatchMigrationResponse]) error {
 	if req.Msg.GetId() == "" {
