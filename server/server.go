@@ -162,7 +162,7 @@ func ServeTLS(ctx context.Context, ln net.Listener, h http.Handler, files TLSFil
 		ReadHeaderTimeout: 10 * time.Second,
 		// Headers carry a token at most; net/http's default is 1 MiB.
 		MaxHeaderBytes: 64 << 10,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
 		// No WriteTimeout: WatchMigration streams for as long as a migration runs.
 	}
 	errc := make(chan error, 1)
