@@ -2,11 +2,16 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Locks reads resource locks (the lock child workflows migrations hold, see
@@ -71,4 +76,38 @@ func DescribeLock(ctx context.Context, c client.Client, id string) (LockHolder, 
 	h.Since = info.GetStartTime().AsTime()
 	h.Released = info.GetCloseTime() != nil
 	return h, nil
+}
+
+// AwaitHolderEnd returns once the migration holder (a workflow id, whose run chain may
+// continue as new) is no longer running, heartbeating meanwhile: a lock that outlives its
+// holder's runs ends when the holder's chain does, however it ended.
+func (l *Locks) AwaitHolderEnd(ctx context.Context, holder string) error {
+	const every = 5 * time.Second
+	for {
+		d, err := l.Temporal.DescribeWorkflowExecution(ctx, holder, "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			return nil // the holder's history is gone: nothing holds the lock
+		case err != nil:
+			activity.RecordHeartbeat(ctx, "describe "+holder+": "+err.Error())
+		default:
+			switch d.GetWorkflowExecutionInfo().GetStatus() {
+			case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+				// Running, or between two runs of its chain.
+				activity.RecordHeartbeat(ctx, "held by "+holder)
+			default:
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			// The lock ended (released by its holder) or this worker stops (another attempt
+			// goes on watching): an error either way, never a release, but not one to log
+			// as a failure each time a lock is released.
+			return temporal.NewApplicationErrorWithOptions("lock watch stopped: "+ctx.Err().Error(), "LockWatchStopped",
+				temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign})
+		case <-time.After(every):
+		}
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryhq/ferry/activities"
+	"github.com/ferryhq/ferry/internal/devtemporal"
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/sandbox"
 	"github.com/ferryhq/ferry/sandbox/control"
@@ -55,10 +56,15 @@ type stack struct {
 // sandbox's endpoints (worker.New builds its clients from flags); it registers every kind
 // under its descriptor's stable names, as ferry's worker does, and the tests drive
 // Temporal directly so they can judge each workflow's own result.
-func startStack(t *testing.T) *stack {
+func startStack(t *testing.T) *stack { return startStackWith(t, devtemporal.Options{}) }
+
+// startStackWith is startStack on an embedded Temporal started with o (e.g. its dynamic
+// config).
+func startStackWith(t *testing.T, o devtemporal.Options) *stack {
 	t.Helper()
 	ctx := context.Background()
-	srv, c := testenv.Temporal(t)
+	srv, c, stop := testenv.StartTemporal(t, o)
+	t.Cleanup(stop)
 	topo := topology.Default()
 	for i := range topo.HostedZones {
 		for j := range topo.HostedZones[i].Records {

@@ -225,6 +225,9 @@ type ErrorRateRef struct {
 type DNSShiftInput struct {
 	Spec DNSShiftSpec
 	Common
+	// Continued is the state an earlier run of the chain handed over (continue-as-new);
+	// nil for a migration's first run.
+	Continued *DNSShiftContinued `json:",omitempty"`
 }
 
 // DNSShiftResult is how a DNS shift ended.

@@ -37,7 +37,12 @@ func DNSShift(ctx workflow.Context, in DNSShiftInput) (DNSShiftResult, error) {
 	if err := w.setup(ctx, in); err != nil {
 		return DNSShiftResult{Outcome: Outcome{State: StateFailed, Message: err.Error()}}, err
 	}
-	return runKind[DNSShiftResult](ctx, "dns shift", w)
+	res, err := runKind[DNSShiftResult](ctx, "dns shift", w)
+	if isContinue(err) {
+		return w.continueAsNew(ctx)
+	}
+	releaseLocks(ctx, w.s)
+	return res, err
 }
 
 // PlanDNSShift is the dry run: it reads the record sets (on a worker, which holds the cloud
@@ -57,6 +62,15 @@ func PlanDNSShift(ctx workflow.Context, in PlanDNSShiftInput) (Plan, error) {
 // holdGateInterval is the slowest gate beat while waiting for approval or resume.
 const holdGateInterval = 30 * time.Second
 
+// holdBeat is how often the gates run while the shift holds: the slower of the dwell's beat
+// and holdGateInterval, unless the run's budgets set it (rehearsals and tests).
+func holdBeat(in DNSShiftInput) time.Duration {
+	if b := in.Budgets; b != nil && b.HoldBeat > 0 {
+		return b.HoldBeat
+	}
+	return max(in.Spec.GateInterval, holdGateInterval)
+}
+
 type dnsShift struct {
 	in   DNSShiftInput
 	spec DNSShiftSpec
@@ -74,6 +88,8 @@ type dnsShift struct {
 	// undoRec is the record an undo run restores (Common.Undo).
 	undoRec dnsUndoRecord
 	owner   owner
+	// at is where the run stands, for a hand-over to the next run (continue-as-new).
+	at DNSResumePoint
 
 	// The change record (see dnsUndoRecord): a batch was sent, the weights each applied
 	// batch set, and whether the last batch's outcome is unknown (it failed in a way that
@@ -110,7 +126,9 @@ func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
 		Watch:     w.watch,
 		// Holds can last hours; a slower beat than the dwell's keeps the history small
 		// (each evaluation is a timer and an activity) while still catching a dying target.
-		WatchInterval: max(in.Spec.GateInterval, holdGateInterval),
+		WatchInterval: holdBeat(in),
+		// A hold or a long bake can outlast a history: the shift carries its state over.
+		ContinueAsNew: true,
 	})
 	if err != nil {
 		return err
@@ -145,23 +163,50 @@ func (w *dnsShift) resultOf(o Outcome) DNSShiftResult {
 }
 
 func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
+	at := DNSResumePoint{Stage: StageForward}
+	if c := w.in.Continued; c != nil {
+		// The previous run of the chain handed over: its plan, locks and progress hold.
+		w.restore(ctx, c)
+		at = c.At
+	} else if err := w.prepare(ctx); err != nil {
+		return DNSShiftResult{}, err
+	}
+	for i := at.Step; i < len(w.plan.Steps); i++ {
+		rollback, err := w.runStep(ctx, i, at)
+		if err != nil {
+			return DNSShiftResult{}, err
+		}
+		if rollback {
+			return w.rollback(ctx)
+		}
+		at = DNSResumePoint{Stage: StageForward, Step: i + 1}
+	}
+	msg := fmt.Sprintf("completed: %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
+	w.s.Audit(ctx, SystemIdentity, "completed", msg, "")
+	w.s.Finish(ctx, StateCompleted, msg)
+	w.log.Info("dns shift completed", "from", w.from, "to", w.to)
+	return w.res(StateCompleted, msg), nil
+}
+
+// prepare reads the record sets, plans, checks the pinned hash and takes the locks.
+func (w *dnsShift) prepare(ctx workflow.Context) error {
 	w.s.SetPhase(ctx, "preflight", "reading the record sets")
 	obs, err := preflight(ctx, w.spec)
 	if err != nil {
-		return DNSShiftResult{}, err
+		return err
 	}
 	w.obs = obs
 	plan, err := ComputeDNSShiftPlan(w.spec, obs)
 	if err != nil {
-		return DNSShiftResult{}, temporal.NewNonRetryableApplicationError("plan dns shift: "+err.Error(), ErrPlanInvalid, err)
+		return temporal.NewNonRetryableApplicationError("plan dns shift: "+err.Error(), ErrPlanInvalid, err)
 	}
 	w.plan = plan
 	w.from, w.to = plan.OriginalFrom, plan.OriginalTo
 	if err := checkDrift(w.in.PlanHash, plan.Plan.Hash, strings.Join(plan.Plan.Observations[:3], "; "), dnsShiftPlanHashV1(w.spec, obs)); err != nil {
-		return DNSShiftResult{}, err
+		return err
 	}
 	if err := holdLocks(ctx, w.s, w.in.Common, plan.Plan.Resources); err != nil {
-		return DNSShiftResult{}, err
+		return err
 	}
 	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))
 	for i, st := range plan.Steps {
@@ -174,37 +219,56 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 	})
 	w.s.Audit(ctx, SystemIdentity, "preflight",
 		fmt.Sprintf("plan %s: %d step(s); %s", plan.Plan.Hash, len(plan.Steps), strings.Join(plan.Plan.Observations, "; ")), "")
+	return nil
+}
 
-	for i := range plan.Steps {
+// runStep runs step i from stage at.Stage on: its batch, its dwell with the gates, its
+// approval. It reports whether the shift must roll back. w.at follows it, so a hold that
+// hands over to a new run (errContinue) is resumed at the same stage.
+func (w *dnsShift) runStep(ctx workflow.Context, i int, at DNSResumePoint) (rollback bool, err error) {
+	n := len(w.plan.Steps)
+	st := w.plan.Steps[i]
+	if at.Stage == StageForward {
+		w.at = DNSResumePoint{Stage: StageForward, Step: i}
+		if at.Reread {
+			// Handed over while paused on drift: the person's resume reads the sets again.
+			if err := w.afterDrift(ctx, st.Name); err != nil || w.s.RollbackRequest() != nil {
+				return w.s.RollbackRequest() != nil, err
+			}
+		}
 		if err := w.s.WaitWhilePaused(ctx); err != nil {
-			return DNSShiftResult{}, err
+			return false, err
 		}
 		if w.s.RollbackRequest() != nil {
-			return w.rollback(ctx)
+			return true, nil
 		}
-		st := w.plan.Steps[i]
-		w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, len(plan.Steps), st.Percent), st.Description)
+		w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, n, st.Percent), st.Description)
 		w.s.StartStep(ctx, i)
 		if err := w.forward(ctx, st); err != nil {
+			if isContinue(err) {
+				return false, err
+			}
 			if w.s.RollbackRequest() != nil && !temporal.IsCanceledError(err) && ctx.Err() == nil {
 				// Asked for while the step held (an outage, a drift): taken now, as asked.
 				w.s.EndStep(ctx, i, StepRolledBack, failureLine(err))
-				return w.rollback(ctx)
+				return true, nil
 			}
 			w.s.EndStep(ctx, i, StepFailed, failureLine(err))
-			return DNSShiftResult{}, err
+			return false, err
 		}
 		st = w.plan.Steps[i] // a re-read after drift may have lengthened its dwell
 		w.step = i
 		w.s.Update(ctx, func(p *Progress) { p.DNS.StepIndex = i })
-
-		outcome, reason, err := w.dwell(ctx, st.Name, st.Dwell)
+		at = DNSResumePoint{Stage: StageDwell, Step: i, DwellEnd: workflow.Now(ctx).Add(st.Dwell)}
+	}
+	if at.Stage == StageDwell {
+		w.at = at
+		outcome, reason, err := w.dwellUntil(ctx, st.Name, at.DwellEnd, at.DwellFailed)
 		if err != nil {
-			return DNSShiftResult{}, err
+			return false, err
 		}
 		w.s.EndStep(ctx, i, StepDone, "")
-		switch outcome {
-		case dwellGateFailed:
+		if outcome == dwellGateFailed {
 			if w.spec.OnGateFailure == OnGateFailPause {
 				w.s.Pause(ctx, reason, st.Name)
 			} else {
@@ -212,24 +276,21 @@ func (w *dnsShift) execute(ctx workflow.Context) (DNSShiftResult, error) {
 			}
 		}
 		if w.s.RollbackRequest() != nil {
-			return w.rollback(ctx)
-		}
-		if st.NeedsApproval {
-			w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, len(plan.Steps), st.Percent), "waiting for approval to go on")
-			approved, err := w.s.AwaitApproval(ctx, st.Name)
-			if err != nil {
-				return DNSShiftResult{}, err
-			}
-			if !approved {
-				return w.rollback(ctx)
-			}
+			return true, nil
 		}
 	}
-	msg := fmt.Sprintf("completed: %s=%d %s=%d", w.spec.From, w.from, w.spec.To, w.to)
-	w.s.Audit(ctx, SystemIdentity, "completed", msg, "")
-	w.s.Finish(ctx, StateCompleted, msg)
-	w.log.Info("dns shift completed", "from", w.from, "to", w.to)
-	return w.res(StateCompleted, msg), nil
+	if st.NeedsApproval {
+		w.at = DNSResumePoint{Stage: StageApproval, Step: i}
+		w.s.SetPhase(ctx, fmt.Sprintf("step %d/%d: %d%%", i+1, n, st.Percent), "waiting for approval to go on")
+		approved, err := w.s.AwaitApproval(ctx, st.Name)
+		if err != nil {
+			return false, err
+		}
+		if !approved {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // rollback restores the original weights. Immediate: one batch. Gradual: the completed

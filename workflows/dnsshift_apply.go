@@ -44,6 +44,14 @@ func (w *dnsShift) holdOnDrift(ctx workflow.Context, label string, drift error) 
 	w.s.Pause(ctx, "drift: "+line, label)
 	w.s.SetMessage(ctx, fmt.Sprintf("paused on drift: %s; ferry changed nothing. Resume to go on from the record sets as they are now (keeping that change), or roll back", line))
 	w.log.Warn("record sets drifted; paused", "step", label, "drift", line)
+	return w.afterDrift(ctx, label)
+}
+
+// afterDrift waits while the shift is paused on drift, then reads the record sets again and
+// goes on from them (unless a rollback was asked for). A run that hands over to the next
+// while paused says so in its resume point (Reread), so the next run reads them too.
+func (w *dnsShift) afterDrift(ctx workflow.Context, label string) error {
+	w.at.Reread = true
 	if err := w.s.WaitWhilePaused(ctx); err != nil {
 		return err
 	}
@@ -56,6 +64,7 @@ func (w *dnsShift) holdOnDrift(ctx workflow.Context, label string, drift error) 
 		return err
 	}
 	w.rebase(ctx, obs, label)
+	w.at.Reread = false
 	return nil
 }
 

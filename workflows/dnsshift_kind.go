@@ -9,7 +9,10 @@ import (
 )
 
 // dnsShiftKind describes the DNS shift for the kind contract (see KindDef).
-var dnsShiftKind = describe(KindDef{Name: KindDNSShift, WorkflowName: "DNSShift", Workflow: DNSShift, PlanName: "PlanDNSShift", Plan: PlanDNSShift},
+// dnsShiftWorkflowName is the DNS shift's registered workflow type.
+const dnsShiftWorkflowName = "DNSShift"
+
+var dnsShiftKind = describe(KindDef{Name: KindDNSShift, WorkflowName: dnsShiftWorkflowName, Workflow: DNSShift, PlanName: "PlanDNSShift", Plan: PlanDNSShift},
 	typedKind[DNSShiftInput, DNSShiftSpec]{
 		input: func(s DNSShiftSpec, c Common) DNSShiftInput { return DNSShiftInput{Spec: s, Common: c} },
 		plan:  func(in DNSShiftInput) any { return PlanDNSShiftInput{Spec: in.Spec} },

@@ -129,6 +129,9 @@ type Budgets struct {
 	// error (the cloud is down, not the request wrong) before the run holds blocked
 	// (holdThrough). Default 3 minutes.
 	StepAttempt time.Duration
+	// HoldBeat is how often a DNS shift's gates run while it holds (awaiting approval,
+	// paused). Default the slower of its gate interval and 30 seconds.
+	HoldBeat time.Duration `json:",omitempty"`
 }
 
 // budgets returns c's budgets with defaults filled in.

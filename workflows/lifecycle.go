@@ -201,7 +201,11 @@ func holdThrough(ctx workflow.Context, s *Steering, b Budgets, what string, step
 			return err
 		}
 		if since.IsZero() {
-			since = workflow.Now(ctx)
+			// A run that continued as new while blocked keeps the time the block began.
+			since = s.blockedSince
+			if since.IsZero() {
+				since = workflow.Now(ctx)
+			}
 		}
 		s.Block(ctx, what, since, failureLine(err))
 		// A rollback asked for while blocked is taken at once, not after the pause.
@@ -210,6 +214,10 @@ func holdThrough(ctx workflow.Context, s *Steering, b Budgets, what string, step
 		}
 		if s.RollbackRequest() != nil {
 			return err
+		}
+		// An outage can last a weekend: between attempts is a safe point to hand over.
+		if s.shouldContinue(ctx) {
+			return errContinue
 		}
 	}
 }
@@ -280,6 +288,9 @@ func runKind[R any](ctx workflow.Context, what string, k kindRun[R]) (R, error) 
 		res, err = k.undoRecorded(ctx)
 	} else {
 		res, err = k.execute(ctx)
+	}
+	if isContinue(err) {
+		return res, err // the kind's workflow function continues as new with its state
 	}
 	return runEnd[R]{
 		ctx: ctx, s: s, log: s.Logger(), onFailure: c.OnFailure, what: what,

@@ -88,6 +88,9 @@ type LockInput struct {
 	RunID     string
 	Initiator string
 	Since     time.Time
+	// WatchHolder: the lock is not ended by its holder's close (the holder continues as
+	// new), so it watches the holder's chain instead.
+	WatchHolder bool `json:",omitempty"`
 }
 
 // Lock states of LockResult.
@@ -106,17 +109,54 @@ type LockResult struct {
 	Holder *activities.LockHolder `json:",omitempty"`
 	// Message says what happened, for the API's answer.
 	Message string
+	// Taken are the locks this run started, and Outlive says they outlive its runs (a kind
+	// that continues as new): its last run releases them (releaseLocks).
+	Taken   []Resource `json:",omitempty"`
+	Outlive bool       `json:",omitempty"`
 }
 
 // ResourceLock is the lock child: it holds its id, and with it the resource, until its
-// parent ends (parent-close policy terminate) or it is told to release it.
+// parent ends (parent-close policy terminate) or it is told to release it. A lock that
+// outlives its holder's runs (WatchHolder: the holder continues as new) is released by the
+// holder's last run when it ends, and otherwise when an activity sees the holder's chain
+// closed (terminated, timed out), so no end leaves it behind.
 func ResourceLock(ctx workflow.Context, in LockInput) error {
-	workflow.GetSignalChannel(ctx, SignalReleaseLock).Receive(ctx, nil)
+	ch := workflow.GetSignalChannel(ctx, SignalReleaseLock)
+	done := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+		var r LockRelease
+		c.Receive(ctx, &r)
+		// A release names its holder, so a late release from a run that held this lock
+		// before cannot free it from the migration that holds it now.
+		done = r.Holder == "" || r.Holder == in.Holder
+	})
+	if in.WatchHolder {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			// It runs as long as the holder does, heartbeating; a worker that dies hands it to
+			// another within the heartbeat timeout, and retries add no history.
+			StartToCloseTimeout: 24 * time.Hour,
+			HeartbeatTimeout:    30 * time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute},
+			Summary:             "until " + in.Holder + " ends",
+		})
+		var l *activities.Locks
+		sel.AddFuture(workflow.ExecuteActivity(actx, l.AwaitHolderEnd, in.Holder), func(workflow.Future) { done = true })
+	}
+	for !done {
+		sel.Select(ctx)
+	}
 	return nil
 }
 
-// SignalReleaseLock ends a lock child early (today only tests and operators send it).
+// SignalReleaseLock ends a lock child early: its holder's last run sends it (LockRelease),
+// and operators may (with no holder named).
 const SignalReleaseLock = "ferry.release"
+
+// LockRelease is SignalReleaseLock's payload.
+type LockRelease struct {
+	Holder string
+}
 
 // holdLocks takes the run's locks on rs, or reports them inherited when its parent holds
 // them. It refuses with ErrResourceLocked, naming the holder, when one is taken; the locks
@@ -135,36 +175,46 @@ func holdLocks(ctx workflow.Context, s *Steering, c Common, rs []Resource) error
 		s.setLocks(LockResult{State: LocksNone, Message: "started before resource locks"})
 		return nil
 	}
+	// A kind that continues as new closes its run at each hand-over, which would end locks
+	// tied to the run; its locks watch the chain instead and its last run releases them.
+	outlive := s.opts.ContinueAsNew &&
+		workflow.GetVersion(ctx, "locks-outlive-runs", workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	policy := enumspb.PARENT_CLOSE_POLICY_TERMINATE // a lock ends with its holder, however it ends
+	if outlive {
+		policy = enumspb.PARENT_CLOSE_POLICY_ABANDON
+	}
+	var taken []Resource
 	info := workflow.GetInfo(ctx)
 	for _, r := range rs {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID: LockWorkflowID(r.ID),
-			// A lock ends with its holder, however the holder ends.
-			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_TERMINATE,
+			WorkflowID:            LockWorkflowID(r.ID),
+			ParentClosePolicy:     policy,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 			StaticSummary:         "lock: " + r.Display + ", held by " + info.WorkflowExecution.ID,
 			Memo:                  map[string]any{"holder": info.WorkflowExecution.ID, "initiator": c.Initiator, "resource": r.Display},
 		})
 		fut := workflow.ExecuteChildWorkflow(cctx, LockWorkflowName, LockInput{
 			Resource: r, Holder: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-			Initiator: c.Initiator, Since: workflow.Now(ctx),
+			Initiator: c.Initiator, Since: workflow.Now(ctx), WatchHolder: outlive,
 		})
 		err := fut.GetChildWorkflowExecution().Get(ctx, nil)
 		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
 		if errors.As(err, &started) {
-			return refuseLocked(ctx, s, rs, r)
+			return refuseLocked(ctx, s, rs, r, taken, outlive)
 		}
 		if err != nil {
+			s.setLocks(LockResult{State: LocksNone, Taken: taken, Outlive: outlive, Message: "taking locks failed: " + err.Error()})
 			return err
 		}
+		taken = append(taken, r)
 	}
-	s.setLocks(LockResult{State: LocksHeld, Resources: rs, Message: fmt.Sprintf("holding %d lock(s)", len(rs))})
+	s.setLocks(LockResult{State: LocksHeld, Resources: rs, Taken: taken, Outlive: outlive, Message: fmt.Sprintf("holding %d lock(s)", len(rs))})
 	s.Audit(ctx, SystemIdentity, "locked", resourceList(rs), "")
 	return nil
 }
 
 // refuseLocked ends the locking with a refusal naming r's holder.
-func refuseLocked(ctx workflow.Context, s *Steering, rs []Resource, r Resource) error {
+func refuseLocked(ctx workflow.Context, s *Steering, rs []Resource, r Resource, taken []Resource, outlive bool) error {
 	holder := activities.LockHolder{LockID: LockWorkflowID(r.ID)}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
@@ -176,8 +226,28 @@ func refuseLocked(ctx workflow.Context, s *Steering, rs []Resource, r Resource) 
 		holder.LockID = LockWorkflowID(r.ID)
 	}
 	msg := fmt.Sprintf("refused: %s is held by %s; wait for it to finish, or cancel it", r.Display, holder.Describe())
-	s.setLocks(LockResult{State: LocksRefused, Resources: rs, Holder: &holder, Message: msg})
+	s.setLocks(LockResult{State: LocksRefused, Resources: rs, Holder: &holder, Message: msg, Taken: taken, Outlive: outlive})
 	return temporal.NewNonRetryableApplicationError(msg, ErrResourceLocked, nil, holder)
+}
+
+// releaseLocks releases the locks a run that continues as new took (LockResult.Outlive),
+// once its chain ends: the parent-close policy does it for the others. It runs however
+// the run ends (a cancelled run too), and is best effort: a lock left by a failed signal
+// sees its holder closed and ends by itself.
+func releaseLocks(ctx workflow.Context, s *Steering) {
+	l := s.locks
+	if l == nil || !l.Outlive || len(l.Taken) == 0 {
+		return
+	}
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	holder := workflow.GetInfo(ctx).WorkflowExecution.ID
+	for _, r := range l.Taken {
+		err := workflow.SignalExternalWorkflow(dctx, LockWorkflowID(r.ID), "", SignalReleaseLock, LockRelease{Holder: holder}).Get(dctx, nil)
+		if err != nil {
+			s.Logger().Warn("release lock", "lock", LockWorkflowID(r.ID), "error", err)
+		}
+	}
 }
 
 // resourceList names resources for messages.

@@ -139,12 +139,16 @@ func (w *regionMove) await(ctx workflow.Context, phase, id string, fut workflow.
 	}
 }
 
-// signalChild signals the running child, by its run id: a signal sent by workflow id alone
-// reaches whatever runs under that id then, and before the child's start is recorded that
-// could be another run. So it waits for the start first (or for the child to end).
+// signalChild signals the running child: a signal sent by workflow id alone reaches
+// whatever runs under that id then, and before the child's start is recorded that could be
+// another run. So it waits for the start first (or for the child to end). Once the start is
+// recorded and the child has not ended, the id's current run is the child's chain: version
+// 1 signalled the first run by its run id, which a child that continued as new has closed;
+// version 2 signals the chain's current run.
 func (w *regionMove) signalChild(ctx workflow.Context, rc *runningChild, signal string, req ActionRequest) error {
 	exec := rc.fut.GetChildWorkflowExecution()
-	if workflow.GetVersion(ctx, "forward-to-exact-run", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	v := workflow.GetVersion(ctx, "forward-to-exact-run", workflow.DefaultVersion, 2)
+	if v == workflow.DefaultVersion {
 		return w.signalChildV0(ctx, rc, signal, req)
 	}
 	// A real server records a child's start within milliseconds of the command; the wait
@@ -162,6 +166,9 @@ func (w *regionMove) signalChild(ctx workflow.Context, rc *runningChild, signal 
 		// The id the child really runs under: a move started by an older ferry named its
 		// children as that version did.
 		id, runID = e.ID, e.RunID
+		if v >= 2 {
+			runID = ""
+		}
 	}
 	return workflow.SignalExternalWorkflow(ctx, id, runID, signal, req).Get(ctx, nil)
 }

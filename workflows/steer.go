@@ -32,7 +32,10 @@ type Steering struct {
 	finished    bool
 	pending     *approvalGate
 	// blocked says what keeps failing and since when, while a step retries at a slow pace.
-	blocked string
+	blocked      string
+	blockedSince time.Time
+	// runs counts the runs before this one in the migration's chain (continue-as-new).
+	runs int
 	// locks is how taking the run's resource locks went; nil until decided (UpdateLocks
 	// waits for it).
 	locks *LockResult
@@ -66,6 +69,9 @@ type SteeringOptions struct {
 	// the Temporal UI is treated exactly like an API call (the region move forwards
 	// approvals to its running child this way).
 	Actions map[string]ActionHandler
+	// ContinueAsNew says the kind carries its state into a new run when its history grows
+	// long (continue.go): its holds then return errContinue when the server suggests it.
+	ContinueAsNew bool
 }
 
 // ActionHandler validates and applies one action in place of the steering's own.
@@ -359,6 +365,10 @@ func (s *Steering) hold(ctx workflow.Context, summary string, cond func() bool) 
 		if err := s.opts.Watch(ctx); err != nil {
 			return err
 		}
+		// Between beats, with nothing to act on: a safe point to hand over to a new run.
+		if !cond() && s.shouldContinue(ctx) {
+			return errContinue
+		}
 	}
 }
 
@@ -409,11 +419,17 @@ func (s *Steering) AwaitApproval(ctx workflow.Context, step string) (approved bo
 	if s.rollback != nil {
 		return false, nil
 	}
-	g := &approvalGate{step: step, required: s.opts.Approvals.RequiredApprovers}
-	s.pending = g
-	s.Audit(ctx, SystemIdentity, "awaiting approval", fmt.Sprintf("%d approver(s) needed", g.required), step)
-	s.logger.Info("awaiting approval", "step", step, "required", g.required)
+	g := s.pending
+	if g == nil || g.step != step || g.done {
+		g = &approvalGate{step: step, required: s.opts.Approvals.RequiredApprovers}
+		s.pending = g
+		s.Audit(ctx, SystemIdentity, "awaiting approval", fmt.Sprintf("%d approver(s) needed", g.required), step)
+		s.logger.Info("awaiting approval", "step", step, "required", g.required)
+	} // else: the gate the previous run of the chain opened, with its approvers so far
 	err = s.hold(ctx, "awaiting approval: watching gates", func() bool { return g.done || s.rollback != nil })
+	if isContinue(err) {
+		return false, err // the gate stays open for the next run
+	}
 	approved = g.done && s.rollback == nil
 	s.pending = nil
 	s.refresh(ctx)

@@ -32,7 +32,7 @@ func (s *Steering) Block(ctx workflow.Context, what string, since time.Time, err
 	if first {
 		s.Audit(ctx, SystemIdentity, what+" blocked", err, "")
 	}
-	s.blocked, s.p.Message = msg, msg
+	s.blocked, s.blockedSince, s.p.Message = msg, since, msg
 	s.refresh(ctx)
 	if first {
 		s.tellParent(ctx, BlockNote{Blocked: true, What: what, Since: since, Error: err})
@@ -44,7 +44,7 @@ func (s *Steering) Unblock(ctx workflow.Context, what string) {
 	if s.blocked == "" {
 		return
 	}
-	s.blocked = ""
+	s.blocked, s.blockedSince = "", time.Time{}
 	s.Audit(ctx, SystemIdentity, what+" unblocked", "the step succeeded", "")
 	s.refresh(ctx)
 	s.tellParent(ctx, BlockNote{What: what})

@@ -36,6 +36,9 @@ type Options struct {
 	// Logger receives the server's logs at LogLevel and above.
 	Logger   *slog.Logger
 	LogLevel slog.Level
+	// DynamicConfig adds to or overrides the server's dynamic config (e.g. a low
+	// "limit.historyCount.suggestContinueAsNew" to prove histories stay bounded).
+	DynamicConfig map[string]any
 }
 
 // Server is a running embedded Temporal.
@@ -101,6 +104,9 @@ func Start(o Options) (*Server, error) {
 			"frontend.enableUpdateWorkflowExecution":              true,
 			"frontend.enableUpdateWorkflowExecutionAsyncAccepted": true,
 		},
+	}
+	for k, v := range o.DynamicConfig {
+		opts.DynamicConfigValues[k] = v
 	}
 	if o.DBFile != "" {
 		abs, err := filepath.Abs(o.DBFile)
