@@ -7,7 +7,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -69,14 +68,7 @@ func (s *migrationService) summary(info *workflowpb.WorkflowExecutionInfo) *ferr
 		CloseTime: info.GetCloseTime(),
 		UiUrl:     s.uiURL(id, info.GetExecution().GetRunId()),
 	}
-	sa := info.GetSearchAttributes().GetIndexedFields()
-	str := func(key string) string {
-		var v string
-		if p, ok := sa[key]; ok {
-			_ = converter.GetDefaultDataConverter().FromPayload(p, &v)
-		}
-		return v
-	}
+	str := func(key string) string { return searchAttr(info, key) }
 	m.Kind = protoKind(str(workflows.SAKind.GetName()))
 	m.State = states[str(workflows.SAState.GetName())]
 	m.Phase = str(workflows.SAPhase.GetName())

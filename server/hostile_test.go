@@ -3,10 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/internal/apiclient"
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/server"
+	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -113,7 +114,8 @@ func TestHostileInput(t *testing.T) {
 				}
 				res, err := vera.ListMigrations(ctx, connect.NewRequest(req))
 				if err != nil {
-					if code(err) != connect.CodeInvalidArgument || !strings.HasPrefix(connect.CodeOf(err).String()+" "+errMessage(err), "invalid_argument "+field) {
+					var ce *connect.Error
+					if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || !strings.HasPrefix(ce.Message(), field+" ") {
 						t.Errorf("list with %s %q: %v; want InvalidArgument naming %s", field, v, err, field)
 					}
 					continue
@@ -130,24 +132,188 @@ func TestHostileInput(t *testing.T) {
 			t.Fatalf("list with ordinary filters: %v", err)
 		}
 	})
+
+	alice, bob := n.client(testenv.TokenAlice), n.client(testenv.TokenBob)
+	// ids that are not ferry's migrations: another application's workflow, and ferry's own
+	// plans and locks (cancelling a lock would free a resource under a running move).
+	t.Run("ids that are not migrations are refused", func(t *testing.T) {
+		before := historyLen(ctx, t, n.c, foreignID)
+		calls := map[string]func(id string) error{
+			"get": func(id string) error {
+				_, err := vera.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+				return err
+			},
+			"watch": func(id string) error {
+				s, err := vera.WatchMigration(ctx, connect.NewRequest(&ferryv1.WatchMigrationRequest{Id: id}))
+				if err != nil {
+					return err
+				}
+				for s.Receive() {
+				}
+				return s.Err()
+			},
+			"approve": func(id string) error {
+				_, err := bob.ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id}))
+				return err
+			},
+			"pause": func(id string) error {
+				_, err := alice.PauseMigration(ctx, connect.NewRequest(&ferryv1.PauseMigrationRequest{Id: id}))
+				return err
+			},
+			"resume": func(id string) error {
+				_, err := alice.ResumeMigration(ctx, connect.NewRequest(&ferryv1.ResumeMigrationRequest{Id: id}))
+				return err
+			},
+			"rollback": func(id string) error {
+				_, err := alice.RollbackMigration(ctx, connect.NewRequest(&ferryv1.RollbackMigrationRequest{Id: id}))
+				return err
+			},
+			"cancel": func(id string) error {
+				_, err := alice.CancelMigration(ctx, connect.NewRequest(&ferryv1.CancelMigrationRequest{Id: id}))
+				return err
+			},
+		}
+		// A workflow of a ferry kind's type but without ferry's FerryKind: not ferry's either.
+		if _, err := n.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "lookalike", TaskQueue: "billing"}, "DNSShift", "x"); err != nil {
+			t.Fatal(err)
+		}
+		lock := "lock/route53/Z1/www.example./A"
+		if _, err := n.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: lock, TaskQueue: workflows.TaskQueue}, workflows.LockWorkflowName, "x"); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{foreignID, "lookalike", lock} {
+			for name, call := range calls {
+				err := call(id)
+				if code(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "not a ferry migration") {
+					t.Errorf("%s %s: %v; want NotFound saying it is not a ferry migration", name, id, err)
+				}
+			}
+		}
+		if after := historyLen(ctx, t, n.c, foreignID); after != before {
+			t.Fatalf("the foreign workflow's history grew from %d to %d events: the API acted on it", before, after)
+		}
+	})
+
+	t.Run("calls that wait on a worker end by their deadline", func(t *testing.T) {
+		res, err := alice.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: withSandbox(shiftSpec(t, "", ""), "http://127.0.0.1:9")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Msg.GetMigration().GetId()
+		bound := 2*time.Second + 3*time.Second // CallTimeout plus slack for a loaded machine
+		for name, call := range map[string]func() error{
+			"approve": func() error {
+				_, err := bob.ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id}))
+				return err
+			},
+			"pause": func() error {
+				_, err := alice.PauseMigration(ctx, connect.NewRequest(&ferryv1.PauseMigrationRequest{Id: id}))
+				return err
+			},
+			"rollback": func() error {
+				_, err := alice.RollbackMigration(ctx, connect.NewRequest(&ferryv1.RollbackMigrationRequest{Id: id}))
+				return err
+			},
+			"plan": func() error {
+				_, err := alice.PlanMigration(ctx, connect.NewRequest(&ferryv1.PlanMigrationRequest{Spec: withSandbox(shiftSpec(t, "", ""), "http://127.0.0.1:9")}))
+				return err
+			},
+		} {
+			start := time.Now()
+			err := call()
+			took := time.Since(start)
+			t.Logf("%s without a worker: %v after %v", name, code(err), took.Round(time.Millisecond))
+			if c := code(err); c != connect.CodeDeadlineExceeded && c != connect.CodeUnavailable {
+				t.Errorf("%s without a worker: %v; want DeadlineExceeded or Unavailable", name, err)
+			}
+			if took > bound {
+				t.Errorf("%s without a worker took %v; want at most %v", name, took, bound)
+			}
+		}
+		// A read still answers within the bound, from visibility alone, saying why.
+		start := time.Now()
+		got, err := vera.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+		if err != nil || !strings.Contains(got.Msg.GetMigration().GetMessage(), "progress unavailable") || time.Since(start) > bound {
+			t.Fatalf("get without a worker: %v, %v after %v", got, err, time.Since(start))
+		}
+	})
+
+	t.Run("a viewer may not plan hosts outside the allow-list", func(t *testing.T) {
+		m := mongoSpec(t, "10.9.8.7:27017", "10.9.8.8:27017")
+		_, err := vera.PlanMigration(ctx, connect.NewRequest(&ferryv1.PlanMigrationRequest{Spec: m}))
+		if code(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "--plan-hosts") || !strings.Contains(err.Error(), "10.9.8.7") {
+			t.Fatalf("viewer planning a move of 10.9.8.7: %v; want PermissionDenied naming the rule and the host", err)
+		}
+		region := &ferryv1.MigrationSpec{Name: "shop", Reason: "r", Kind: &ferryv1.MigrationSpec_RegionMove{RegionMove: &ferryv1.RegionMoveSpec{
+			SourceRegion: "eu-west-1", TargetRegion: "eu-west-2", MongoPrimaryMove: m.GetMongoPrimaryMove()}}}
+		if _, err := vera.PlanMigration(ctx, connect.NewRequest(&ferryv1.PlanMigrationRequest{Spec: region})); code(err) != connect.CodePermissionDenied {
+			t.Fatalf("viewer planning a region move with a MongoDB phase: %v; want PermissionDenied", err)
+		}
+		// Listed hosts (an address and a prefix) let a viewer plan; an operator always may.
+		// Without a worker the plan itself then ends by its deadline.
+		allowed := httptest.NewServer(server.Handler(n.c, server.Options{Tokens: testTokens(), PlanTimeout: time.Second, PlanHosts: []string{"10.9.8.7", "10.9.8.0/24"}}))
+		defer allowed.Close()
+		for who, c := range map[string]ferryv1connect.MigrationServiceClient{
+			"viewer, hosts allowed": apiclient.New(http.DefaultClient, allowed.URL, testenv.TokenVera, false),
+			"operator":              alice,
+		} {
+			if _, err := c.PlanMigration(ctx, connect.NewRequest(&ferryv1.PlanMigrationRequest{Spec: m})); code(err) == connect.CodePermissionDenied {
+				t.Errorf("%s: %v; want the plan to run", who, err)
+			}
+		}
+	})
+
+	t.Run("one log line per request, refusals included, no tokens", func(t *testing.T) {
+		_, _ = n.client("").GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: "x"}))
+		_, _ = vera.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{}))
+		logs := n.logs.String()
+		for _, want := range []string{
+			`"method":"/ferry.v1.MigrationService/GetMigration","identity":"-","code":"unauthenticated"`,
+			`"method":"/ferry.v1.MigrationService/StartMigration","identity":"vera","code":"permission_denied"`,
+			`"method":"/ferry.v1.MigrationService/ListMigrations","identity":"vera","code":"ok"`,
+			`"method":"/ferry.v1.MigrationService/PauseMigration","identity":"alice","code":"deadline_exceeded"`,
+		} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("no log line with %s", want)
+			}
+		}
+		for _, tok := range []string{testenv.TokenAlice, testenv.TokenBob, testenv.TokenVera} {
+			if strings.Contains(logs, tok) {
+				t.Fatalf("a token is in the logs")
+			}
+		}
+		for _, line := range strings.Split(strings.TrimSpace(logs), "\n")[:3] {
+			t.Log(line)
+		}
+	})
 }
 
-// errMessage is a Connect error's message without its code prefix.
-func errMessage(err error) string {
-	var ce *connect.Error
-	if ok := asConnect(err, &ce); ok {
-		return ce.Message()
+// historyLen counts a workflow's history events.
+func historyLen(ctx context.Context, t *testing.T, c client.Client, id string) int {
+	t.Helper()
+	it := c.GetWorkflowHistory(ctx, id, "", false, 0)
+	n := 0
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			t.Fatal(err)
+		}
+		n++
 	}
-	return err.Error()
+	return n
 }
 
-func asConnect(err error, ce **connect.Error) bool {
-	e, ok := err.(*connect.Error)
-	if ok {
-		*ce = e
+// mongoSpec is a MongoDB primary move of the set at seed to a new member.
+func mongoSpec(t *testing.T, seed, member string) *ferryv1.MigrationSpec {
+	t.Helper()
+	m, err := spec.Parse([]byte(`
+mongoPrimaryMove:
+  uri: mongodb://`+seed+`/?replicaSet=rs0
+  sourceRegion: eu-west-1
+  targetRegion: eu-west-2
+  newMembers: [`+member+`]
+`), ".yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ok
+	return m
 }
-
-var _ = slices.Contains[[]string]
-var _ = workflows.TaskQueue

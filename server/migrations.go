@@ -144,6 +144,9 @@ func (s *migrationService) CancelMigration(ctx context.Context, req *connect.Req
 	if id == "" {
 		return nil, invalidArgument("id", "is empty")
 	}
+	if _, err := s.describeMigration(ctx, id, "cancel migration "+id); err != nil {
+		return nil, err
+	}
 	p, _ := PrincipalFrom(ctx)
 	// The raw service call carries identity and reason, which the SDK's CancelWorkflow drops;
 	// both end up in the workflow's history for the audit trail.
@@ -154,6 +157,9 @@ func (s *migrationService) CancelMigration(ctx context.Context, req *connect.Req
 		Reason:            req.Msg.GetReason(),
 	})
 	if err != nil {
+		if werr := waitError(ctx, err, "cancel migration "+id); werr != nil {
+			return nil, werr
+		}
 		return nil, temporalError(err, "cancel migration "+id)
 	}
 	m, err := s.load(ctx, id)
@@ -169,6 +175,12 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 	if id == "" {
 		return nil, invalidArgument("id", "is empty")
 	}
+	op := strings.TrimSuffix(update, "-update") + " " + id
+	// Refused before the update is sent: an update of another application's workflow could
+	// share a name with ferry's.
+	if _, err := s.describeMigration(ctx, id, op); err != nil {
+		return nil, err
+	}
 	p, _ := PrincipalFrom(ctx)
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   id,
@@ -179,7 +191,9 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}
-	op := strings.TrimSuffix(update, "-update") + " " + id
+	if werr := waitError(ctx, err, op); werr != nil {
+		return nil, werr
+	}
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		// Temporal answers NotFound for an update to a closed workflow too; the caller needs
@@ -203,15 +217,18 @@ func (s *migrationService) load(ctx context.Context, id string) (*ferryv1.Migrat
 }
 
 // loadDetail is load that also says whether the workflow's progress was read.
+// Each read is bounded by CallTimeout: within a unary call that is its deadline already,
+// and WatchMigration, which has none, reads once per tick.
 func (s *migrationService) loadDetail(ctx context.Context, id string) (*ferryv1.Migration, bool, error) {
-	d, err := s.temporal.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return nil, false, temporalError(err, "get migration "+id)
-	}
-	info := d.GetWorkflowExecutionInfo()
-	m := s.summary(info)
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.callTimeout())
 	defer cancel()
+	info, err := s.describeMigration(ctx, id, "get migration "+id)
+	if err != nil {
+		return nil, false, err
+	}
+	m := s.summary(info)
+	qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer qcancel()
 	v, err := s.temporal.QueryWorkflow(qctx, id, info.GetExecution().GetRunId(), workflows.QueryProgress)
 	if err != nil {
 		// Metadata alone still answers "where is it"; say why the detail is missing.

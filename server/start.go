@@ -61,14 +61,14 @@ func specError(err error) error {
 	return connect.NewError(connect.CodeInvalidArgument, err)
 }
 
-// planTimeout bounds a dry run: a few read-only calls, retried on throttling.
-const planTimeout = 2 * time.Minute
-
 func (s *migrationService) PlanMigration(ctx context.Context, req *connect.Request[ferryv1.PlanMigrationRequest]) (*connect.Response[ferryv1.PlanMigrationResponse], error) {
 	p, _ := PrincipalFrom(ctx)
 	st, err := buildStart(req.Msg.GetSpec(), p.Identity, "")
 	if err != nil {
 		return nil, specError(err)
+	}
+	if err := s.mayPlan(p, req.Msg.GetSpec()); err != nil {
+		return nil, err
 	}
 	plan, err := s.plan(ctx, st)
 	if err != nil {
@@ -86,12 +86,13 @@ func (s *migrationService) PlanMigration(ctx context.Context, req *connect.Reque
 // plan runs the kind's plan workflow: the read-only calls happen on a worker, which holds
 // the cloud credentials, so the API server needs none.
 func (s *migrationService) plan(ctx context.Context, st startable) (workflows.Plan, error) {
-	ctx, cancel := context.WithTimeout(ctx, planTimeout)
+	timeout := s.opts.planTimeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       "plan/" + st.id + "/" + uuid.NewString(),
 		TaskQueue:                workflows.TaskQueue,
-		WorkflowExecutionTimeout: planTimeout,
+		WorkflowExecutionTimeout: timeout,
 		StaticSummary:            "plan: " + st.summary,
 	}, st.kind.PlanName, st.kind.PlanInput(st.input))
 	if err != nil {
@@ -99,14 +100,14 @@ func (s *migrationService) plan(ctx context.Context, st startable) (workflows.Pl
 	}
 	var plan workflows.Plan
 	if err := run.Get(ctx, &plan); err != nil {
-		return workflows.Plan{}, planError(err, st.id)
+		return workflows.Plan{}, planError(err, st.id, timeout)
 	}
 	return plan, nil
 }
 
 // planError explains why a plan could not be made. A missing or mismatched resource is the
 // spec's fault (InvalidArgument); anything else is the environment's (Unavailable).
-func planError(err error, id string) error {
+func planError(err error, id string, timeout time.Duration) error {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		if app.NonRetryable() {
@@ -114,8 +115,9 @@ func planError(err error, id string) error {
 		}
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("plan %s: %s", id, app.Message()))
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("plan %s: no worker finished the plan in %s (is a worker running on task queue %s?)", id, planTimeout, workflows.TaskQueue))
+	var timedOut *temporal.TimeoutError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timedOut) {
+		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("plan %s: no worker finished the plan in %s (is a worker running on task queue %s?)", id, timeout, workflows.TaskQueue))
 	}
 	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("plan %s: %w", id, err))
 }
@@ -217,12 +219,9 @@ const defaultLockWait = 20 * time.Second
 // the refused run changed nothing. Anything else (no worker yet, the run failed its
 // preflight) leaves the answer to the migration's own state, as before locks existed.
 func (s *migrationService) awaitLocks(ctx context.Context, st startable, runID string) error {
-	wait := s.opts.LockWait
-	if wait < 0 {
-		return nil
-	}
+	wait := s.opts.lockWait()
 	if wait == 0 {
-		wait = defaultLockWait
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
