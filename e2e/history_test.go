@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,9 +163,66 @@ func TestHeldDNSShiftHistoryStaysBounded(t *testing.T) {
 		require.True(t, auditBy(p, who, "approve"), "%s's approval is in the final audit", who)
 	}
 	require.True(t, auditHas(p, "preflight", "plan"), "the first run's preflight is in the final audit")
-	largest := s.requireBounded(t, id, s.chainOf(t, id, first), 5)
+	runs := s.chainOf(t, id, first)
+	largest := s.requireBounded(t, id, runs, 5)
 	testenv.BenchInfo(t, "largest run of a held DNS shift (threshold 300)", fmt.Sprintf("%d events", largest))
-	s.requireLockReleased(t, workflows.LockWorkflowID(workflows.DNSRecordResource(s.zoneID, "www.shop.example.", "A").ID))
+	lockID := s.wwwLock()
+	s.requireLockReleased(t, lockID)
+	s.recordChain(t, id, runs, lockID)
+}
+
+// wwwLock is the lock workflow of www.shop.example. A.
+func (s *stack) wwwLock() string {
+	return workflows.LockWorkflowID(workflows.DNSRecordResource(s.zoneID, "www.shop.example.", "A").ID)
+}
+
+// recordChain saves a chain's runs, and the run of the lock it held, to workflows/testdata
+// when FERRY_RECORD_HISTORY is set, so TestReplayHistories replays runs that continued as
+// new and a lock that watched its holder.
+func (s *stack) recordChain(t *testing.T, id string, runs []run, lockID string) {
+	if os.Getenv("FERRY_RECORD_HISTORY") == "" {
+		return
+	}
+	dir := filepath.Join("..", "workflows", "testdata")
+	for i, r := range runs {
+		testenv.SaveHistory(t, s.c, id, r.ID, filepath.Join(dir, fmt.Sprintf("dns-shift-continued.run%d.json.gz", i+1)))
+	}
+	d, err := s.c.DescribeWorkflowExecution(context.Background(), lockID, "")
+	require.NoError(t, err)
+	testenv.SaveHistory(t, s.c, lockID, d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), filepath.Join(dir, "dns-shift-continued.lock.json.gz"))
+}
+
+// A shift terminated by an operator (`temporal workflow terminate`) runs no more ferry
+// code, so it cannot release its lock; the lock, which outlives the shift's runs, sees the
+// chain closed and ends, and the record can be shifted again.
+func TestLockOfATerminatedShiftIsReleased(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal, sandbox AWS")
+	}
+	s := startStack(t)
+	ctx := context.Background()
+	k, in := s.dnsAlone(t, "www to terminate", time.Second, nil)
+	in.Spec.ApproveAfter[0] = true
+	id := k.LockID(in)
+	_, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, k.WorkflowName, in)
+	require.NoError(t, err)
+	testenv.Eventually(t, time.Minute, "awaiting approval", func() bool {
+		p, ok := s.progress(ctx, id)
+		return ok && p.State == workflows.StateAwaitingApproval
+	})
+	lockID := s.wwwLock()
+	d, err := s.c.DescribeWorkflowExecution(ctx, lockID, "")
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus(), "the shift holds its lock")
+	require.NoError(t, s.c.TerminateWorkflow(ctx, id, "", "operator: stop it now"))
+	s.requireLockReleased(t, lockID)
+
+	// The record is free: a shift of it (spelled by zone id) takes the lock and completes.
+	_, again := s.dnsAlone(t, "www again", time.Second, nil)
+	again.Spec.Zone = s.zoneID
+	var out workflows.DNSShiftResult
+	require.NoError(t, s.runKind(t, k, again, &out))
+	require.Equal(t, workflows.StateCompleted, out.State, out.Message)
 }
 
 // A long bake (gates every 100 ms over two 12 s dwells) crosses the threshold in its

@@ -1,10 +1,7 @@
 package workflows_test
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -354,32 +349,7 @@ func (r *recorder) save(file, id, runID string) {
 		d, err := r.c.DescribeWorkflowExecution(r.ctx, id, runID)
 		return err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 	})
-	var hist historypb.History
-	it := r.c.GetWorkflowHistory(r.ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(r.t, err)
-		hist.Events = append(hist.Events, ev)
-	}
-	b, err := temporalproto.CustomJSONMarshalOptions{}.Marshal(&hist)
-	require.NoError(r.t, err)
-	// The execution goes next to the events: a history does not name it, and a workflow
-	// that builds ids from its own replays only under it (see readHistory).
-	head, err := json.Marshal(struct {
-		WorkflowID string `json:"workflowId"`
-		RunID      string `json:"runId"`
-	}{id, runID})
-	require.NoError(r.t, err)
-	b = append(append(head[:len(head)-1], ','), b[1:]...)
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression) // no name or time: the same history, the same bytes
-	require.NoError(r.t, err)
-	_, err = zw.Write(b)
-	require.NoError(r.t, err)
-	require.NoError(r.t, zw.Close())
-	require.NoError(r.t, os.MkdirAll("testdata", 0o755))
-	require.NoError(r.t, os.WriteFile(filepath.Join("testdata", file+".json.gz"), gz.Bytes(), 0o644))
-	r.t.Logf("recorded %s: %d events, %d KB of JSON, %d KB gzipped", file, len(hist.Events), len(b)/1024, gz.Len()/1024)
+	testenv.SaveHistory(r.t, r.c, id, runID, filepath.Join("testdata", file+".json.gz"))
 }
 
 // saveTree saves a run as base and every child it started for which keep says so as
