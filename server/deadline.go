@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.temporal.io/sdk/client"
 
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/workflows"
@@ -84,10 +85,13 @@ func (deadlineInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFun
 // waitError explains a call that ran out of time waiting on Temporal or a worker: the
 // usual cause is no worker polling the task queue, which the caller can check.
 func waitError(ctx context.Context, err error, op string) error {
-	if ctx.Err() == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if err == nil {
 		return nil
 	}
-	if _, has := ctx.Deadline(); !has {
+	// The SDK gives up on an update a moment before the context's deadline, with its own
+	// error type; either way the call ran out of time.
+	var updateTimedOut *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	if !errors.As(err, &updateTimedOut) && !errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
