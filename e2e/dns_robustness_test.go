@@ -27,7 +27,7 @@ var dnsBudgets = &workflows.Budgets{StepAttempt: 2 * time.Second, BlockedPace: 5
 
 // dnsAlone is the marketplace move's DNS phase (schedule [50, 100], an HTTP gate on
 // eu-west-2's app) run on its own, without approvals, dwelling bake per step.
-func (s *stack) dnsAlone(t *testing.T, name string, bake time.Duration, b *workflows.Budgets) (*workflows.KindDef, workflows.DNSShiftInput) {
+func (s *stack) dnsAlone(t testing.TB, name string, bake time.Duration, b *workflows.Budgets) (*workflows.KindDef, workflows.DNSShiftInput) {
 	t.Helper()
 	k := workflows.KindByName(workflows.KindDNSShift)
 	sp := s.kindSpec(t, workflows.KindDNSShift).(workflows.DNSShiftSpec)

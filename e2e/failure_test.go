@@ -182,7 +182,7 @@ func TestRegionMoveUndoRefusedForGoodBlocksUntilCancelled(t *testing.T) {
 }
 
 // kindSpec is the spec of the marketplace move's phase of kind, to run that kind alone.
-func (s *stack) kindSpec(t *testing.T, kind string) any {
+func (s *stack) kindSpec(t testing.TB, kind string) any {
 	t.Helper()
 	move := s.moveSpec(t)
 	switch kind {

@@ -46,7 +46,7 @@ type run struct {
 
 // chainOf reads a migration's runs from the server's stored histories, from its first run
 // along each run's ContinuedAsNew event.
-func (s *stack) chainOf(t *testing.T, id, firstRunID string) []run {
+func (s *stack) chainOf(t testing.TB, id, firstRunID string) []run {
 	t.Helper()
 	ctx := context.Background()
 	var runs []run

@@ -56,11 +56,11 @@ type stack struct {
 // sandbox's endpoints (worker.New builds its clients from flags); it registers every kind
 // under its descriptor's stable names, as ferry's worker does, and the tests drive
 // Temporal directly so they can judge each workflow's own result.
-func startStack(t *testing.T) *stack { return startStackWith(t, devtemporal.Options{}) }
+func startStack(t testing.TB) *stack { return startStackWith(t, devtemporal.Options{}) }
 
 // startStackWith is startStack on an embedded Temporal started with o (e.g. its dynamic
 // config).
-func startStackWith(t *testing.T, o devtemporal.Options) *stack {
+func startStackWith(t testing.TB, o devtemporal.Options) *stack {
 	t.Helper()
 	ctx := context.Background()
 	srv, c, stop := testenv.StartTemporal(t, o)
@@ -127,7 +127,7 @@ func startStackWith(t *testing.T, o devtemporal.Options) *stack {
 
 // moveSpec is the marketplace story (examples/region-move.yaml) on this stack's ports and
 // sandbox address, with short waits.
-func (s *stack) moveSpec(t *testing.T) workflows.RegionMoveInput {
+func (s *stack) moveSpec(t testing.TB) workflows.RegionMoveInput {
 	t.Helper()
 	host := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", s.ports[i]) }
 	doc := fmt.Sprintf(`
@@ -287,7 +287,7 @@ func (s *stack) runMove(t *testing.T, in workflows.RegionMoveInput) (workflows.R
 }
 
 // weights reads the two weighted record sets of www.
-func (s *stack) weights(t *testing.T) map[string]int64 {
+func (s *stack) weights(t testing.TB) map[string]int64 {
 	t.Helper()
 	out, err := s.r53.ListResourceRecordSets(context.Background(), &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(s.zoneID)})
 	require.NoError(t, err)
