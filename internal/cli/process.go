@@ -94,6 +94,8 @@ func newServerCmd(g *globals) *cobra.Command {
 		tokenFile string
 		uiURL     string
 		tlsFiles  server.TLSFiles
+		insecure  bool
+		limits    server.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -106,6 +108,10 @@ func newServerCmd(g *globals) *cobra.Command {
 			}
 			if tlsFiles.ClientCAFile != "" && tlsFiles.CertFile == "" {
 				return fmt.Errorf("--client-ca (mTLS) needs --tls-cert and --tls-key")
+			}
+			// Before anything is dialled: a refused address should not wait on Temporal.
+			if err := server.CheckPlaintext(listen, tlsFiles, insecure); err != nil {
+				return err
 			}
 			if tokenFile == "" {
 				return fmt.Errorf("--token-file is required: a JSON file {\"tokens\":[{\"token\":\"...\",\"identity\":\"alice\",\"roles\":[\"operator\"]}]}")
@@ -129,7 +135,9 @@ func newServerCmd(g *globals) *cobra.Command {
 				scheme = "https://"
 			}
 			log.Info("api listening", "addr", scheme+ln.Addr().String(), "mtls", tlsFiles.ClientCAFile != "")
-			h := server.Handler(c, server.Options{Namespace: conn.Namespace, UIURL: uiURL, Tokens: tokens, Logger: log})
+			o := limits
+			o.Namespace, o.UIURL, o.Tokens, o.Logger = conn.Namespace, uiURL, tokens, log
+			h := server.Handler(c, o)
 			return server.ServeTLS(cmd.Context(), ln, h, tlsFiles, log)
 		},
 	}
@@ -139,6 +147,11 @@ func newServerCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&tlsFiles.CertFile, "tls-cert", envOr("FERRY_TLS_CERT", ""), "serve TLS with this certificate (FERRY_TLS_CERT)")
 	cmd.Flags().StringVar(&tlsFiles.KeyFile, "tls-key", envOr("FERRY_TLS_KEY", ""), "key of --tls-cert (FERRY_TLS_KEY)")
 	cmd.Flags().StringVar(&tlsFiles.ClientCAFile, "client-ca", envOr("FERRY_CLIENT_CA", ""), "verify client certificates against this CA (mTLS; entries with certCommonName in the token file) (FERRY_CLIENT_CA)")
+	cmd.Flags().BoolVar(&insecure, "insecure", envBool("FERRY_INSECURE", false), "serve plaintext on a non-loopback --listen without --tls-cert (FERRY_INSECURE); tokens then cross the network in the clear")
+	cmd.Flags().Int64Var(&limits.MaxRequestBytes, "max-request-bytes", int64(envInt("FERRY_MAX_REQUEST_BYTES", server.DefaultMaxRequestBytes)), "largest request message, compressed or not, read before authentication (FERRY_MAX_REQUEST_BYTES)")
+	cmd.Flags().DurationVar(&limits.CallTimeout, "call-timeout", envDuration("FERRY_CALL_TIMEOUT", server.DefaultCallTimeout), "deadline of a call that waits on Temporal or a worker (FERRY_CALL_TIMEOUT)")
+	cmd.Flags().DurationVar(&limits.PlanTimeout, "plan-timeout", envDuration("FERRY_PLAN_TIMEOUT", server.DefaultPlanTimeout), "deadline of a plan (FERRY_PLAN_TIMEOUT)")
+	cmd.Flags().StringSliceVar(&limits.PlanHosts, "plan-hosts", envList("FERRY_PLAN_HOSTS"), "hosts (names, IPs, CIDRs) a viewer's plan may make a worker connect to; operators may plan any (FERRY_PLAN_HOSTS, comma-separated)")
 	cmd.Flags().StringVar(&uiURL, "temporal-ui-url", envOr("FERRY_TEMPORAL_UI_URL", ""), "Temporal Web UI base URL for links (FERRY_TEMPORAL_UI_URL)")
 	return cmd
 }

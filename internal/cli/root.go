@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Main runs the ferry command and returns its exit code.
@@ -68,7 +72,46 @@ Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cl
 		newVersionCmd(g),
 	)
 	addClientCommands(root, g)
+	redactSecretDefaults(root)
 	return root
+}
+
+// secretFlag matches flags whose value is a secret itself (not a path to one): their
+// default comes from a FERRY_* variable, and --help prints defaults, so `ferry --help`
+// in a shell with FERRY_TOKEN set would print the token.
+var secretFlag = regexp.MustCompile(`(^|-)(token|password|secret|api-key)$`)
+
+// redactSecretDefaults hides the defaults of secret flags in every command's help. Only
+// the text shown changes; the flag still holds the variable's value.
+func redactSecretDefaults(cmd *cobra.Command) {
+	hide := func(f *pflag.Flag) {
+		if secretFlag.MatchString(f.Name) && f.DefValue != "" {
+			f.DefValue = ""
+			f.Usage += " [default hidden: a secret]"
+		}
+	}
+	cmd.Flags().VisitAll(hide)
+	cmd.PersistentFlags().VisitAll(hide)
+	for _, c := range cmd.Commands() {
+		redactSecretDefaults(c)
+	}
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// envList splits a comma-separated variable (nil when unset or empty).
+func envList(key string) []string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
 }
 
 func (g *globals) logger() *slog.Logger {
