@@ -270,3 +270,49 @@ func auditBy(p workflows.Progress, identity, action string) bool {
 	}
 	return false
 }
+
+// A region move's DNS phase held at its approval gate continues as new (threshold 300,
+// gates every 100 ms); the approval sent to the move is forwarded to the phase's current
+// run and the move completes. Before, the move signalled the phase's first run by its run
+// id, which had closed at the hand-over: the forward failed and the move waited forever.
+func TestRegionMoveForwardsToAContinuedPhase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal, sandbox AWS and MongoDB")
+	}
+	s := boundedStack(t)
+	ctx := context.Background()
+	in := s.moveSpec(t)
+	in.Budgets = &workflows.Budgets{HoldBeat: 100 * time.Millisecond}
+	in.Spec.DNS.GateInterval = 100 * time.Millisecond
+	k := workflows.KindByName(workflows.KindRegionMove)
+	id := k.LockID(in)
+	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, k.WorkflowName, in)
+	require.NoError(t, err)
+
+	// The DNS phase's gate waits until the phase has handed over to a new run.
+	continued := map[string]bool{}
+	a := &approver{holdChild: func(childID string) bool {
+		if !strings.HasPrefix(childID, "dns/") || continued[childID] {
+			return false
+		}
+		d, err := s.c.DescribeWorkflowExecution(ctx, childID, "")
+		if err != nil {
+			return true
+		}
+		info := d.GetWorkflowExecutionInfo()
+		continued[childID] = info.GetExecution().GetRunId() != info.GetFirstRunId()
+		return !continued[childID]
+	}}
+	actx, stop := context.WithTimeout(ctx, 4*time.Minute)
+	defer stop()
+	go a.run(actx, s, id)
+	var res workflows.RegionMoveResult
+	require.NoError(t, run.Get(actx, &res), "approved: %v; refused: %v", a.approved, a.errs)
+	require.Equal(t, workflows.StateCompleted, res.State, res.Message)
+	require.Len(t, continued, 1)
+	for child, ok := range continued {
+		require.True(t, ok, "the DNS phase %s continued as new before its approval", child)
+	}
+	require.Equal(t, map[string]int64{"eu-west-1": 0, "eu-west-2": 100}, s.weights(t))
+	require.Equal(t, "eu-west-2", s.primaryRegion())
+}

@@ -207,6 +207,8 @@ type approver struct {
 	approved []string
 	errs     []string
 	selfNo   error // alice's attempt at the first gate
+	// holdChild, when set, keeps a child's gate unapproved while it says so.
+	holdChild func(childID string) bool
 }
 
 func (a *approver) run(ctx context.Context, s *stack, id string) {
@@ -242,7 +244,7 @@ func (a *approver) run(ctx context.Context, s *stack, id string) {
 				continue
 			}
 			key := ph.MigrationID + "|" + cp.PendingApproval.Step
-			if forwarded[key] {
+			if forwarded[key] || (a.holdChild != nil && a.holdChild(ph.MigrationID)) {
 				continue // sent; the child closes the gate when the signal lands
 			}
 			forwarded[key] = true
