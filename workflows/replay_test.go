@@ -54,7 +54,10 @@ func TestReplayHistories(t *testing.T) {
 		have[typ]++
 		t.Run(e.Name(), func(t *testing.T) {
 			require.NoError(t, r.ReplayWorkflowHistoryWithOptions(testenv.QuietLogger(), hist,
-				worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec}), "%s (workflow type %s)", path, typ)
+				worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec}),
+				"%s (workflow type %s) no longer replays: nondeterminism. Today's code issues other commands than this recorded run "+
+					"(an activity, timer or child added, removed or reordered); runs in flight would fail their workflow tasks for good. "+
+					"Put the change behind workflow.GetVersion and keep the old path (docs/design.md, Versioning)", path, typ)
 		})
 	}
 	for _, name := range want {
