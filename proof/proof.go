@@ -24,9 +24,11 @@ import (
 
 // Actions a proof vouches for.
 const (
-	ActionApprove = "approve"
-	ActionResume  = "resume"
-	ActionStart   = "start"
+	ActionApprove  = "approve"
+	ActionResume   = "resume"
+	ActionPause    = "pause"
+	ActionRollback = "rollback"
+	ActionStart    = "start"
 )
 
 // Claims are what the API vouches for.
@@ -41,7 +43,7 @@ type Claims struct {
 	Identity string
 	Roles    []string `json:",omitempty"`
 	// InputHash is a start's input digest (InputDigest).
-	InputHash string    `json:",omitempty"`
+	InputHash string `json:",omitempty"`
 	Expires   time.Time
 	// Nonce makes each proof unique, so a workflow can refuse one used before.
 	Nonce string

@@ -113,6 +113,7 @@ func (w *amiShare) setup(ctx workflow.Context, in AMIShareInput) error {
 	w.log = log.With(workflow.GetLogger(ctx), "migration", w.id)
 	s, err := NewSteering(ctx, SteeringOptions{
 		Kind: KindAMIShare, Initiator: in.Initiator, PlanHash: in.PlanHash, Approvals: in.Approvals,
+		Start: in.StartProof, StartDigest: StartDigest(in),
 		Logger: w.log, Details: w.details,
 	})
 	if err != nil {

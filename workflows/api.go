@@ -8,6 +8,7 @@
 package workflows
 
 import (
+	"github.com/ferryhq/ferry/proof"
 	"strings"
 	"time"
 
@@ -95,6 +96,9 @@ type ActionRequest struct {
 	Reason string
 	// Step optionally names the step an approval is for; empty means the one waiting.
 	Step string
+	// Proof is the API's signature over who asks for what (see package proof); approvals and
+	// resumes without a valid one are refused where the worker trusts the API's keys.
+	Proof *proof.Proof `json:",omitempty"`
 }
 
 // AuditEntry records one action on a migration.

@@ -41,6 +41,8 @@ type SteeringState struct {
 	Locks        *LockResult      `json:",omitempty"`
 	// Runs counts the runs before this one in the chain.
 	Runs int
+	// Nonces are the API proofs the chain has used (a proof is good for one action).
+	Nonces []string `json:",omitempty"`
 }
 
 // snapshot is the steering's state for the next run.
@@ -48,6 +50,9 @@ func (s *Steering) snapshot() SteeringState {
 	st := SteeringState{
 		Progress: s.Progress(), Paused: s.paused, Rollback: s.rollback,
 		Blocked: s.blocked, BlockedSince: s.blockedSince, Locks: s.locks, Runs: s.runs + 1,
+	}
+	if s.trust != nil {
+		st.Nonces = slices.Clone(s.trust.nonces)
 	}
 	// The derived state is recomputed from the flags in the next run.
 	st.Progress.PendingApproval = nil
@@ -64,6 +69,9 @@ func (s *Steering) restore(ctx workflow.Context, st SteeringState) {
 	s.paused, s.rollback = st.Paused, st.Rollback
 	s.blocked, s.blockedSince = st.Blocked, st.BlockedSince
 	s.locks, s.runs = st.Locks, st.Runs
+	if s.trust != nil {
+		s.trust.nonces = slices.Clone(st.Nonces)
+	}
 	if a := st.Pending; a != nil {
 		s.pending = &approvalGate{step: a.Step, required: a.Required, approvedBy: slices.Clone(a.ApprovedBy)}
 	}

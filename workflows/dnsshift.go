@@ -121,9 +121,10 @@ func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
 		Initiator: in.Initiator,
 		PlanHash:  in.PlanHash,
 		Approvals: in.Approvals,
-		Logger:    w.log,
-		Details:   w.details,
-		Watch:     w.watch,
+		Start:     in.StartProof, StartDigest: StartDigest(in),
+		Logger:  w.log,
+		Details: w.details,
+		Watch:   w.watch,
 		// Holds can last hours; a slower beat than the dwell's keeps the history small
 		// (each evaluation is a timer and an activity) while still catching a dying target.
 		WatchInterval: holdBeat(in),

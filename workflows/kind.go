@@ -9,6 +9,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryhq/ferry/proof"
 )
 
 // KindDef is the kind contract: everything the worker, the server and a composite
@@ -115,6 +117,9 @@ type Common struct {
 	LockedBy string `json:",omitempty"`
 	// Budgets bound retries; nil uses the defaults (see Budgets).
 	Budgets *Budgets `json:",omitempty"`
+	// StartProof is the API's signature over this start (StartDigest of the input): a
+	// worker that trusts the API's keys refuses a first run without it (steer_trust.go).
+	StartProof *proof.Proof `json:",omitempty"`
 }
 
 // Budgets are the retry budgets and hold paces of a run, so an outage can be expressed as a

@@ -89,8 +89,9 @@ func (w *mongoMove) setup(ctx workflow.Context, in MongoPrimaryMoveInput) error 
 		Initiator: in.Initiator,
 		PlanHash:  in.PlanHash,
 		Approvals: in.Approvals,
-		Logger:    w.log,
-		Details:   w.details,
+		Start:     in.StartProof, StartDigest: StartDigest(in),
+		Logger:  w.log,
+		Details: w.details,
 	})
 	if err != nil {
 		return err

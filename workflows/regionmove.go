@@ -94,9 +94,10 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 		Initiator: in.Initiator,
 		PlanHash:  in.PlanHash,
 		Approvals: in.Approvals,
-		Logger:    w.log,
-		Details:   w.details,
-		Actions:   w.forwardingActions(),
+		Start:     in.StartProof, StartDigest: StartDigest(in),
+		Logger:  w.log,
+		Details: w.details,
+		Actions: w.forwardingActions(),
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryhq/ferry/proof"
 )
 
 // The region move passes steering on to the phase that runs: approvals and resumes sent
@@ -33,6 +35,10 @@ func (w *regionMove) forwardingActions() map[string]ActionHandler {
 	validateApprove := func(req ActionRequest) error {
 		if !forwarding() {
 			return w.s.ValidateApprove(req)
+		}
+		// Signed for this move, naming the running phase; the phase checks the gate.
+		if err := w.s.checkProof(req, proof.ActionApprove, "", w.running.id); err != nil {
+			return err
 		}
 		return w.s.CheckApprover(req)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryhq/ferry/proof"
 )
 
 // Steering is the part every migration shares: the audit trail, approvals (N distinct
@@ -36,6 +38,14 @@ type Steering struct {
 	blockedSince time.Time
 	// runs counts the runs before this one in the migration's chain (continue-as-new).
 	runs int
+	// trust checks the API's proofs (steer_trust.go); nil for runs from before signing.
+	trust *trust
+	now   func() time.Time
+	// self and parent are this run's workflow id and its parent's ("" when none).
+	self, parent string
+	// lastReq is the latest applied request of each action, proof included, so a composite
+	// that passes an action on to its phase passes the proof too.
+	lastReq map[string]ActionRequest
 	// locks is how taking the run's resource locks went; nil until decided (UpdateLocks
 	// waits for it).
 	locks *LockResult
@@ -72,6 +82,9 @@ type SteeringOptions struct {
 	// ContinueAsNew says the kind carries its state into a new run when its history grows
 	// long (continue.go): its holds then return errContinue when the server suggests it.
 	ContinueAsNew bool
+	// Start is the run's start proof and StartDigest its input's digest (steer_trust.go).
+	Start       *proof.Proof
+	StartDigest string
 }
 
 // ActionHandler validates and applies one action in place of the steering's own.
@@ -96,9 +109,13 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 	if opts.Logger == nil {
 		opts.Logger = workflow.GetLogger(ctx)
 	}
+	info := workflow.GetInfo(ctx)
 	s := &Steering{
-		opts:   opts,
-		logger: opts.Logger,
+		opts:    opts,
+		logger:  opts.Logger,
+		now:     func() time.Time { return workflow.Now(ctx) },
+		self:    info.WorkflowExecution.ID,
+		lastReq: map[string]ActionRequest{},
 		p: Progress{
 			Kind:      opts.Kind,
 			State:     StateRunning,
@@ -114,6 +131,10 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 	if err := s.registerLocks(ctx); err != nil {
 		return nil, err
 	}
+	if p := info.ParentWorkflowExecution; p != nil {
+		s.parent = p.ID
+	}
+	s.loadTrust(ctx)
 	actions := []struct {
 		signal, update string
 		action         string
@@ -171,6 +192,10 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 		})
 	}
 	s.refresh(ctx)
+	if err := s.verifyStart(ctx, opts.Start, opts.StartDigest); err != nil {
+		s.Finish(ctx, StateFailed, err.Error())
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -319,6 +344,9 @@ func (s *Steering) AwaitingApproval() bool { return s.pending != nil && !s.pendi
 // LastAction returns the latest audited request of action ("pause", "resume", ...), so a
 // composite that passes an action on to a phase carries who asked and why.
 func (s *Steering) LastAction(action string) ActionRequest {
+	if r, ok := s.lastReq[action]; ok {
+		return r
+	}
 	for i := len(s.p.Audit) - 1; i >= 0; i-- {
 		if e := s.p.Audit[i]; e.Action == action {
 			return ActionRequest{Identity: e.Identity, Reason: e.Reason, Step: e.Step}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryhq/ferry/proof"
 )
 
 var errFinished = errors.New("the migration has finished; nothing to steer")
@@ -25,6 +27,8 @@ func (s *Steering) validateApprove(req ActionRequest) error {
 		return errors.New("nothing awaits approval")
 	case req.Step != "" && req.Step != g.step:
 		return fmt.Errorf("approval is for step %q, but step %q awaits approval", req.Step, g.step)
+	case s.checkProof(req, proof.ActionApprove, g.step, "") != nil:
+		return s.checkProof(req, proof.ActionApprove, g.step, "")
 	case s.CheckApprover(req) != nil:
 		return s.CheckApprover(req)
 	case slices.Contains(g.approvedBy, req.Identity):
@@ -65,6 +69,8 @@ func (s *Steering) Resume(ctx workflow.Context, req ActionRequest) ActionResult 
 
 func (s *Steering) applyApprove(ctx workflow.Context, req ActionRequest) string {
 	g := s.pending
+	s.useProof(req)
+	s.lastReq["approve"] = req
 	g.approvedBy = append(g.approvedBy, req.Identity)
 	if len(g.approvedBy) >= g.required {
 		g.done = true
@@ -88,7 +94,9 @@ func (s *Steering) validatePause(req ActionRequest) error {
 
 func (s *Steering) applyPause(ctx workflow.Context, req ActionRequest) string {
 	s.paused = true
-	s.Audit(ctx, req.Identity, "pause", req.Reason, req.Step)
+	s.useProof(req)
+	s.lastReq["pause"] = req
+	s.Audit(ctx, s.unverified(req, proof.ActionPause), "pause", req.Reason, req.Step)
 	return "paused: no further step starts until resume (a running dwell keeps counting)"
 }
 
@@ -99,11 +107,13 @@ func (s *Steering) validateResume(req ActionRequest) error {
 	case !s.paused:
 		return errors.New("not paused")
 	}
-	return nil
+	return s.checkProof(req, proof.ActionResume, "", "")
 }
 
 func (s *Steering) applyResume(ctx workflow.Context, req ActionRequest) string {
 	s.paused = false
+	s.useProof(req)
+	s.lastReq["resume"] = req
 	s.Audit(ctx, req.Identity, "resume", req.Reason, req.Step)
 	return "resumed"
 }
@@ -121,7 +131,9 @@ func (s *Steering) validateRollback(req ActionRequest) error {
 func (s *Steering) applyRollback(ctx workflow.Context, req ActionRequest) string {
 	r := req
 	s.rollback = &r
-	s.Audit(ctx, req.Identity, "rollback", req.Reason, req.Step)
+	s.useProof(req)
+	s.lastReq["rollback"] = req
+	s.Audit(ctx, s.unverified(req, proof.ActionRollback), "rollback", req.Reason, req.Step)
 	return "rollback requested"
 }
 
