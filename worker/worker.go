@@ -9,10 +9,12 @@ import (
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryhq/ferry/activities"
+	"github.com/ferryhq/ferry/proof"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -29,6 +31,11 @@ type Options struct {
 	// Cloud holds the endpoints and credentials activities use.
 	Cloud  CloudOptions
 	Logger *slog.Logger
+	// TrustedKeys are the public keys of the API's signing keys: workflows accept approvals,
+	// resumes and starts only with a proof signed by one of them (workflows/steer_trust.go).
+	// Empty checks nothing (tests that drive Temporal directly); `ferry worker` refuses to
+	// run that way unless told to.
+	TrustedKeys proof.Keys
 }
 
 // Worker is a Temporal worker with ferry's registrations; stopping it also closes the
@@ -64,6 +71,7 @@ func New(ctx context.Context, c client.Client, o Options) (*Worker, error) {
 		Identity:                               o.Identity,
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflowTasks,
+		Interceptors:                           []interceptor.WorkerInterceptor{workflows.TrustInterceptor(o.TrustedKeys)},
 	})
 	logger := o.Logger
 	if logger == nil {
