@@ -210,6 +210,8 @@ func FuzzAPI(f *testing.F) {
 
 // answerCode is the Connect code an answer carries: gRPC's grpc-status, a Connect error
 // body's code, or, for a 5xx with neither, Unknown (0 when it is a success).
+// testdata/fuzz/FuzzAPI/bidi-over-http1-505 is the first input FuzzAPI found: reflection over
+// HTTP/1.1, answered 505 by connect-go by design.
 func answerCode(resp *http.Response, body []byte) connect.Code {
 	for _, v := range []string{resp.Trailer.Get("Grpc-Status"), resp.Header.Get("Grpc-Status")} {
 		if v != "" {
@@ -224,7 +226,11 @@ func answerCode(resp *http.Response, body []byte) connect.Code {
 			return c
 		}
 	}
-	if resp.StatusCode >= 500 {
+	switch {
+	case resp.StatusCode == http.StatusHTTPVersionNotSupported:
+		// connect-go refuses a bidi stream (reflection) over HTTP/1.1 this way, on purpose.
+		return connect.CodeUnimplemented
+	case resp.StatusCode >= 500:
 		return connect.CodeUnknown
 	}
 	return 0
