@@ -23,6 +23,7 @@ import (
 type migrationService struct {
 	temporal client.Client
 	opts     Options
+	signer   signer
 }
 
 func (s *migrationService) GetMigration(ctx context.Context, req *connect.Request[ferryv1.GetMigrationRequest]) (*connect.Response[ferryv1.GetMigrationResponse], error) {
@@ -183,9 +184,10 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 	}
 	p, _ := PrincipalFrom(ctx)
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   id,
-		UpdateName:   update,
-		Args:         []any{workflows.ActionRequest{Identity: p.Identity, Reason: reason, Step: step}},
+		WorkflowID: id,
+		UpdateName: update,
+		Args: []any{workflows.ActionRequest{Identity: p.Identity, Reason: reason, Step: step,
+			Proof: s.actionProof(ctx, id, actionOf(update), step, p)}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {

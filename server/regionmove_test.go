@@ -18,7 +18,7 @@ import (
 
 // TestRegionMoveThroughAPI runs the marketplace region move the way a platform team does:
 // plan, start pinned to the plan, and approve every gate — the parent's and its children's —
-// through the parent's id (over the API, and one by a raw signal), with the real worker and the sandbox's AWS and
+// through the parent's id over the API (a raw signal claiming an approver is refused), with the real worker and the sandbox's AWS and
 // MongoDB. The initiator's own approval is refused.
 func TestRegionMoveThroughAPI(t *testing.T) {
 	if testing.Short() {
@@ -73,8 +73,9 @@ regionMove:
 
 	// Approve whatever the parent lists, always through the parent's id.
 	bob := st.APIClient(testenv.TokenBob, true)
+	carol := st.APIClient(testenv.TokenCarol, false)
 	var approved []string
-	selfRefused := false
+	selfRefused, forged := false, false
 	for {
 		r, err := alice.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
 		if err != nil {
@@ -96,9 +97,17 @@ regionMove:
 				continue // forwarded approvals land asynchronously; one is enough
 			}
 			if strings.HasPrefix(a.GetStep(), "dns-shift: ") {
-				// As the Temporal UI would: a raw signal to the parent, which forwards it to the
-				// running child with carol's identity.
-				if err := st.Client.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.ActionRequest{Identity: "carol", Reason: "signal"}); err == nil {
+				// As the Temporal UI would: a raw signal to the parent claiming carol. The API
+				// did not sign it, so the move refuses it (and audits the refusal); carol's
+				// approval through the API is forwarded to the running child.
+				if !forged {
+					if err := st.Client.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.ActionRequest{Identity: "carol", Reason: "signal"}); err != nil {
+						t.Fatal(err)
+					}
+					forged = true
+					continue
+				}
+				if _, err := carol.ApproveStep(ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id})); err == nil {
 					approved = append(approved, a.GetStep())
 				}
 				continue
@@ -129,4 +138,13 @@ regionMove:
 	}
 	assertWeights(ctx, t, st, 0, 100)
 	t.Logf("approved through the parent: %v", approved)
+	refused := false
+	for _, e := range final.GetAudit() {
+		if e.GetAction() == "approve refused" && e.GetIdentity() == "carol" && strings.Contains(e.GetReason(), "not signed by ferry's API") {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Errorf("the raw approve signal claiming carol was not refused and audited on the move")
+	}
 }

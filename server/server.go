@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -48,6 +49,13 @@ type Options struct {
 	// to hosts the spec names (a MongoDB primary move, a region move with a MongoDB
 	// phase) when every host is listed here. Operators may plan any host.
 	PlanHosts []string
+	// SigningKey signs each start the server checked and each action with the identity it
+	// authenticated (sign.go); workers that trust its public key accept nothing unsigned.
+	// Nil signs nothing (tests whose workers trust no key).
+	SigningKey ed25519.PrivateKey
+	// Policy is the approval policy every start is checked against (policy.go); nil
+	// checks none (tests). `ferry server` and `ferry dev` always set one.
+	Policy *Policy
 }
 
 // compressMinBytes is the smallest response the API compresses.
@@ -60,7 +68,7 @@ func Handler(c client.Client, o Options) http.Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	svc := &migrationService{temporal: c, opts: o}
+	svc := &migrationService{temporal: c, opts: o, signer: signer{key: o.SigningKey}}
 	limits := limitOptions(o.maxRequestBytes())
 	path, h := ferryv1connect.NewMigrationServiceHandler(svc, append(limits,
 		// The log interceptor is outermost so it sees refusals by the others; the deadline

@@ -132,6 +132,16 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 	if err != nil {
 		return nil, specError(err)
 	}
+	if pol := s.opts.Policy; pol != nil {
+		if err := pol.check(st.kind.Name, st.input); err != nil {
+			return nil, err
+		}
+	}
+	// Signed after the checks: the proof says this input passed them.
+	input, err := s.signer.signStart(st.id, p.Identity, st.input)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
 	opts := client.StartWorkflowOptions{
 		ID:        st.id,
 		TaskQueue: workflows.TaskQueue,
@@ -156,7 +166,7 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 	if key != "" {
 		opts.Memo = map[string]any{memoIdempotencyKey: key}
 	}
-	run, err := s.temporal.ExecuteWorkflow(ctx, opts, st.kind.WorkflowName, st.input)
+	run, err := s.temporal.ExecuteWorkflow(ctx, opts, st.kind.WorkflowName, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return s.alreadyStarted(ctx, st, key)

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"net/http/httptest"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/internal/apiclient"
 	"github.com/ferryhq/ferry/internal/devtemporal"
+	"github.com/ferryhq/ferry/proof"
 	"github.com/ferryhq/ferry/sandbox"
 	"github.com/ferryhq/ferry/sandbox/topology"
 	"github.com/ferryhq/ferry/server"
@@ -34,6 +37,8 @@ type Stack struct {
 	Sandbox  *sandbox.Sandbox
 	Mongo    *sandbox.MongoSets
 	API      *httptest.Server
+	// SigningKey is the API's: tests that play a forger sign with another.
+	SigningKey ed25519.PrivateKey
 }
 
 // StartStack starts the stack; everything stops when the test ends.
@@ -65,9 +70,16 @@ func StartStack(t testing.TB) *Stack {
 		t.Fatalf("start sandbox: %v", err)
 	}
 	t.Cleanup(func() { _ = sb.Close() })
+	// The API signs with a key the worker trusts, as in `ferry dev`: approvals and starts
+	// that did not come through the API are refused.
+	pub, signingKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatalf("signing key: %v", err)
+	}
 	w, err := worker.New(ctx, c, worker.Options{
-		Identity: "test-worker",
-		Cloud:    worker.CloudOptions{AWSEndpoint: sb.Addr(), SandboxURL: sb.Addr()},
+		Identity:    "test-worker",
+		Cloud:       worker.CloudOptions{AWSEndpoint: sb.Addr(), SandboxURL: sb.Addr()},
+		TrustedKeys: proof.Keys{proof.KeyID(pub): pub},
 	})
 	if err != nil {
 		t.Fatalf("build worker: %v", err)
@@ -83,11 +95,11 @@ func StartStack(t testing.TB) *Stack {
 		server.TokenEntry{Token: TokenCarol, Principal: server.Principal{Identity: "carol", Roles: []string{server.RoleApprover}}},
 		server.TokenEntry{Token: TokenVera, Principal: server.Principal{Identity: "vera", Roles: []string{server.RoleViewer}}},
 	)
-	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens}))
+	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens, SigningKey: signingKey}))
 	api.EnableHTTP2 = true
 	api.StartTLS()
 	t.Cleanup(api.Close)
-	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api}
+	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api, SigningKey: signingKey}
 }
 
 // APIClient returns a MigrationService client that sends token; grpc picks the gRPC
