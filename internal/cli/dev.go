@@ -138,7 +138,14 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 		cloud.AWSEndpoint = stack.sandbox.url
 		cloud.SandboxURL = stack.sandbox.url
 	}
-	w, err := worker.New(ctx, c, worker.Options{Identity: conn.Identity, Cloud: cloud, Logger: log})
+	// The API signs starts and actions with a key kept in the data directory, and the
+	// worker trusts only it: an approval sent around the API (the Temporal UI, `temporal
+	// workflow signal`) is refused.
+	signingKey, err := server.EnsureSigningKey(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := worker.New(ctx, c, worker.Options{Identity: conn.Identity, Cloud: cloud, Logger: log, TrustedKeys: server.PublicKeys(signingKey)})
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +162,9 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	if err != nil {
 		return nil, err
 	}
-	h := server.Handler(c, server.Options{Namespace: ts.Namespace(), UIURL: ts.UIURL(), Tokens: tokens, Logger: log})
+	policy := server.DefaultPolicy()
+	h := server.Handler(c, server.Options{Namespace: ts.Namespace(), UIURL: ts.UIURL(), Tokens: tokens, Logger: log,
+		SigningKey: signingKey, Policy: &policy})
 	srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(srvCtx, apiLn, h, log) }()
