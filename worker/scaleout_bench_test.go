@@ -66,7 +66,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	runShifts := func(run int, kill func(workers []*exec.Cmd)) scaleRun {
 		workers := make([]*exec.Cmd, 3)
 		for i := range workers {
-			workers[i] = startProcess(b, bin, "worker", "--temporal-address", srv.HostPort(), "--aws-endpoint", sb.Addr(), "--log-level", "error")
+			workers[i] = startProcess(b, bin, "worker", "--temporal-address", srv.HostPort(), "--aws-endpoint", sb.Addr(), "--log-level", "error", "--allow-unsigned")
 		}
 		defer func() {
 			for _, w := range workers {

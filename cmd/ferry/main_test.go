@@ -110,7 +110,7 @@ func TestTwoWorkerProcessesShareWork(t *testing.T) {
 	srv, c := testenv.Temporal(t)
 	dir := t.TempDir()
 	for range 2 {
-		startFerry(t, dir, "worker", "--temporal-address", srv.HostPort(), "--log-level", "warn")
+		startFerry(t, dir, "worker", "--temporal-address", srv.HostPort(), "--log-level", "warn", "--allow-unsigned")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

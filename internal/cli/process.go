@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry/internal/temporalconn"
+	"github.com/ferryhq/ferry/proof"
 	"github.com/ferryhq/ferry/server"
 	"github.com/ferryhq/ferry/worker"
 	"github.com/ferryhq/ferry/workflows"
@@ -45,6 +46,8 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		cloud     worker.CloudOptions
 		taskQueue string
 		acts, wft int
+		trustKeys []string
+		unsigned  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -54,6 +57,13 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := g.logger()
+			keys, err := workerTrust(trustKeys, unsigned)
+			if err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				log.Warn("worker runs with --allow-unsigned: approvals, resumes and starts are accepted from anyone who can reach the namespace")
+			}
 			conn.Identity = defaultIdentity("worker")
 			c, err := temporalconn.Dial(conn, log)
 			if err != nil {
@@ -62,7 +72,7 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 			defer c.Close()
 			w, err := worker.New(cmd.Context(), c, worker.Options{
 				TaskQueue: taskQueue, Identity: conn.Identity, Cloud: cloud, Logger: log,
-				MaxConcurrentActivities: acts, MaxConcurrentWorkflowTasks: wft,
+				MaxConcurrentActivities: acts, MaxConcurrentWorkflowTasks: wft, TrustedKeys: keys,
 			})
 			if err != nil {
 				return err
@@ -76,6 +86,8 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 	cmd.Flags().StringVar(&taskQueue, "task-queue", envOr("FERRY_TASK_QUEUE", workflows.TaskQueue), "task queue to poll (FERRY_TASK_QUEUE)")
 	cmd.Flags().IntVar(&acts, "max-concurrent-activities", envInt("FERRY_MAX_CONCURRENT_ACTIVITIES", 0), "activities run at once, 0 = SDK default (FERRY_MAX_CONCURRENT_ACTIVITIES)")
 	cmd.Flags().IntVar(&wft, "max-concurrent-workflow-tasks", envInt("FERRY_MAX_CONCURRENT_WORKFLOW_TASKS", 0), "workflow tasks run at once, 0 = SDK default (FERRY_MAX_CONCURRENT_WORKFLOW_TASKS)")
+	cmd.Flags().StringSliceVar(&trustKeys, "trust-keys", envList("FERRY_TRUST_KEYS"), "public keys of the API's signing keys (ed25519:..., `ferry keys public`); approvals, resumes and starts need their signature; list old and new while rotating (FERRY_TRUST_KEYS)")
+	cmd.Flags().BoolVar(&unsigned, "allow-unsigned", envBool("FERRY_ALLOW_UNSIGNED", false), "trust no key: accept approvals and starts nobody signed, e.g. tests that drive Temporal directly (FERRY_ALLOW_UNSIGNED)")
 	return cmd
 }
 
@@ -96,6 +108,8 @@ func newServerCmd(g *globals) *cobra.Command {
 		tlsFiles  server.TLSFiles
 		insecure  bool
 		limits    server.Options
+		keyFile   string
+		policy    string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -120,6 +134,19 @@ func newServerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if keyFile == "" {
+				return fmt.Errorf("--signing-key is required: the API signs every start and action with it, and workers trust only its public key; create one with `ferry keys generate --out signing.key` and give workers `--trust-keys $(ferry keys public --key signing.key)`")
+			}
+			key, err := server.LoadSigningKey(keyFile)
+			if err != nil {
+				return err
+			}
+			pol := server.DefaultPolicy()
+			if policy != "" {
+				if pol, err = server.LoadPolicy(policy); err != nil {
+					return err
+				}
+			}
 			conn.Identity = defaultIdentity("server")
 			c, err := temporalconn.Dial(conn, log)
 			if err != nil {
@@ -137,6 +164,7 @@ func newServerCmd(g *globals) *cobra.Command {
 			log.Info("api listening", "addr", scheme+ln.Addr().String(), "mtls", tlsFiles.ClientCAFile != "")
 			o := limits
 			o.Namespace, o.UIURL, o.Tokens, o.Logger = conn.Namespace, uiURL, tokens, log
+			o.SigningKey, o.Policy = key, &pol
 			h := server.Handler(c, o)
 			return server.ServeTLS(cmd.Context(), ln, h, tlsFiles, log)
 		},
@@ -152,6 +180,23 @@ func newServerCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&limits.CallTimeout, "call-timeout", envDuration("FERRY_CALL_TIMEOUT", server.DefaultCallTimeout), "deadline of a call that waits on Temporal or a worker (FERRY_CALL_TIMEOUT)")
 	cmd.Flags().DurationVar(&limits.PlanTimeout, "plan-timeout", envDuration("FERRY_PLAN_TIMEOUT", server.DefaultPlanTimeout), "deadline of a plan (FERRY_PLAN_TIMEOUT)")
 	cmd.Flags().StringSliceVar(&limits.PlanHosts, "plan-hosts", envList("FERRY_PLAN_HOSTS"), "hosts (names, IPs, CIDRs) a viewer's plan may make a worker connect to; operators may plan any (FERRY_PLAN_HOSTS, comma-separated)")
+	cmd.Flags().StringVar(&keyFile, "signing-key", envOr("FERRY_SIGNING_KEY", ""), "file of the key the API signs starts and actions with (`ferry keys generate`) (FERRY_SIGNING_KEY)")
+	cmd.Flags().StringVar(&policy, "approval-policy", envOr("FERRY_APPROVAL_POLICY", ""), "approval policy file, JSON (docs/security.md); default: four-eyes, approval by 50% of DNS traffic, before a primary move and before sharing images (FERRY_APPROVAL_POLICY)")
 	cmd.Flags().StringVar(&uiURL, "temporal-ui-url", envOr("FERRY_TEMPORAL_UI_URL", ""), "Temporal Web UI base URL for links (FERRY_TEMPORAL_UI_URL)")
 	return cmd
+}
+
+// workerTrust is the key ring a worker trusts: --trust-keys, or none with --allow-unsigned
+// said out loud (never by default: a worker that trusts no key accepts forged approvals).
+func workerTrust(texts []string, unsigned bool) (proof.Keys, error) {
+	keys, err := proof.ParseKeys(texts...)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("--trust-keys: %w", err)
+	case len(keys) > 0 && unsigned:
+		return nil, fmt.Errorf("--trust-keys and --allow-unsigned contradict each other; give one")
+	case len(keys) == 0 && !unsigned:
+		return nil, fmt.Errorf("ferry worker needs the public key of the API's signing key: --trust-keys $(ferry keys public --key signing.key); or --allow-unsigned to accept approvals nobody signed (tests that drive Temporal directly)")
+	}
+	return keys, nil
 }

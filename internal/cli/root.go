@@ -68,6 +68,7 @@ Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cl
 		newDevCmd(g),
 		newWorkerCmd(g),
 		newServerCmd(g),
+		newKeysCmd(g),
 		newSandboxCmd(g),
 		newVersionCmd(g),
 	)
