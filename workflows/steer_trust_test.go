@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/ferryhq/ferry/proof"
@@ -194,4 +195,84 @@ func TestUnsignedPauseIsAuditedUnverified(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"mallory (unverified)", "mallory (unverified)"}, who, strings.Join(who, ", "))
+}
+
+// Every proof wrong in one field or two (action, migration, target, gate, identity, role,
+// expiry, key, signature), sent both as a signal and as an update, leaves the gate
+// unapproved; the right proof then approves.
+func TestForgedApprovalCombinationsNeverApprove(t *testing.T) {
+	sg := newSigner(t)
+	other := newSigner(t)
+	h := trusting(t, sg)
+	start := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	h.env.SetStartTime(start)
+	gate := "shift to 50%"
+	type combo struct {
+		action, migration, target, gate, identity string
+		approver, fresh, trusted, intact          bool
+	}
+	// Every field wrong alone (each wrong value), then every pair of fields wrong together.
+	good := combo{proof.ActionApprove, testMigration, "", gate, "bob", true, true, true, true}
+	wrongs := []func(c *combo){
+		func(c *combo) { c.action = proof.ActionResume }, func(c *combo) { c.action = proof.ActionStart },
+		func(c *combo) { c.migration = "dns/other" }, func(c *combo) { c.target = "dns/other" },
+		func(c *combo) { c.gate = "shift to 100%" }, func(c *combo) { c.gate = "" },
+		func(c *combo) { c.identity = "carol" }, func(c *combo) { c.approver = false },
+		func(c *combo) { c.fresh = false }, func(c *combo) { c.trusted = false }, func(c *combo) { c.intact = false },
+	}
+	var combos []combo
+	for i := range wrongs {
+		for j := i; j < len(wrongs); j++ {
+			c := good
+			wrongs[i](&c)
+			wrongs[j](&c)
+			combos = append(combos, c)
+		}
+	}
+	request := func(c combo) ActionRequest {
+		key := sg
+		if !c.trusted {
+			key = other
+		}
+		roles := []string{"viewer"}
+		if c.approver {
+			roles = []string{"approver"}
+		}
+		exp := start.Add(time.Hour)
+		if !c.fresh {
+			exp = start.Add(time.Minute)
+		}
+		key.n++
+		p := proof.Sign(key.priv, proof.Claims{Action: c.action, Migration: c.migration, Target: c.target, Gate: c.gate,
+			Identity: c.identity, Roles: roles, Expires: exp, Nonce: fmt.Sprintf("c%d", key.n)})
+		if !c.intact {
+			p.Signature[0] ^= 1
+		}
+		return ActionRequest{Identity: "bob", Proof: &p}
+	}
+	var outcomes []*updateOutcome
+	h.at(2*time.Minute, func() {
+		for _, c := range combos {
+			h.env.SignalWorkflow(SignalApprove, request(c))
+			r := request(c)
+			o := &updateOutcome{}
+			h.env.UpdateWorkflow(UpdateApprove, "", &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { o.rejected = err }, OnAccept: func() { o.accepted = true }, OnComplete: func(any, error) {},
+			}, r)
+			outcomes = append(outcomes, o)
+		}
+	})
+	var approvedBy []string
+	h.at(3*time.Minute, func() {
+		approvedBy = h.progress().PendingApproval.ApprovedBy
+		h.env.SignalWorkflow(SignalApprove, ActionRequest{Identity: "bob", Proof: sg.sign(proof.ActionApprove, testMigration, gate, "bob", start.Add(time.Hour))})
+	})
+	res, err := h.run(sg.signedStart(approvalInput(), start))
+	require.NoError(t, err)
+	require.Empty(t, approvedBy, "no forged combination approved")
+	for i, o := range outcomes {
+		require.False(t, o.accepted, "update %+v was accepted", combos[i])
+	}
+	require.Equal(t, StateCompleted, res.State, "the one right proof approves")
+	t.Logf("%d forged combinations, each as a signal and an update, refused", len(combos))
 }
