@@ -41,34 +41,48 @@ type MongoConn struct {
 
 // Mongo drives replica-set reconfigs through the official driver. Clients are created on
 // demand per (URI, user, TLS) and cached, so consecutive activities reuse one topology
-// monitor; the password is resolved here, on the worker, from its reference.
+// monitor; the password is resolved here, on the worker, from its reference. The cache is
+// bounded (maxMongoClients, and clients idle for mongoClientIdle are closed), because the
+// hosts come from specs: a worker must not keep a monitor open to every host anyone named.
 type Mongo struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	clients map[string]*mongo.Client
+	clients map[string]*cachedClient
 	closed  bool
 }
+
+type cachedClient struct {
+	c    *mongo.Client
+	used time.Time
+}
+
+// Bounds of the client cache: a worker runs a few moves at once, each with one set client
+// and a handful of direct member probes.
+const (
+	maxMongoClients = 64
+	mongoClientIdle = 10 * time.Minute
+)
 
 // NewMongo returns the MongoDB activities; Close disconnects the cached clients.
 func NewMongo(logger *slog.Logger) *Mongo {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Mongo{logger: logger, clients: map[string]*mongo.Client{}}
+	return &Mongo{logger: logger, clients: map[string]*cachedClient{}}
 }
 
 // Close disconnects every cached client.
 func (m *Mongo) Close() error {
 	m.mu.Lock()
 	clients := m.clients
-	m.clients, m.closed = map[string]*mongo.Client{}, true
+	m.clients, m.closed = map[string]*cachedClient{}, true
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error
 	for _, c := range clients {
-		if err := c.Disconnect(ctx); err != nil {
+		if err := c.c.Disconnect(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -83,9 +97,12 @@ func (m *Mongo) client(conn MongoConn, direct string) (*mongo.Client, error) {
 	if m.closed {
 		return nil, errors.New("mongo activities are closed")
 	}
+	now := time.Now()
 	if c, ok := m.clients[key]; ok {
-		return c, nil
+		c.used = now
+		return c.c, nil
 	}
+	m.evict(now)
 	opts := options.Client().
 		// The floor the driver allows: the workflow waits on primary changes, and a
 		// stale topology would send reconfigs to a stepped-down member.
@@ -130,8 +147,34 @@ func (m *Mongo) client(conn MongoConn, direct string) (*mongo.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", redact(conn, direct), err)
 	}
-	m.clients[key] = c
+	m.clients[key] = &cachedClient{c: c, used: now}
 	return c, nil
+}
+
+// evict closes clients idle for mongoClientIdle and, with the cache full, the least
+// recently used one. Called with m.mu held; disconnecting happens in the background.
+func (m *Mongo) evict(now time.Time) {
+	var gone []*mongo.Client
+	oldest, oldestKey := now, ""
+	for k, c := range m.clients {
+		if now.Sub(c.used) > mongoClientIdle {
+			gone = append(gone, c.c)
+			delete(m.clients, k)
+		} else if c.used.Before(oldest) {
+			oldest, oldestKey = c.used, k
+		}
+	}
+	if len(m.clients) >= maxMongoClients && oldestKey != "" {
+		gone = append(gone, m.clients[oldestKey].c)
+		delete(m.clients, oldestKey)
+	}
+	for _, c := range gone {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = c.Disconnect(ctx)
+		}()
+	}
 }
 
 func redact(conn MongoConn, direct string) string {

@@ -140,7 +140,7 @@ regionMove:
 	t.Logf("approved through the parent: %v", approved)
 	refused := false
 	for _, e := range final.GetAudit() {
-		if e.GetAction() == "approve refused" && e.GetIdentity() == "carol" && strings.Contains(e.GetReason(), "not signed by ferry's API") {
+		if e.GetAction() == "approve refused" && e.GetIdentity() == "carol (unverified)" && strings.Contains(e.GetReason(), "not signed by ferry's API") {
 			refused = true
 		}
 	}

@@ -181,7 +181,8 @@ func NewSteering(ctx workflow.Context, opts SteeringOptions) (*Steering, error) 
 				// the audit trail and the log.
 				if err := validate(req); err != nil {
 					s.logger.Warn("refused signal", "signal", a.signal, "identity", req.Identity, "reason", err.Error())
-					s.Audit(ctx, req.Identity, a.action+" refused", err.Error(), req.Step)
+					// The identity is only claimed: the trail marks it so when no valid proof backs it.
+					s.Audit(ctx, s.unverified(req, a.action), a.action+" refused", err.Error(), req.Step)
 					continue
 				}
 				if _, err := apply(ctx, req); err != nil {

@@ -72,20 +72,14 @@ func (s *Steering) loadTrust(ctx workflow.Context) {
 	if workflow.GetVersion(ctx, "signed-actions", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
-	var keys map[string][]byte
+	keys := proof.Keys{}
 	err := workflow.SideEffect(ctx, func(ctx workflow.Context) any {
 		k, _ := ctx.Value(trustKey{}).(proof.Keys)
-		out := map[string][]byte{}
-		for id, pub := range k {
-			out[id] = pub
-		}
-		return out
+		return k
 	}).Get(&keys)
-	t := &trust{keys: proof.Keys{}}
-	if err == nil {
-		for id, pub := range keys {
-			t.keys[id] = pub
-		}
+	t := &trust{keys: keys}
+	if err != nil || t.keys == nil {
+		t.keys = proof.Keys{}
 	}
 	t.enforced = len(t.keys) > 0
 	s.trust = t

@@ -76,7 +76,7 @@ func TestSignedApprovals(t *testing.T) {
 	gate := "shift to 50%"
 	exp := start.Add(time.Hour)
 	send := func(req ActionRequest) { h.env.SignalWorkflow(SignalApprove, req) }
-	var refused []string
+	var refused, identities []string
 	var good *updateOutcome
 	h.at(2*time.Minute, func() {
 		require.Equal(t, StateAwaitingApproval, h.progress().State)
@@ -96,6 +96,7 @@ func TestSignedApprovals(t *testing.T) {
 		for _, e := range p.Audit {
 			if e.Action == "approve refused" {
 				refused = append(refused, e.Reason)
+				identities = append(identities, e.Identity)
 			}
 		}
 		good = h.update(UpdateApprove, "bob")
@@ -114,6 +115,10 @@ func TestSignedApprovals(t *testing.T) {
 	for i, w := range want {
 		require.Contains(t, refused[i], w)
 	}
+	// The trail marks a claimed identity no valid proof backs; the proof for the wrong gate
+	// is the API's word for bob, refused for the gate, not for who he is.
+	u := "bob (unverified)"
+	require.Equal(t, []string{u, u, "bob", u, u, u, u}, identities)
 }
 
 // A good proof is good once: a second approver gate cannot be passed by sending the first
