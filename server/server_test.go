@@ -262,7 +262,8 @@ func TestAPI(t *testing.T) {
 		}
 		var refused bool
 		for _, e := range final.GetAudit() {
-			if e.GetIdentity() == "alice" && strings.Contains(e.GetAction(), "refused") {
+			// A raw signal carries no proof: refused, and the claimed identity is marked.
+			if e.GetIdentity() == "alice (unverified)" && strings.Contains(e.GetAction(), "refused") {
 				refused = true
 			}
 		}
