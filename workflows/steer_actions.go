@@ -45,7 +45,7 @@ func (s *Steering) CheckApprover(req ActionRequest) error {
 	case strings.TrimSpace(req.Identity) == "":
 		return errors.New("an approval needs an identity (who approves)")
 	case req.Identity == s.opts.Initiator && !s.opts.Approvals.AllowSelfApproval:
-		return fmt.Errorf("%s started this migration and cannot approve it (four-eyes); ask someone else, or set approvals.allowSelfApproval in the spec", req.Identity)
+		return fmt.Errorf("%s started this migration and cannot approve it (four-eyes); ask someone else (self-approval needs approvals.allowSelfApproval in the spec, and a server policy that allows it)", req.Identity)
 	}
 	return nil
 }
