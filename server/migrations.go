@@ -176,7 +176,9 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 	if id == "" {
 		return nil, invalidArgument("id", "is empty")
 	}
-	op := strings.TrimSuffix(update, "-update") + " " + id
+	// The action ("approve", ...) is the update's name less its suffix: what a proof names.
+	action := strings.TrimSuffix(update, "-update")
+	op := action + " " + id
 	// Refused before the update is sent: an update of another application's workflow could
 	// share a name with ferry's.
 	if _, err := s.describeMigration(ctx, id, op); err != nil {
@@ -187,7 +189,7 @@ func (s *migrationService) act(ctx context.Context, id, update, reason, step str
 		WorkflowID: id,
 		UpdateName: update,
 		Args: []any{workflows.ActionRequest{Identity: p.Identity, Reason: reason, Step: step,
-			Proof: s.actionProof(ctx, id, actionOf(update), step, p)}},
+			Proof: s.actionProof(ctx, id, action, step, p)}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -254,13 +256,7 @@ func (s *migrationService) addChildApprovals(ctx context.Context, m *ferryv1.Mig
 		if ph.State != workflows.PhaseRunning || ph.MigrationID == "" {
 			continue
 		}
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := s.temporal.QueryWorkflow(qctx, ph.MigrationID, "", workflows.QueryProgress)
-		var cp workflows.Progress
-		if err == nil {
-			err = v.Get(&cp)
-		}
-		cancel()
+		cp, err := s.progress(ctx, ph.MigrationID)
 		if err != nil || cp.PendingApproval == nil {
 			continue
 		}
@@ -272,6 +268,18 @@ func (s *migrationService) addChildApprovals(ctx context.Context, m *ferryv1.Mig
 			Step: ph.Name + ": " + a.Step, Required: uint32(a.Required), ApprovedBy: a.ApprovedBy,
 		})
 	}
+}
+
+// progress reads a migration's progress query (its current run), bounded by 5 s.
+func (s *migrationService) progress(ctx context.Context, id string) (workflows.Progress, error) {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var p workflows.Progress
+	v, err := s.temporal.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
+	if err == nil {
+		err = v.Get(&p)
+	}
+	return p, err
 }
 
 // temporalError maps Temporal errors to Connect codes with the operation named.

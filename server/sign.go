@@ -85,29 +85,3 @@ func (s *migrationService) pendingGate(ctx context.Context, id string) (target, 
 	}
 	return "", ""
 }
-
-// progress reads a migration's progress query.
-func (s *migrationService) progress(ctx context.Context, id string) (workflows.Progress, error) {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var p workflows.Progress
-	v, err := s.temporal.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
-	if err == nil {
-		err = v.Get(&p)
-	}
-	return p, err
-}
-
-// actionOf is the proof action of an update.
-func actionOf(update string) string {
-	switch update {
-	case workflows.UpdateApprove:
-		return proof.ActionApprove
-	case workflows.UpdateResume:
-		return proof.ActionResume
-	case workflows.UpdatePause:
-		return proof.ActionPause
-	default:
-		return proof.ActionRollback
-	}
-}

@@ -51,7 +51,8 @@ func (w *dnsShift) dwell(ctx workflow.Context, label string, d time.Duration) (d
 // resumed by the next run of the chain). Forward, it hands over to a new run between gate
 // beats when the history grows long (errContinue, with w.at naming the dwell's end).
 func (w *dnsShift) dwellUntil(ctx workflow.Context, label string, end time.Time, failed string) (dwellOutcome, string, error) {
-	if d := end.Sub(workflow.Now(ctx)); len(w.spec.Gates) == 0 {
+	if len(w.spec.Gates) == 0 {
+		d := end.Sub(workflow.Now(ctx))
 		interrupted, err := w.s.Sleep(ctx, d, fmt.Sprintf("dwell %s after %s", d, label))
 		if interrupted {
 			return dwellRollback, "", err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
@@ -61,8 +60,6 @@ func (t *trustInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.Exe
 // trust is a run's verification state.
 type trust struct {
 	keys proof.Keys
-	// enforced: the worker trusts keys, so approvals and resumes need proofs.
-	enforced bool
 	// nonces are the proofs already used in this chain.
 	nonces []string
 }
@@ -81,9 +78,7 @@ func (s *Steering) loadTrust(ctx workflow.Context) {
 	if err != nil || t.keys == nil {
 		t.keys = proof.Keys{}
 	}
-	t.enforced = len(t.keys) > 0
 	s.trust = t
-	s.now = func() time.Time { return workflow.Now(ctx) }
 }
 
 // verifyStart refuses a run the API did not start: one with no parent (a phase is started
@@ -91,7 +86,7 @@ func (s *Steering) loadTrust(ctx workflow.Context) {
 // proof does not name this migration and this input.
 func (s *Steering) verifyStart(ctx workflow.Context, p *proof.Proof, digest string) error {
 	info := workflow.GetInfo(ctx)
-	if s.trust == nil || !s.trust.enforced || info.ParentWorkflowExecution != nil || info.ContinuedExecutionRunID != "" {
+	if !s.trust.enforced() || info.ParentWorkflowExecution != nil || info.ContinuedExecutionRunID != "" {
 		return nil
 	}
 	// The start time is the server's record of when the API started it: a worker that comes
@@ -120,14 +115,14 @@ func (s *Steering) verifyStart(ctx workflow.Context, p *proof.Proof, digest stri
 // the workflow id the action is for when the parent forwards it (the running phase).
 func (s *Steering) checkProof(req ActionRequest, action, gate, target string) error {
 	t := s.trust
-	if t == nil || !t.enforced {
+	if !t.enforced() {
 		return nil
 	}
 	c, err := req.Proof.Verify(t.keys, s.now())
 	if err != nil {
 		return fmt.Errorf("%s refused: %w; send it through ferry's API (`ferry %s`), which signs it for the person it authenticates", action, err, action)
 	}
-	self, parent := s.ids()
+	self, parent := s.self, s.parent
 	switch {
 	case c.Action != action:
 		return fmt.Errorf("%s refused: the proof is for %q", action, c.Action)
@@ -163,7 +158,7 @@ func (s *Steering) useProof(req ActionRequest) {
 // rollback are taken anyway: the safe direction), so the trail never shows a claimed
 // identity as a verified one.
 func (s *Steering) unverified(req ActionRequest, action string) string {
-	if s.trust == nil || !s.trust.enforced || s.checkProof(req, action, "", "") == nil {
+	if !s.trust.enforced() || s.checkProof(req, action, "", "") == nil {
 		return req.Identity
 	}
 	if req.Identity == "" {
@@ -172,8 +167,9 @@ func (s *Steering) unverified(req ActionRequest, action string) string {
 	return req.Identity + " (unverified)"
 }
 
-// ids are this run's workflow id and its parent's ("" when none).
-func (s *Steering) ids() (self, parent string) { return s.self, s.parent }
+// enforced reports whether the run checks proofs: it was started since signing existed and
+// its worker trusts keys.
+func (t *trust) enforced() bool { return t != nil && len(t.keys) > 0 }
 
 func describeTarget(c proof.Claims) string {
 	if c.Target != "" && c.Target != c.Migration {
