@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
+	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
@@ -75,7 +76,7 @@ regionMove:
 	bob := st.APIClient(testenv.TokenBob, true)
 	carol := st.APIClient(testenv.TokenCarol, false)
 	var approved []string
-	selfRefused, forged := false, false
+	selfRefused, forged, pausedOnce := false, false, false
 	for {
 		r, err := alice.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
 		if err != nil {
@@ -95,6 +96,19 @@ regionMove:
 			}
 			if slices.Contains(approved, a.GetStep()) {
 				continue // forwarded approvals land asynchronously; one is enough
+			}
+			if strings.HasPrefix(a.GetStep(), "mongo-primary-move: ") && !pausedOnce {
+				// Pause and resume the move while its phase waits: the move passes both on to
+				// the phase, the resume with the proof the API signed for the move. A phase
+				// that refused it would stay paused after its approval and the move hang.
+				if _, err := alice.PauseMigration(ctx, connect.NewRequest(&ferryv1.PauseMigrationRequest{Id: id, Reason: "check"})); err != nil {
+					t.Fatalf("pause: %v", err)
+				}
+				waitPhasePaused(ctx, t, alice, mig, "mongo-primary-move")
+				if _, err := alice.ResumeMigration(ctx, connect.NewRequest(&ferryv1.ResumeMigrationRequest{Id: id, Reason: "checked"})); err != nil {
+					t.Fatalf("resume: %v", err)
+				}
+				pausedOnce = true
 			}
 			if strings.HasPrefix(a.GetStep(), "dns-shift: ") {
 				// As the Temporal UI would: a raw signal to the parent claiming carol. The API
@@ -147,4 +161,27 @@ regionMove:
 	if !refused {
 		t.Errorf("the raw approve signal claiming carol was not refused and audited on the move")
 	}
+}
+
+// waitPhasePaused waits until the region move's phase reports itself paused (the move
+// forwarded the pause to it).
+func waitPhasePaused(ctx context.Context, t *testing.T, c ferryv1connect.MigrationServiceClient, move *ferryv1.Migration, phase string) {
+	t.Helper()
+	var id string
+	for _, ph := range move.GetPhases() {
+		if ph.GetName() == phase {
+			id = ph.GetMigrationId()
+		}
+	}
+	if id == "" {
+		t.Fatalf("the move lists no phase %s", phase)
+	}
+	for ctx.Err() == nil {
+		r, err := c.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+		if err == nil && r.Msg.GetMigration().GetState() == ferryv1.MigrationState_MIGRATION_STATE_PAUSED {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("phase %s (%s) never showed paused", phase, id)
 }
