@@ -17,8 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/ferryhq/ferry/sandbox/control"
 )
 
 // Gates evaluates the health checks that guard a migration's dwells.
@@ -28,11 +26,8 @@ type Gates struct {
 	HTTP *http.Client
 	// Route53 reads health check status; nil refuses Route 53 health check gates.
 	Route53 *route53.Client
-	// CloudWatch returns a client for a region; nil refuses alarm gates.
+	// CloudWatch returns a client for a region; nil refuses alarm and metric gates.
 	CloudWatch func(region string) *cloudwatch.Client
-	// SandboxURL is the sandbox's base URL (e.g. http://127.0.0.1:4566) for error-rate
-	// gates; empty refuses them.
-	SandboxURL string
 }
 
 // GateCheck is one gate to evaluate. Exactly one check field is set.
@@ -41,8 +36,20 @@ type GateCheck struct {
 	HTTP          *HTTPCheck
 	HealthCheckID string
 	Alarm         *AlarmCheck
-	ErrorRate     *ErrorRateCheck
+	Prometheus    *PrometheusCheck
+	Metric        *MetricCheck
 }
+
+// Verdict is one evaluation's outcome.
+type Verdict string
+
+const (
+	VerdictPass Verdict = "pass"
+	VerdictFail Verdict = "fail"
+	// VerdictInconclusive: the check could not say (no data, its source unreachable).
+	// Each check defines it; an HTTP probe that cannot reach its target fails instead.
+	VerdictInconclusive Verdict = "inconclusive"
+)
 
 // HTTPCheck is an HTTP GET that must answer ExpectStatus within Timeout.
 type HTTPCheck struct {
@@ -57,21 +64,17 @@ type AlarmCheck struct {
 	Region string
 }
 
-// ErrorRateCheck bounds the sandbox's measured client error rate for a region.
-type ErrorRateCheck struct {
-	Region       string
-	MaxErrorRate float64
-}
-
 // EvaluateGatesInput lists the gates to evaluate.
 type EvaluateGatesInput struct {
 	Gates []GateCheck
 }
 
-// GateResult is one gate's evaluation.
+// GateResult is one gate's evaluation. Healthy is Verdict == pass; it stays because
+// histories recorded before verdicts carry only it.
 type GateResult struct {
 	Name    string
 	Healthy bool
+	Verdict Verdict
 	Detail  string
 	Time    time.Time
 }
@@ -102,8 +105,8 @@ func (g *Gates) EvaluateGates(ctx context.Context, in EvaluateGatesInput) (Evalu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			healthy, detail, err := g.evaluate(ctx, gate)
-			out.Results[i] = GateResult{Name: gate.Name, Healthy: healthy, Detail: detail, Time: time.Now().UTC()}
+			verdict, detail, err := g.evaluate(ctx, gate)
+			out.Results[i] = GateResult{Name: gate.Name, Healthy: verdict == VerdictPass, Verdict: verdict, Detail: detail, Time: time.Now().UTC()}
 			if err != nil {
 				errs[i] = fmt.Errorf("gate %q: %w", gate.Name, err)
 			}
@@ -131,25 +134,34 @@ func (g *Gates) EvaluateGates(ctx context.Context, in EvaluateGatesInput) (Evalu
 	return out, nil
 }
 
-func (g *Gates) evaluate(ctx context.Context, gate GateCheck) (healthy bool, detail string, err error) {
+func (g *Gates) evaluate(ctx context.Context, gate GateCheck) (Verdict, string, error) {
 	n := 0
-	for _, set := range []bool{gate.HTTP != nil, gate.HealthCheckID != "", gate.Alarm != nil, gate.ErrorRate != nil} {
+	for _, set := range []bool{gate.HTTP != nil, gate.HealthCheckID != "", gate.Alarm != nil, gate.Prometheus != nil, gate.Metric != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return false, "", configErr("needs exactly one check (http, route53HealthCheck, cloudwatchAlarm or sandboxErrorRate), has %d", n)
+		return VerdictFail, "", configErr("needs exactly one check (http, route53HealthCheck, cloudwatchAlarm, prometheus or cloudwatchMetric), has %d", n)
+	}
+	// The first three checks answer healthy or not; they have no inconclusive verdict.
+	passFail := func(healthy bool, detail string, err error) (Verdict, string, error) {
+		if healthy {
+			return VerdictPass, detail, err
+		}
+		return VerdictFail, detail, err
 	}
 	switch {
 	case gate.HTTP != nil:
-		return g.probe(ctx, *gate.HTTP)
+		return passFail(g.probe(ctx, *gate.HTTP))
 	case gate.HealthCheckID != "":
-		return g.healthCheck(ctx, gate.HealthCheckID)
+		return passFail(g.healthCheck(ctx, gate.HealthCheckID))
 	case gate.Alarm != nil:
-		return g.alarm(ctx, *gate.Alarm)
+		return passFail(g.alarm(ctx, *gate.Alarm))
+	case gate.Prometheus != nil:
+		return g.prometheus(ctx, *gate.Prometheus)
 	default:
-		return g.errorRate(ctx, *gate.ErrorRate)
+		return g.metric(ctx, *gate.Metric)
 	}
 }
 
@@ -266,25 +278,4 @@ func (g *Gates) alarm(ctx context.Context, a AlarmCheck) (bool, string, error) {
 		detail += ": " + reason
 	}
 	return state != cwtypes.StateValueAlarm, detail, nil
-}
-
-// errorRate reads the sandbox's client population through its control API. A region no
-// client reached in the window passes: there is no evidence of errors, and the sandbox
-// itself reports its error rate as 0 then.
-func (g *Gates) errorRate(ctx context.Context, e ErrorRateCheck) (bool, string, error) {
-	if g.SandboxURL == "" {
-		return false, "", configErr("sandbox error rate for %s: the worker has no sandbox URL (set it, or remove this gate outside the sandbox)", e.Region)
-	}
-	c := &control.Client{BaseURL: g.SandboxURL, HTTPClient: g.client()}
-	t, err := c.Traffic(ctx)
-	if err != nil {
-		return false, "", fmt.Errorf("read sandbox traffic: %w", err)
-	}
-	rt, ok := t.Regions[e.Region]
-	if !ok || rt.WindowRequests == 0 {
-		return true, fmt.Sprintf("%s: no requests in the last %.0fs", e.Region, t.WindowSec), nil
-	}
-	detail := fmt.Sprintf("%s: error rate %.3f (%d of %d requests in %.0fs), max %.3f",
-		e.Region, rt.ErrorRate, rt.WindowErrors, rt.WindowRequests, t.WindowSec, e.MaxErrorRate)
-	return rt.ErrorRate <= e.MaxErrorRate, detail, nil
 }

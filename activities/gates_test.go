@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/ferryhq/ferry/sandbox/control"
 )
 
 func evaluate(t *testing.T, g *Gates, checks ...GateCheck) (EvaluateGatesOutput, error) {
@@ -66,10 +63,12 @@ func TestGateConfigErrors(t *testing.T) {
 	for _, c := range []GateCheck{
 		{Name: "bad url", HTTP: &HTTPCheck{URL: "not a url"}},
 		{Name: "no check"},
-		{Name: "two checks", HealthCheckID: "x", ErrorRate: &ErrorRateCheck{Region: "r"}},
+		{Name: "two checks", HealthCheckID: "x", Alarm: &AlarmCheck{Name: "a", Region: "r"}},
 		{Name: "no route53 client", HealthCheckID: "x"},
 		{Name: "no cloudwatch", Alarm: &AlarmCheck{Name: "a", Region: "eu-west-2"}},
-		{Name: "no sandbox", ErrorRate: &ErrorRateCheck{Region: "eu-west-2", MaxErrorRate: 0.05}},
+		{Name: "no cloudwatch for metrics", Metric: &MetricCheck{Region: "eu-west-2"}},
+		{Name: "bad prometheus address", Prometheus: &PrometheusCheck{Address: "prometheus:9090", Query: "up"}},
+		{Name: "token not set", Prometheus: &PrometheusCheck{Address: "http://127.0.0.1:1", Query: "up", BearerToken: Secret{Env: "FERRY_TEST_UNSET_TOKEN"}}},
 	} {
 		_, err := evaluate(t, g, c)
 		ae := requireAppError(t, err, ErrGateConfig)
@@ -129,38 +128,4 @@ func TestCloudWatchAlarmGate(t *testing.T) {
 
 	_, err = evaluate(t, g, GateCheck{Name: "nope", Alarm: &AlarmCheck{Name: "nope", Region: "eu-west-2"}})
 	requireAppError(t, err, ErrGateConfig)
-}
-
-func TestSandboxErrorRateGate(t *testing.T) {
-	var traffic atomic.Value
-	traffic.Store(control.Traffic{WindowSec: 10, Regions: map[string]control.RegionTraffic{
-		"eu-west-2": {Region: "eu-west-2", ErrorRate: 0.01, WindowRequests: 100, WindowErrors: 1},
-	}})
-	ctl := httptest.NewServer(control.NewHandler(control.Sources{Traffic: func() control.Traffic { return traffic.Load().(control.Traffic) }}))
-	defer ctl.Close()
-	g := &Gates{HTTP: ctl.Client(), SandboxURL: ctl.URL}
-	checks := []GateCheck{
-		{Name: "west-2", ErrorRate: &ErrorRateCheck{Region: "eu-west-2", MaxErrorRate: 0.05}},
-		{Name: "west-1", ErrorRate: &ErrorRateCheck{Region: "eu-west-1", MaxErrorRate: 0.05}},
-	}
-	out, err := evaluate(t, g, checks...)
-	require.NoError(t, err)
-	require.True(t, out.Results[0].Healthy, out.Results[0].Detail)
-	require.True(t, out.Results[1].Healthy, "no requests is no evidence of errors: %s", out.Results[1].Detail)
-
-	traffic.Store(control.Traffic{WindowSec: 10, Regions: map[string]control.RegionTraffic{
-		"eu-west-2": {Region: "eu-west-2", ErrorRate: 0.2, WindowRequests: 100, WindowErrors: 20},
-	}})
-	out, err = evaluate(t, g, checks[0])
-	require.NoError(t, err)
-	require.False(t, out.Results[0].Healthy)
-	require.Contains(t, out.Results[0].Detail, "error rate 0.200")
-
-	// The wire format the gate reads is the control API's JSON.
-	resp, err := ctl.Client().Get(ctl.URL + "/_sandbox/traffic")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var raw map[string]any
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&raw))
-	require.Contains(t, raw, "regions")
 }

@@ -22,11 +22,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
 
-// MongoSecret is a secret reference resolved on the worker.
-type MongoSecret struct {
-	Env  string
-	File string
-}
+// MongoSecret is the replica set's password reference.
+type MongoSecret = Secret
 
 // MongoConn says how to reach a replica set. It carries no secret, only where the worker
 // finds it, so it can travel through workflow history.
@@ -186,25 +183,14 @@ func redact(conn MongoConn, direct string) string {
 
 // resolveSecret reads a password from the worker's environment or a file.
 func resolveSecret(s MongoSecret) (string, error) {
-	switch {
-	case s.Env != "":
-		v, ok := os.LookupEnv(s.Env)
-		if !ok || v == "" {
-			return "", permanent(ErrMongoSecret, nil, "password: environment variable %s is not set on this worker; set it or point password.file at a file", s.Env)
-		}
-		return v, nil
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", permanent(ErrMongoSecret, err, "password: read %s on this worker: %v", s.File, err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", permanent(ErrMongoSecret, nil, "password: file %s is empty", s.File)
-		}
-		return v, nil
+	if !s.Set() {
+		return "", permanent(ErrMongoSecret, nil, "password: a username is set but no password reference (env or file)")
 	}
-	return "", permanent(ErrMongoSecret, nil, "password: a username is set but no password reference (env or file)")
+	v, err := s.Resolve("password")
+	if err != nil {
+		return "", permanent(ErrMongoSecret, err, "%v", err)
+	}
+	return v, nil
 }
 
 // classify turns a driver error into an activity error: invalid configs and missing

@@ -48,6 +48,7 @@ type simOptions struct {
 	insync       time.Duration
 	appHealthy   func(string) bool
 	appErrorRate func(string) (float64, bool)
+	appCounts    func(region string, from, to time.Time) (int64, int64, bool)
 }
 
 func newSim(t *testing.T, o simOptions) *sim {
@@ -56,7 +57,7 @@ func newSim(t *testing.T, o simOptions) *sim {
 	s := &sim{faults: control.NewRegistry(topo.Regions, 1)}
 	s.srv = awssim.New(awssim.Options{
 		Regions: topo.Regions, Faults: s.faults, Route53InsyncDelay: o.insync,
-		AppHealthy: o.appHealthy, AppErrorRate: o.appErrorRate,
+		AppHealthy: o.appHealthy, AppErrorRate: o.appErrorRate, AppCounts: o.appCounts,
 	})
 	require.NoError(t, s.srv.Seed(topo))
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

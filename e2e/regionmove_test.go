@@ -113,7 +113,7 @@ func startStackWith(t testing.TB, o devtemporal.Options) *stack {
 	w.RegisterActivity(&activities.Locks{Temporal: c})
 	hc := &http.Client{Timeout: 10 * time.Second}
 	w.RegisterActivity(&activities.Route53{Client: r53})
-	w.RegisterActivity(&activities.Gates{HTTP: hc, Route53: r53, CloudWatch: cw, SandboxURL: sb.Addr()})
+	w.RegisterActivity(&activities.Gates{HTTP: hc, Route53: r53, CloudWatch: cw})
 	w.RegisterActivity(&activities.EC2{Client: ec2c})
 	mongoActs := activities.NewMongo(slog.New(slog.DiscardHandler))
 	w.RegisterActivity(mongoActs)

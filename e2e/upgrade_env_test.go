@@ -205,7 +205,7 @@ func (e *upgradeEnv) startWorker(t *testing.T, name, bin string) *upgradeWorker 
 	require.NoError(t, err)
 	cmd := exec.Command(bin, "worker",
 		"--temporal-address", e.hostPort, "--temporal-namespace", e.ns, "--task-queue", workflows.TaskQueue,
-		"--aws-endpoint", e.sb.Addr(), "--sandbox-url", e.sb.Addr(), "--log-level", "warn", "--allow-unsigned")
+		"--aws-endpoint", e.sb.Addr(), "--log-level", "warn", "--allow-unsigned")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start(), "start %s", name)
 	w := &upgradeWorker{name: name, cmd: cmd, exited: make(chan struct{})}

@@ -113,7 +113,10 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 		Faults:       faults,
 		AppHealthy:   func(region string) bool { return appsRef.Healthy(region) },
 		AppErrorRate: func(region string) (float64, bool) { return appsRef.ErrorRate(region) },
-		Logger:       opts.Logger.With("component", "awssim"),
+		AppCounts: func(region string, from, to time.Time) (int64, int64, bool) {
+			return appsRef.Counts(region, from, to)
+		},
+		Logger: opts.Logger.With("component", "awssim"),
 	})
 	if err := s.aws.Seed(t); err != nil {
 		return nil, fmt.Errorf("seed sandbox: %w", err)
@@ -144,6 +147,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	mux := http.NewServeMux()
 	mux.Handle(control.Prefix, control.NewHandler(src))
 	mux.Handle(apps.PathPrefix, a)
+	mux.Handle(apps.MetricsPath, a.MetricsHandler())
 	mux.Handle("/", s.aws)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 

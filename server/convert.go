@@ -129,7 +129,7 @@ func applyProgress(m *ferryv1.Migration, p *workflows.Progress, status enumspb.W
 	if d := p.DNS; d != nil {
 		ds := &ferryv1.DnsShiftStatus{FromWeight: uint32(d.FromWeight), ToWeight: uint32(d.ToWeight), StepIndex: int32(d.StepIndex)}
 		for _, g := range d.Gates {
-			ds.Gates = append(ds.Gates, &ferryv1.GateResult{Name: g.Name, Healthy: g.Healthy, Detail: g.Detail, Time: ts(g.Time)})
+			ds.Gates = append(ds.Gates, &ferryv1.GateResult{Name: g.Name, Healthy: g.Healthy, Verdict: g.Verdict, Detail: g.Detail, Time: ts(g.Time)})
 		}
 		m.DnsShift = ds
 	}

@@ -415,7 +415,7 @@ var invalidSpecs = []struct{ name, yaml, field string }{
 	{"bad duration", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, bakeTime: soon}`, "bakeTime"},
 	{"gate without check", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{name: g}]}`, "dnsShift.gates[0]"},
 	{"bad probe url", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{http: {url: "not a url"}}]}`, "dnsShift.gates[0]"},
-	{"error rate over 1", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{sandboxErrorRate: {region: eu-west-2, maxErrorRate: 2}}]}`, "dnsShift.gates[0]"},
+	{"prometheus gate without condition", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, gates: [{prometheus: {address: "http://127.0.0.1:9090", query: up}}]}`, "dnsShift.gates[0].prometheus.condition"},
 	{"approval at unknown step", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, schedule: [50, 100], approveAt: [25]}`, "dnsShift.approveAt"},
 	{"bad rollback mode", `dnsShift: {hostedZone: a., recordName: b.a., from: eu-west-1, to: eu-west-2, rollbackMode: sideways}`, "rollbackMode"},
 

@@ -2,8 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"math"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,14 +20,10 @@ var (
 )
 
 const (
-	DefaultRecordType       = "A"
-	DefaultBakeTime         = 60 * time.Second
-	DefaultGateInterval     = 10 * time.Second
-	DefaultTotalWeight      = 100
-	DefaultFailureThreshold = 1
-	DefaultExpectStatus     = 200
-	DefaultProbeTimeout     = 5 * time.Second
-	DefaultMaxErrorRate     = 0.05
+	DefaultRecordType   = "A"
+	DefaultBakeTime     = 60 * time.Second
+	DefaultGateInterval = 10 * time.Second
+	DefaultTotalWeight  = 100
 )
 
 // weightedTypes are the record types Route 53 allows in weighted record sets.
@@ -254,81 +248,6 @@ func duration(field string, d *durationpb.Duration, def, lo, hi time.Duration) (
 		return 0, fieldErr(field, "%s is outside %s..%s", v, lo, hi)
 	}
 	return v, nil
-}
-
-func convertGate(gp string, g *ferryv1.Gate) (workflows.Gate, error) {
-	out := workflows.Gate{Name: strings.TrimSpace(g.GetName()), FailureThreshold: int(g.GetFailureThreshold())}
-	if out.FailureThreshold == 0 {
-		out.FailureThreshold = DefaultFailureThreshold
-	}
-	if out.FailureThreshold > 100 {
-		return out, fieldErr(gp+".failureThreshold", "%d is more than 100 consecutive failures; a gate that tolerant guards nothing", out.FailureThreshold)
-	}
-	def := ""
-	switch c := g.GetCheck().(type) {
-	case *ferryv1.Gate_Http:
-		h := c.Http
-		u, err := url.Parse(strings.TrimSpace(h.GetUrl()))
-		switch {
-		case h.GetUrl() == "":
-			return out, fieldErr(gp+".http.url", "required: the URL to GET, e.g. https://eu-west-2.shop.example/healthz")
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			return out, fieldErr(gp+".http.url", "%q is not an absolute http(s) URL", h.GetUrl())
-		}
-		status := int(h.GetExpectStatus())
-		if status == 0 {
-			status = DefaultExpectStatus
-		}
-		if status < 100 || status > 599 {
-			return out, fieldErr(gp+".http.expectStatus", "%d is not an HTTP status (100..599)", h.GetExpectStatus())
-		}
-		timeout, err := duration(gp+".http.timeout", h.GetTimeout(), DefaultProbeTimeout, time.Millisecond, time.Minute)
-		if err != nil {
-			return out, err
-		}
-		out.HTTP = &workflows.HTTPProbe{URL: u.String(), ExpectStatus: status, Timeout: timeout}
-		def = "GET " + u.String()
-	case *ferryv1.Gate_Route53HealthCheck:
-		id := strings.TrimSpace(c.Route53HealthCheck.GetHealthCheckId())
-		if id == "" {
-			return out, fieldErr(gp+".route53HealthCheck.healthCheckId", "required")
-		}
-		out.HealthCheckID = id
-		def = "health check " + id
-	case *ferryv1.Gate_CloudwatchAlarm:
-		a := c.CloudwatchAlarm
-		switch {
-		case strings.TrimSpace(a.GetAlarmName()) == "":
-			return out, fieldErr(gp+".cloudwatchAlarm.alarmName", "required")
-		case strings.TrimSpace(a.GetRegion()) == "":
-			return out, fieldErr(gp+".cloudwatchAlarm.region", "required: the alarm's region, e.g. eu-west-2")
-		}
-		out.Alarm = &workflows.AlarmRef{Name: strings.TrimSpace(a.GetAlarmName()), Region: strings.TrimSpace(a.GetRegion())}
-		def = "alarm " + out.Alarm.Name
-	case *ferryv1.Gate_SandboxErrorRate:
-		e := c.SandboxErrorRate
-		region := strings.TrimSpace(e.GetRegion())
-		if region == "" {
-			return out, fieldErr(gp+".sandboxErrorRate.region", "required: the region whose app is measured, e.g. eu-west-2")
-		}
-		rate := e.GetMaxErrorRate()
-		if math.IsNaN(rate) || rate < 0 || rate > 1 {
-			return out, fieldErr(gp+".sandboxErrorRate.maxErrorRate", "%s is outside 0..1 (0.05 means 5%% of requests)", strconv.FormatFloat(rate, 'g', -1, 64))
-		}
-		if rate == 0 {
-			// proto3 cannot tell 0 from unset; a gate that fails on any single error
-			// would fire on noise, so unset means the default.
-			rate = DefaultMaxErrorRate
-		}
-		out.ErrorRate = &workflows.ErrorRateRef{Region: region, MaxErrorRate: rate}
-		def = region + " error rate"
-	default:
-		return out, fieldErr(gp, "needs a check: one of http, route53HealthCheck, cloudwatchAlarm, sandboxErrorRate")
-	}
-	if out.Name == "" {
-		out.Name = def
-	}
-	return out, nil
 }
 
 func fqdn(n string) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferryhq/ferry/activities"
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/workflows"
 )
@@ -48,16 +49,21 @@ func TestGateDefaults(t *testing.T) {
 	m, err := Parse([]byte(minimal+`
   gates:
     - http: {url: "http://app.example/healthz"}
-    - sandboxErrorRate: {region: eu-west-2}
+    - prometheus: {address: "http://prom:9090/", query: "sum(rate(errors[1m]))", condition: "<0.01"}
+    - cloudwatchMetric: {region: eu-west-2, metric: {namespace: NS, metricName: M}, condition: "< 1"}
 `), ".yml")
 	require.NoError(t, err)
 	s, err := DNSShift(m.GetDnsShift())
 	require.NoError(t, err)
 	require.Equal(t, []workflows.Gate{
-		{Name: "GET http://app.example/healthz", FailureThreshold: 1,
+		{Name: "GET http://app.example/healthz", FailureThreshold: 1, OnInconclusive: workflows.OnInconclusivePause,
 			HTTP: &workflows.HTTPProbe{URL: "http://app.example/healthz", ExpectStatus: 200, Timeout: 5 * time.Second}},
-		{Name: "eu-west-2 error rate", FailureThreshold: 1,
-			ErrorRate: &workflows.ErrorRateRef{Region: "eu-west-2", MaxErrorRate: 0.05}},
+		{Name: "prometheus sum(rate(errors[1m])) < 0.01", FailureThreshold: 1, OnInconclusive: workflows.OnInconclusivePause,
+			Prometheus: &activities.PrometheusCheck{Address: "http://prom:9090", Query: "sum(rate(errors[1m]))",
+				Condition: activities.Condition{Op: "<", Value: 0.01}, Timeout: 5 * time.Second}},
+		{Name: "eu-west-2 M < 1", FailureThreshold: 1, OnInconclusive: workflows.OnInconclusivePause,
+			Metric: &activities.MetricCheck{Region: "eu-west-2", Period: time.Minute, Condition: activities.Condition{Op: "<", Value: 1},
+				Metrics: []activities.MetricQuery{{ID: "m1", Namespace: "NS", MetricName: "M", Statistic: "Average", Dimensions: map[string]string{}}}}},
 	}, s.Gates)
 }
 
@@ -78,8 +84,8 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, workflows.RollbackGradual, s.RollbackMode)
 	require.Len(t, s.Gates, 2)
 	require.Equal(t, "http://127.0.0.1:4566/_apps/eu-west-2/healthz", s.Gates[0].HTTP.URL)
-	require.Equal(t, &workflows.ErrorRateRef{Region: "eu-west-2", MaxErrorRate: 0.05}, s.Gates[1].ErrorRate)
-	require.Equal(t, 2, s.Gates[1].FailureThreshold)
+	require.Equal(t, "errors / requests", s.Gates[1].Metric.Expression)
+	require.Equal(t, 2, s.Gates[1].FailureThreshold, "failureLimit 1: the second failure in a row fails the gate")
 }
 
 func TestJSONAndLongEnumNames(t *testing.T) {
@@ -142,9 +148,27 @@ func TestValidationErrors(t *testing.T) {
 		{"ftp url", "gates: [{http: {url: 'ftp://x/y'}}]", "dnsShift.gates[0].http.url", "not an absolute"},
 		{"empty url", "gates: [{http: {expectStatus: 200}}]", "dnsShift.gates[0].http.url", "required"},
 		{"bad status", "gates: [{http: {url: 'http://x', expectStatus: 42}}]", "dnsShift.gates[0].http.expectStatus", "not an HTTP status"},
-		{"error rate high", "gates: [{sandboxErrorRate: {region: r, maxErrorRate: 1.5}}]", "dnsShift.gates[0].sandboxErrorRate.maxErrorRate", "outside 0..1"},
-		{"error rate negative", "gates: [{sandboxErrorRate: {region: r, maxErrorRate: -0.1}}]", "dnsShift.gates[0].sandboxErrorRate.maxErrorRate", "outside 0..1"},
-		{"error rate region", "gates: [{sandboxErrorRate: {maxErrorRate: 0.1}}]", "dnsShift.gates[0].sandboxErrorRate.region", "required"},
+		{"old threshold name", "gates: [{failureThreshold: 2, http: {url: 'http://x'}}]", "dnsShift.gates[0].failureThreshold", "renamed failureLimit"},
+		{"failure limit", "gates: [{failureLimit: 500, http: {url: 'http://x'}}]", "dnsShift.gates[0].failureLimit", "guards nothing"},
+		{"inconclusive limit", "gates: [{inconclusiveLimit: 500, http: {url: 'http://x'}}]", "dnsShift.gates[0].inconclusiveLimit", "ignore"},
+		{"count", "gates: [{count: 5000, http: {url: 'http://x'}}]", "dnsShift.gates[0].count", "lengthen gateInterval"},
+		{"prom address", "gates: [{prometheus: {query: up, condition: '< 1'}}]", "dnsShift.gates[0].prometheus.address", "required"},
+		{"prom address scheme", "gates: [{prometheus: {address: 'prom:9090', query: up, condition: '< 1'}}]", "dnsShift.gates[0].prometheus.address", "absolute"},
+		{"prom creds in url", "gates: [{prometheus: {address: 'http://u:p@prom', query: up, condition: '< 1'}}]", "dnsShift.gates[0].prometheus.address", "bearerToken"},
+		{"prom query", "gates: [{prometheus: {address: 'http://prom', condition: '< 1'}}]", "dnsShift.gates[0].prometheus.query", "required"},
+		{"prom condition", "gates: [{prometheus: {address: 'http://prom', query: up}}]", "dnsShift.gates[0].prometheus.condition", "required"},
+		{"prom bad condition", "gates: [{prometheus: {address: 'http://prom', query: up, condition: 'below 1'}}]", "dnsShift.gates[0].prometheus.condition", "not a comparison"},
+		{"prom series", "gates: [{prometheus: {address: 'http://prom', query: up, condition: '< 1', series: median}}]", "dnsShift.gates[0].prometheus.series", "every"},
+		{"prom empty token", "gates: [{prometheus: {address: 'http://prom', query: up, condition: '< 1', bearerToken: {}}}]", "dnsShift.gates[0].prometheus.bearerToken", "env"},
+		{"prom ca without tls", "gates: [{prometheus: {address: 'http://prom', query: up, condition: '< 1', caFile: /ca.pem}}]", "dnsShift.gates[0].prometheus.caFile", "https"},
+		{"metric region", "gates: [{cloudwatchMetric: {metric: {namespace: NS, metricName: M}, condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.region", "required"},
+		{"metric none", "gates: [{cloudwatchMetric: {region: r, condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric", "needs metric"},
+		{"metric both", "gates: [{cloudwatchMetric: {region: r, metric: {namespace: NS, metricName: M}, expression: a, condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.metric", "either"},
+		{"metric stat", "gates: [{cloudwatchMetric: {region: r, metric: {namespace: NS, metricName: M, statistic: p99}, condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.metric.statistic", "Average"},
+		{"metric period", "gates: [{cloudwatchMetric: {region: r, metric: {namespace: NS, metricName: M}, period: 1500ms, condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.period", "whole number"},
+		{"metric math ids", "gates: [{cloudwatchMetric: {region: r, expression: a / b, metrics: [{id: a, namespace: NS, metricName: M}], condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.expression", "\"b\""},
+		{"metric math dup", "gates: [{cloudwatchMetric: {region: r, expression: a, metrics: [{id: a, namespace: NS, metricName: M}, {id: a, namespace: NS, metricName: M}], condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.metrics[1].id", "also"},
+		{"metric math bad id", "gates: [{cloudwatchMetric: {region: r, expression: A, metrics: [{id: A, namespace: NS, metricName: M}], condition: '< 1'}}]", "dnsShift.gates[0].cloudwatchMetric.metrics[0].id", "lower-case"},
 		{"alarm region", "gates: [{cloudwatchAlarm: {alarmName: a}}]", "dnsShift.gates[0].cloudwatchAlarm.region", "required"},
 		{"health check id", "gates: [{route53HealthCheck: {}}]", "dnsShift.gates[0].route53HealthCheck.healthCheckId", "required"},
 		{"duplicate gate", "gates: [{name: g, http: {url: 'http://x'}}, {name: g, http: {url: 'http://y'}}]", "dnsShift.gates[1].name", "unique"},
@@ -209,7 +233,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal), ".yaml")
 	f.Add([]byte(minimal+"  schedule: [10, 25, 20, 100]\n  gates: [{http: {url: 'http://x'}}]\n"), ".yaml")
 	f.Add([]byte(`{"dnsShift": {"linearStep": 7, "totalWeight": 3, "approveAt": [7]}}`), ".json")
-	f.Add([]byte("dnsShift: {gates: [{sandboxErrorRate: {maxErrorRate: .nan}}]}"), ".yml")
+	f.Add([]byte("dnsShift: {gates: [{prometheus: {condition: '< .nan'}}]}"), ".yml")
 	f.Add([]byte("approvals: {requiredApprovers: 4294967295}"), "")
 	for _, ex := range []string{"dns-shift", "ami-share", "mongo-primary-move", "region-move"} {
 		b, err := os.ReadFile(filepath.Join("..", "examples", ex+".yaml"))

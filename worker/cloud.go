@@ -22,8 +22,6 @@ type CloudOptions struct {
 	AWSEndpoint string
 	// AWSRegion is the default region for regional calls. Default us-east-1.
 	AWSRegion string
-	// SandboxURL is the sandbox's control endpoint, for the sandbox error-rate gate.
-	SandboxURL string
 }
 
 type cloudClients struct {
@@ -32,7 +30,6 @@ type cloudClients struct {
 	route53    *route53.Client
 	ec2        func(region string) *ec2.Client
 	cloudwatch func(region string) *cloudwatch.Client
-	sandboxURL string
 }
 
 func newCloudClients(ctx context.Context, o CloudOptions) (*cloudClients, error) {
@@ -76,6 +73,5 @@ func newCloudClients(ctx context.Context, o CloudOptions) (*cloudClients, error)
 		cloudwatch: func(region string) *cloudwatch.Client {
 			return cloudwatch.NewFromConfig(cfg, func(opt *cloudwatch.Options) { opt.BaseEndpoint = endpoint(); opt.Region = region })
 		},
-		sandboxURL: o.SandboxURL,
 	}, nil
 }

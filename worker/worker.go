@@ -93,7 +93,7 @@ func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activitie
 		w.RegisterWorkflowWithOptions(k.Plan, workflow.RegisterOptions{Name: k.PlanName})
 	}
 	w.RegisterActivity(&activities.Route53{Client: c.route53})
-	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch, SandboxURL: c.sandboxURL})
+	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch})
 	w.RegisterActivity(&activities.EC2{Client: c.ec2})
 	w.RegisterActivity(mongo)
 	// Resource locks: the lock child, and reading who holds one for a refusal's message.

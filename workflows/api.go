@@ -8,6 +8,7 @@
 package workflows
 
 import (
+	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/proof"
 	"strings"
 	"time"
@@ -140,6 +141,8 @@ type PendingApproval struct {
 type GateResult struct {
 	Name    string
 	Healthy bool
+	// Verdict is "pass", "fail" or "inconclusive".
+	Verdict string `json:",omitempty"`
 	Detail  string
 	Time    time.Time
 }
@@ -198,13 +201,44 @@ type DNSShiftSpec struct {
 
 // Gate is one normalised gate. Exactly one of the check fields is set.
 type Gate struct {
-	Name             string
+	Name string
+	// FailureThreshold is the failing evaluations in a row that fail the gate: the spec's
+	// failureLimit + 1. (The name predates failureLimit; running workflows' inputs carry it.)
 	FailureThreshold int
-	HTTP             *HTTPProbe
-	HealthCheckID    string
-	Alarm            *AlarmRef
-	ErrorRate        *ErrorRateRef
+	// InconclusiveLimit is the inconclusive evaluations in a row tolerated before
+	// OnInconclusive acts.
+	InconclusiveLimit int `json:",omitempty"`
+	// OnInconclusive is OnInconclusivePause ("" too), OnInconclusiveRollback or
+	// OnInconclusiveIgnore.
+	OnInconclusive string `json:",omitempty"`
+	// Count is the fewest evaluations per step (the plan stretches dwells to fit them).
+	Count         int `json:",omitempty"`
+	HTTP          *HTTPProbe
+	HealthCheckID string
+	Alarm         *AlarmRef
+	// ErrorRate was the sandbox-only error-rate check, retired for the metric gates. No
+	// spec sets it; it stays so the JSON of a gate, and so the plan hash of every shift
+	// planned before, is unchanged (the new fields are omitted when empty for the same
+	// reason).
+	ErrorRate *ErrorRateRef
+	// The metric checks are the activity's own types: they carry nothing the workflow
+	// reads, only what the worker needs to ask.
+	Prometheus *activities.PrometheusCheck `json:",omitempty"`
+	Metric     *activities.MetricCheck     `json:",omitempty"`
 }
+
+// ErrorRateRef is the retired sandbox error-rate check (see Gate.ErrorRate).
+type ErrorRateRef struct {
+	Region       string
+	MaxErrorRate float64
+}
+
+// What an inconclusive gate does (Gate.OnInconclusive).
+const (
+	OnInconclusivePause    = "pause"
+	OnInconclusiveRollback = "rollback"
+	OnInconclusiveIgnore   = "ignore"
+)
 
 // HTTPProbe is an HTTP GET gate.
 type HTTPProbe struct {
@@ -217,12 +251,6 @@ type HTTPProbe struct {
 type AlarmRef struct {
 	Name   string
 	Region string
-}
-
-// ErrorRateRef gates on the sandbox's measured error rate for a region.
-type ErrorRateRef struct {
-	Region       string
-	MaxErrorRate float64
 }
 
 // DNSShiftInput starts a DNS shift workflow.

@@ -78,13 +78,15 @@ type dnsShift struct {
 	log  log.Logger
 	// obs is the preflight's read, kept current: its From and To are the record sets as
 	// ferry last saw them except for their weights, which are from and to.
-	obs    activities.PreflightOutput
-	plan   DNSShiftPlan
-	from   int // weights in force (as last submitted)
-	to     int
-	step   int // index of the step whose weights are in force; -1 before the first
-	fails  map[string]int
-	result []GateResult
+	obs   activities.PreflightOutput
+	plan  DNSShiftPlan
+	from  int // weights in force (as last submitted)
+	to    int
+	step  int // index of the step whose weights are in force; -1 before the first
+	fails map[string]int
+	// inconclusive counts each gate's inconclusive evaluations in a row.
+	inconclusive map[string]int
+	result       []GateResult
 	// undoRec is the record an undo run restores (Common.Undo).
 	undoRec dnsUndoRecord
 	owner   owner
@@ -106,7 +108,7 @@ type dnsShift struct {
 
 func (w *dnsShift) setup(ctx workflow.Context, in DNSShiftInput) error {
 	w.in, w.spec, w.step = in, in.Spec, -1
-	w.fails = map[string]int{}
+	w.fails, w.inconclusive = map[string]int{}, map[string]int{}
 	w.owner = ownerOf(ctx, in.Undo)
 	if in.Undo != nil {
 		rec, err := decodeRecord[dnsUndoRecord](in.Undo)

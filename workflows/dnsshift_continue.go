@@ -44,21 +44,23 @@ type DNSShiftContinued struct {
 	Plan     DNSShiftPlan
 	From, To int
 	// StepIndex is the step whose weights are in force (-1 before the first).
-	StepIndex   int
-	Fails       map[string]int `json:",omitempty"`
-	Gates       []GateResult   `json:",omitempty"`
-	Attempted   bool
-	Applied     []dnsWeights `json:",omitempty"`
-	Uncertain   bool
-	Pending     string     `json:",omitempty"`
-	PendingSets dnsWeights `json:",omitempty"`
+	StepIndex int
+	Fails     map[string]int `json:",omitempty"`
+	// Inconclusive is each gate's inconclusive evaluations in a row.
+	Inconclusive map[string]int `json:",omitempty"`
+	Gates        []GateResult   `json:",omitempty"`
+	Attempted    bool
+	Applied      []dnsWeights `json:",omitempty"`
+	Uncertain    bool
+	Pending      string     `json:",omitempty"`
+	PendingSets  dnsWeights `json:",omitempty"`
 }
 
 // snapshot is the shift's state for the next run.
 func (w *dnsShift) snapshot() DNSShiftContinued {
 	return DNSShiftContinued{
 		Steering: w.s.snapshot(), At: w.at, Obs: w.obs, Plan: w.plan,
-		From: w.from, To: w.to, StepIndex: w.step, Fails: w.fails, Gates: w.result,
+		From: w.from, To: w.to, StepIndex: w.step, Fails: w.fails, Inconclusive: w.inconclusive, Gates: w.result,
 		Attempted: w.attempted, Applied: w.applied, Uncertain: w.uncertain,
 		Pending: w.pending, PendingSets: w.pendingSets,
 	}
@@ -71,6 +73,9 @@ func (w *dnsShift) restore(ctx workflow.Context, c *DNSShiftContinued) {
 	w.from, w.to, w.step = c.From, c.To, c.StepIndex
 	if c.Fails != nil {
 		w.fails = c.Fails
+	}
+	if c.Inconclusive != nil {
+		w.inconclusive = c.Inconclusive
 	}
 	w.result = c.Gates
 	w.attempted, w.applied, w.uncertain = c.Attempted, c.Applied, c.Uncertain

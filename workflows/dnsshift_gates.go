@@ -19,16 +19,33 @@ func (w *dnsShift) watch(ctx workflow.Context) error {
 		return nil
 	}
 	label := w.plan.Steps[w.step].Name
-	reason, err := w.evaluateGates(ctx, label)
-	if err != nil || reason == "" {
+	v, err := w.evaluateGates(ctx, label)
+	if err != nil {
 		return err
 	}
+	w.actOnInconclusive(ctx, v, label)
+	if v.failed == "" {
+		return nil
+	}
 	if w.spec.OnGateFailure == OnGateFailPause {
-		w.s.Pause(ctx, reason, label)
+		w.s.Pause(ctx, v.failed, label)
 	} else {
-		w.s.RequestRollback(ctx, reason, label)
+		w.s.RequestRollback(ctx, v.failed, label)
 	}
 	return nil
+}
+
+// actOnInconclusive does what a gate that has just become inconclusive asks: pause for a
+// person, or roll back. It acts once per inconclusive spell (at the crossing of the gate's
+// inconclusiveLimit), so a person who resumes past it has accepted it until its verdict
+// changes; a failing gate, by contrast, acts at every evaluation.
+func (w *dnsShift) actOnInconclusive(ctx workflow.Context, v gateVerdicts, label string) {
+	switch {
+	case v.rollback != "" && !w.s.RollingBack():
+		w.s.RequestRollback(ctx, v.rollback, label)
+	case v.pause != "":
+		w.s.Pause(ctx, v.pause, label)
+	}
 }
 
 type dwellOutcome int
@@ -76,10 +93,15 @@ func (w *dnsShift) dwellUntil(ctx workflow.Context, label string, end time.Time,
 		if interrupted {
 			return dwellRollback, "", nil
 		}
-		reason, err := w.evaluateGates(ctx, label)
+		v, err := w.evaluateGates(ctx, label)
 		if err != nil {
 			return dwellDone, "", err
 		}
+		w.actOnInconclusive(ctx, v, label)
+		if v.rollback != "" && !w.s.RollingBack() {
+			return dwellRollback, "", nil
+		}
+		reason := v.failed
 		if reason != "" && failed == "" {
 			failed = reason
 			if w.spec.OnGateFailure != OnGateFailPause || w.s.RollingBack() {
@@ -99,9 +121,18 @@ func (w *dnsShift) dwellUntil(ctx workflow.Context, label string, end time.Time,
 	return dwellDone, "", nil
 }
 
-// evaluateGates runs the gates once and returns why a gate failed (reached its failure
-// threshold), or "".
-func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (string, error) {
+// gateVerdicts is what one evaluation of the gates asks for: failed is why a gate failed
+// (reached its failure threshold); rollback and pause are why a gate that has just become
+// inconclusive asks for that action. Each is "" when nothing asks.
+type gateVerdicts struct {
+	failed, rollback, pause string
+}
+
+// evaluateGates runs the gates once, records the results in the progress, and audits
+// verdict changes only (a gate crossing its failure or inconclusive limit, and its
+// recovery), so a long dwell's history and the state handed over by continue-as-new stay
+// small.
+func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (gateVerdicts, error) {
 	checks := make([]activities.GateCheck, len(w.spec.Gates))
 	for i, g := range w.spec.Gates {
 		checks[i] = gateCheck(g)
@@ -112,60 +143,88 @@ func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (string, err
 	results := make([]GateResult, len(w.spec.Gates))
 	switch {
 	case err != nil && (temporal.IsCanceledError(err) || ctx.Err() != nil):
-		return "", err
+		return gateVerdicts{}, err
 	case err != nil:
 		for i, g := range w.spec.Gates {
-			results[i] = GateResult{Name: g.Name, Healthy: false, Detail: "could not evaluate: " + err.Error(), Time: now}
+			results[i] = GateResult{Name: g.Name, Verdict: string(activities.VerdictFail), Detail: "could not evaluate: " + err.Error(), Time: now}
 		}
 	default:
 		for i, g := range w.spec.Gates {
-			results[i] = GateResult{Name: g.Name, Healthy: false, Detail: "no result", Time: now}
+			results[i] = GateResult{Name: g.Name, Verdict: string(activities.VerdictFail), Detail: "no result", Time: now}
 			if i < len(out.Results) {
 				r := out.Results[i]
-				results[i] = GateResult{Name: g.Name, Healthy: r.Healthy, Detail: r.Detail, Time: r.Time}
+				results[i] = GateResult{Name: g.Name, Healthy: r.Healthy, Verdict: string(r.Verdict), Detail: r.Detail, Time: r.Time}
+				if r.Verdict == "" { // recorded before verdicts: healthy or not
+					results[i].Verdict = string(activities.VerdictFail)
+					if r.Healthy {
+						results[i].Verdict = string(activities.VerdictPass)
+					}
+				}
 			}
 		}
 	}
-	failed := ""
+	var v gateVerdicts
 	w.result = results
 	w.s.Update(ctx, func(p *Progress) { p.DNS.Gates = results })
 	for i, g := range w.spec.Gates {
-		if results[i].Healthy {
-			if w.fails[g.Name] >= max(g.FailureThreshold, 1) {
-				w.s.Audit(ctx, SystemIdentity, "gate recovered", g.Name+": "+results[i].Detail, step)
-			}
-			w.fails[g.Name] = 0
-			continue
-		}
-		w.fails[g.Name]++
+		r := results[i]
 		threshold := max(g.FailureThreshold, 1)
-		if w.fails[g.Name] < threshold {
-			continue
-		}
-		reason := fmt.Sprintf("gate failed: %s (%d consecutive): %s", g.Name, w.fails[g.Name], results[i].Detail)
-		if failed == "" {
-			failed = reason
-		}
-		// A gate that stays failing is reported every evaluation (so a resume past it
-		// pauses again) but audited once, when it crosses its threshold.
-		if w.fails[g.Name] == threshold {
-			w.s.Audit(ctx, SystemIdentity, "gate failed", reason, step)
-			w.log.Warn("gate failed", "step", step, "reason", reason)
+		switch activities.Verdict(r.Verdict) {
+		case activities.VerdictPass:
+			if w.fails[g.Name] >= threshold || w.inconclusive[g.Name] > g.InconclusiveLimit {
+				w.s.Audit(ctx, SystemIdentity, "gate recovered", g.Name+": "+r.Detail, step)
+			}
+			w.fails[g.Name], w.inconclusive[g.Name] = 0, 0
+		case activities.VerdictInconclusive:
+			// No evidence either way: the failure count neither grows nor resets.
+			w.inconclusive[g.Name]++
+			if w.inconclusive[g.Name] != g.InconclusiveLimit+1 {
+				continue
+			}
+			reason := fmt.Sprintf("gate inconclusive: %s (%d in a row): %s", g.Name, w.inconclusive[g.Name], r.Detail)
+			w.s.Audit(ctx, SystemIdentity, "gate inconclusive", reason, step)
+			w.log.Warn("gate inconclusive", "step", step, "reason", reason)
+			switch g.OnInconclusive {
+			case OnInconclusiveIgnore:
+			case OnInconclusiveRollback:
+				v.rollback = first(v.rollback, reason)
+			default:
+				v.pause = first(v.pause, reason)
+			}
+		default:
+			w.inconclusive[g.Name] = 0
+			w.fails[g.Name]++
+			if w.fails[g.Name] < threshold {
+				continue
+			}
+			reason := fmt.Sprintf("gate failed: %s (%d consecutive): %s", g.Name, w.fails[g.Name], r.Detail)
+			v.failed = first(v.failed, reason)
+			// A gate that stays failing is reported every evaluation (so a resume past it
+			// pauses again) but audited once, when it crosses its threshold.
+			if w.fails[g.Name] == threshold {
+				w.s.Audit(ctx, SystemIdentity, "gate failed", reason, step)
+				w.log.Warn("gate failed", "step", step, "reason", reason)
+			}
 		}
 	}
-	return failed, nil
+	return v, nil
+}
+
+// first returns a unless it is empty, then b.
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func gateCheck(g Gate) activities.GateCheck {
-	c := activities.GateCheck{Name: g.Name, HealthCheckID: g.HealthCheckID}
+	c := activities.GateCheck{Name: g.Name, HealthCheckID: g.HealthCheckID, Prometheus: g.Prometheus, Metric: g.Metric}
 	if g.HTTP != nil {
 		c.HTTP = &activities.HTTPCheck{URL: g.HTTP.URL, ExpectStatus: g.HTTP.ExpectStatus, Timeout: g.HTTP.Timeout}
 	}
 	if g.Alarm != nil {
 		c.Alarm = &activities.AlarmCheck{Name: g.Alarm.Name, Region: g.Alarm.Region}
-	}
-	if g.ErrorRate != nil {
-		c.ErrorRate = &activities.ErrorRateCheck{Region: g.ErrorRate.Region, MaxErrorRate: g.ErrorRate.MaxErrorRate}
 	}
 	return c
 }

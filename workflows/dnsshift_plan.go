@@ -61,13 +61,19 @@ func ComputeDNSShiftPlan(spec DNSShiftSpec, obs activities.PreflightOutput) (DNS
 		return DNSShiftPlan{}, fmt.Errorf("%s and %s both have weight 0", spec.From, spec.To)
 	}
 	dwell := max(spec.BakeTime, time.Duration(max(obs.From.TTL, obs.To.TTL))*time.Second)
+	// A gate with a count is asked at least that many times per step.
+	evals := 0
+	for _, g := range spec.Gates {
+		evals = max(evals, g.Count)
+	}
+	dwell = max(dwell, time.Duration(evals)*spec.GateInterval)
 	p := DNSShiftPlan{OriginalFrom: origFrom, OriginalTo: origTo, Dwell: dwell}
 
 	obsLines := []string{
 		fmt.Sprintf("hosted zone %s (%s)", obs.ZoneName, obs.ZoneID),
 		describeSet(obs.From),
 		describeSet(obs.To),
-		fmt.Sprintf("dwell per step %s = max(bake time %s, TTL %ds)", dwell, spec.BakeTime, max(obs.From.TTL, obs.To.TTL)),
+		dwellLine(dwell, spec.BakeTime, max(obs.From.TTL, obs.To.TTL), evals, spec.GateInterval),
 	}
 	for _, o := range obs.Others {
 		obsLines = append(obsLines, "also weighted (left alone): "+describeSet(o))
@@ -159,4 +165,13 @@ func DNSShiftPlanHash(spec DNSShiftSpec, obs activities.PreflightOutput) string 
 		From, To canonicalSet
 		Others   []canonicalSet
 	}{spec, obs.ZoneID, canon(obs.From), canon(obs.To), others})
+}
+
+// dwellLine explains the dwell in the plan. Without a gate count it reads as before counts
+// existed, so plans of running shifts keep their text.
+func dwellLine(dwell, bake time.Duration, ttl int64, evals int, interval time.Duration) string {
+	if evals == 0 {
+		return fmt.Sprintf("dwell per step %s = max(bake time %s, TTL %ds)", dwell, bake, ttl)
+	}
+	return fmt.Sprintf("dwell per step %s = max(bake time %s, TTL %ds, %d gate evaluations every %s)", dwell, bake, ttl, evals, interval)
 }

@@ -61,6 +61,8 @@ type harness struct {
 	evals   int
 	// healthy decides a gate evaluation from the batches sent so far; nil means healthy.
 	healthy func(batches []batch, eval int) bool
+	// verdict, when set, decides instead of healthy, with all three verdicts.
+	verdict func(batches []batch, eval int) activities.Verdict
 	// refuse, when set, may fail a ChangeWeights call (call counts them from 1): the batch
 	// is then not recorded. alreadyApplied makes a call report its batch applied earlier.
 	refuse         func(in activities.ChangeWeightsInput, call int) error
@@ -122,13 +124,18 @@ func newHarness(t *testing.T) *harness {
 			defer h.mu.Unlock()
 			h.evals++
 			ok := h.healthy == nil || h.healthy(slices.Clone(h.batches), h.evals)
+			verdict := activities.VerdictFail
+			if ok {
+				verdict = activities.VerdictPass
+			}
+			if h.verdict != nil {
+				verdict = h.verdict(slices.Clone(h.batches), h.evals)
+			}
 			var out activities.EvaluateGatesOutput
 			for _, g := range in.Gates {
-				detail := "GET ok: 200 OK"
-				if !ok {
-					detail = "GET failed: 503 Service Unavailable"
-				}
-				out.Results = append(out.Results, activities.GateResult{Name: g.Name, Healthy: ok, Detail: detail})
+				detail := map[activities.Verdict]string{activities.VerdictPass: "GET ok: 200 OK", activities.VerdictFail: "GET failed: 503 Service Unavailable",
+					activities.VerdictInconclusive: "query returned no series"}[verdict]
+				out.Results = append(out.Results, activities.GateResult{Name: g.Name, Healthy: verdict == activities.VerdictPass, Verdict: verdict, Detail: detail})
 			}
 			return out, nil
 		})

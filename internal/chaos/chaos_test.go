@@ -158,7 +158,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	pool := &workerPool{bin: bin, logDir: dir, procs: make([]*exec.Cmd, *flagWorkers), exited: make([]chan struct{}, *flagWorkers), killed: make([]bool, *flagWorkers),
-		args: []string{"worker", "--temporal-address", testenv.Addr(ts.port), "--aws-endpoint", sb.Addr(), "--sandbox-url", sb.Addr(), "--log-level", "warn", "--allow-unsigned"}}
+		args: []string{"worker", "--temporal-address", testenv.Addr(ts.port), "--aws-endpoint", sb.Addr(), "--log-level", "warn", "--allow-unsigned"}}
 	pool.mu.Lock()
 	for i := range pool.procs {
 		if err := pool.startLocked(i); err != nil {

@@ -136,7 +136,6 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	cloud := worker.CloudOptions{}
 	if stack.sandbox != nil {
 		cloud.AWSEndpoint = stack.sandbox.url
-		cloud.SandboxURL = stack.sandbox.url
 	}
 	// The API signs starts and actions with a key kept in the data directory, and the
 	// worker trusts only it: an approval sent around the API (the Temporal UI, `temporal

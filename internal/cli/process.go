@@ -32,7 +32,6 @@ func addCloudFlags(cmd *cobra.Command, o *worker.CloudOptions) {
 	f := cmd.Flags()
 	f.StringVar(&o.AWSEndpoint, "aws-endpoint", envOr("FERRY_AWS_ENDPOINT", ""), "override every AWS endpoint, e.g. the sandbox http://127.0.0.1:4566; empty = real AWS (FERRY_AWS_ENDPOINT)")
 	f.StringVar(&o.AWSRegion, "aws-region", envOr("FERRY_AWS_REGION", "us-east-1"), "default AWS region (FERRY_AWS_REGION)")
-	f.StringVar(&o.SandboxURL, "sandbox-url", envOr("FERRY_SANDBOX_URL", ""), "sandbox control endpoint for sandbox gates (FERRY_SANDBOX_URL)")
 }
 
 func defaultIdentity(role string) string {

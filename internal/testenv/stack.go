@@ -78,7 +78,7 @@ func StartStack(t testing.TB) *Stack {
 	}
 	w, err := worker.New(ctx, c, worker.Options{
 		Identity:    "test-worker",
-		Cloud:       worker.CloudOptions{AWSEndpoint: sb.Addr(), SandboxURL: sb.Addr()},
+		Cloud:       worker.CloudOptions{AWSEndpoint: sb.Addr()},
 		TrustedKeys: proof.Keys{proof.KeyID(pub): pub},
 	})
 	if err != nil {

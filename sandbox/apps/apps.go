@@ -55,6 +55,7 @@ type Apps struct {
 	regions map[string]topology.App // by region
 	byAddr  map[string]string       // record value -> region
 	stats   *stats
+	metrics *metrics
 
 	mu      sync.Mutex
 	rnd     *rand.Rand
@@ -107,6 +108,11 @@ func New(opts Options) (*Apps, error) {
 		rnd:     rand.New(rand.NewPCG(opts.Seed, opts.Seed+1)),
 		clients: make([]clientCache, max(opts.Clients, 1)),
 	}
+	regions := make([]string, 0, len(t.Apps))
+	for _, app := range t.Apps {
+		regions = append(regions, app.Region)
+	}
+	a.metrics = newMetrics(regions)
 	for _, app := range t.Apps {
 		a.regions[app.Region] = app
 		a.byAddr[app.Address] = app.Region
@@ -144,6 +150,13 @@ func (a *Apps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.opts.Faults != nil {
 		faults = a.opts.Faults.Hit("app:" + region)
 	}
+	// The app's own numbers count what it served its clients; health checks are the
+	// probes' business, not traffic.
+	start := time.Now()
+	code := http.StatusOK
+	if path != "healthz" {
+		defer func() { a.metrics.served(region, code, time.Since(start)) }()
+	}
 	for _, f := range faults {
 		if f.Kind == control.KindLatency {
 			t := time.NewTimer(time.Duration(f.LatencyMs) * time.Millisecond)
@@ -151,6 +164,7 @@ func (a *Apps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
+				code = 499 // the client gave up first (nginx's "client closed request")
 				return
 			}
 		}
@@ -159,14 +173,16 @@ func (a *Apps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path {
 	case "healthz":
 		if !a.Healthy(region) {
-			http.Error(w, "unhealthy (sandbox fault)", http.StatusServiceUnavailable)
+			code = http.StatusServiceUnavailable
+			http.Error(w, "unhealthy (sandbox fault)", code)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	default:
 		for _, f := range faults {
 			if f.Kind == control.KindUnhealthy {
-				http.Error(w, "internal error (sandbox fault)", http.StatusInternalServerError)
+				code = http.StatusInternalServerError
+				http.Error(w, "internal error (sandbox fault)", code)
 				return
 			}
 		}
@@ -257,13 +273,17 @@ func (a *Apps) Run(ctx context.Context) {
 				// Too many requests in flight (a latency fault): count it as a failure,
 				// as a real client's timeout would.
 				a.stats.add(region, now, false)
+				a.metrics.called(region, false, -1)
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				a.stats.add(region, time.Now(), a.call(ctx, region))
+				start := time.Now()
+				ok := a.call(ctx, region)
+				a.stats.add(region, time.Now(), ok)
+				a.metrics.called(region, ok, time.Since(start))
 			}()
 		}
 	}

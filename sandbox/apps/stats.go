@@ -7,15 +7,26 @@ import (
 	"github.com/ferryhq/ferry/sandbox/control"
 )
 
-// stats keeps per-region counters in one-second buckets for a sliding window, plus totals.
+// historySec is how far back the per-second counts reach: CloudWatch's GetMetricData asks
+// for periods in the past (a gate reads the last few minutes), so the sliding window's
+// buckets are kept in a ring this long rather than dropped at the window's edge.
+const historySec = 15 * 60
+
+// stats keeps per-region counters in one-second buckets (a ring of historySec) for the
+// sliding window and for metric queries, plus totals.
 type stats struct {
 	mu      sync.Mutex
 	window  time.Duration
 	regions map[string]*regionStats
 }
 
+type bucket struct {
+	sec              int64 // unix second the bucket counts; a stale slot has an older one
+	requests, errors int64
+}
+
 type regionStats struct {
-	buckets       map[int64][2]int64 // unix second -> requests, errors
+	ring          [historySec]bucket
 	total, errors int64
 }
 
@@ -26,7 +37,7 @@ func newStats(window time.Duration) *stats {
 func (s *stats) ensure(region string) *regionStats {
 	r := s.regions[region]
 	if r == nil {
-		r = &regionStats{buckets: map[int64][2]int64{}}
+		r = &regionStats{}
 		s.regions[region] = r
 	}
 	return r
@@ -37,35 +48,53 @@ func (s *stats) add(region string, at time.Time, ok bool) {
 	defer s.mu.Unlock()
 	r := s.ensure(region)
 	sec := at.Unix()
-	b := r.buckets[sec]
-	b[0]++
+	b := &r.ring[sec%historySec]
+	if b.sec != sec {
+		*b = bucket{sec: sec}
+	}
+	b.requests++
 	r.total++
 	if !ok {
-		b[1]++
+		b.errors++
 		r.errors++
 	}
-	r.buckets[sec] = b
-	cut := at.Add(-2 * s.window).Unix()
-	for k := range r.buckets {
-		if k < cut {
-			delete(r.buckets, k)
+}
+
+// sum adds the buckets of seconds in [from, to); s.mu is held.
+func (r *regionStats) sum(from, to int64) (requests, errors int64) {
+	from = max(from, to-historySec)
+	for sec := from; sec < to; sec++ {
+		if b := r.ring[sec%historySec]; b.sec == sec {
+			requests += b.requests
+			errors += b.errors
 		}
 	}
+	return requests, errors
+}
+
+// counts returns a region's requests and errors in [from, to), at one-second resolution;
+// ok is false for a region without an app.
+func (s *stats) counts(region string, from, to time.Time) (requests, errors int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.regions[region]
+	if r == nil {
+		return 0, 0, false
+	}
+	requests, errors = r.sum(from.Unix(), to.Unix())
+	return requests, errors, true
 }
 
 func (s *stats) snapshot(now time.Time) control.Traffic {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := control.Traffic{WindowSec: s.window.Seconds(), Regions: map[string]control.RegionTraffic{}}
-	from := now.Add(-s.window).Unix()
+	// The window is the seconds (now-window, now], the current, partial second included.
+	to := now.Unix() + 1
+	from := now.Add(-s.window).Unix() + 1
 	for name, r := range s.regions {
 		rt := control.RegionTraffic{Region: name, Total: r.total, Errors: r.errors}
-		for sec, b := range r.buckets {
-			if sec > from {
-				rt.WindowRequests += b[0]
-				rt.WindowErrors += b[1]
-			}
-		}
+		rt.WindowRequests, rt.WindowErrors = r.sum(from, to)
 		rt.RequestsPerSec = float64(rt.WindowRequests) / s.window.Seconds()
 		if rt.WindowRequests > 0 {
 			rt.ErrorRate = float64(rt.WindowErrors) / float64(rt.WindowRequests)

@@ -68,6 +68,7 @@ var cwOps = map[string]struct {
 	"SetAlarmState":  {(*Server).setAlarmState, true},
 	"PutMetricAlarm": {(*Server).putMetricAlarm, true},
 	"DeleteAlarms":   {(*Server).deleteAlarms, true},
+	"GetMetricData":  {(*Server).getMetricData, false},
 }
 
 // runCloudWatch runs one operation on a decoded input, whatever protocol carried it.

@@ -49,6 +49,9 @@ type Options struct {
 	AppHealthy func(region string) bool
 	// AppErrorRate reports a region's app error rate for alarms that watch an app.
 	AppErrorRate func(region string) (rate float64, ok bool)
+	// AppCounts reports the requests and errors clients sent to a region's app in
+	// [from, to), for GetMetricData; ok is false for a region without an app.
+	AppCounts func(region string, from, to time.Time) (requests, errors int64, ok bool)
 
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now

@@ -1106,7 +1106,9 @@ type GateResult struct {
 	// What was seen.
 	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// When.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// "pass", "fail" or "inconclusive" (healthy is true only for pass).
+	Verdict       string `protobuf:"bytes,5,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1167,6 +1169,13 @@ func (x *GateResult) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *GateResult) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
 }
 
 // PlannedStep is one step a plan would run.
@@ -2411,13 +2420,14 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\tto_weight\x18\x02 \x01(\rR\btoWeight\x12\x1d\n" +
 	"\n" +
 	"step_index\x18\x03 \x01(\x05R\tstepIndex\x12*\n" +
-	"\x05gates\x18\x04 \x03(\v2\x14.ferry.v1.GateResultR\x05gates\"\x82\x01\n" +
+	"\x05gates\x18\x04 \x03(\v2\x14.ferry.v1.GateResultR\x05gates\"\x9c\x01\n" +
 	"\n" +
 	"GateResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x99\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\averdict\x18\x05 \x01(\tR\averdict\"\x99\x01\n" +
 	"\vPlannedStep\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12%\n" +

@@ -182,6 +182,63 @@ func (GateFailureAction) EnumDescriptor() ([]byte, []int) {
 	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{2}
 }
 
+// InconclusiveAction says what a gate that cannot decide does.
+type InconclusiveAction int32
+
+const (
+	// Default: pause.
+	InconclusiveAction_INCONCLUSIVE_ACTION_UNSPECIFIED InconclusiveAction = 0
+	// Pause for a person. Resuming accepts the inconclusive gate until its verdict changes.
+	InconclusiveAction_INCONCLUSIVE_ACTION_PAUSE InconclusiveAction = 1
+	// Roll back, as a failing gate would.
+	InconclusiveAction_INCONCLUSIVE_ACTION_ROLLBACK InconclusiveAction = 2
+	// Go on; the verdict is still shown and audited.
+	InconclusiveAction_INCONCLUSIVE_ACTION_IGNORE InconclusiveAction = 3
+)
+
+// Enum value maps for InconclusiveAction.
+var (
+	InconclusiveAction_name = map[int32]string{
+		0: "INCONCLUSIVE_ACTION_UNSPECIFIED",
+		1: "INCONCLUSIVE_ACTION_PAUSE",
+		2: "INCONCLUSIVE_ACTION_ROLLBACK",
+		3: "INCONCLUSIVE_ACTION_IGNORE",
+	}
+	InconclusiveAction_value = map[string]int32{
+		"INCONCLUSIVE_ACTION_UNSPECIFIED": 0,
+		"INCONCLUSIVE_ACTION_PAUSE":       1,
+		"INCONCLUSIVE_ACTION_ROLLBACK":    2,
+		"INCONCLUSIVE_ACTION_IGNORE":      3,
+	}
+)
+
+func (x InconclusiveAction) Enum() *InconclusiveAction {
+	p := new(InconclusiveAction)
+	*p = x
+	return p
+}
+
+func (x InconclusiveAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InconclusiveAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_ferry_v1_spec_proto_enumTypes[3].Descriptor()
+}
+
+func (InconclusiveAction) Type() protoreflect.EnumType {
+	return &file_ferry_v1_spec_proto_enumTypes[3]
+}
+
+func (x InconclusiveAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InconclusiveAction.Descriptor instead.
+func (InconclusiveAction) EnumDescriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{3}
+}
+
 // MigrationSpec describes one migration. It is the single schema for spec files: YAML and
 // JSON files map onto it through protojson (field names in lowerCamelCase, durations as
 // strings such as "30s"), so there is no second schema to keep in step.
@@ -1251,13 +1308,31 @@ func (x *DnsShiftSpec) GetTotalWeight() uint32 {
 	return 0
 }
 
-// Gate is one health check evaluated during dwells.
+// Gate is one health check evaluated during dwells. Every evaluation gives one of three
+// verdicts: pass, fail, or inconclusive (the check could not say: an empty or missing
+// metric, a metrics server that cannot be reached). What counts as inconclusive is defined
+// per check below; a check that cannot reach what it watches (an HTTP probe) fails.
 type Gate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name used in progress and audit, e.g. "eu-west-2 health". Default derived from the check.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Consecutive failing evaluations before the gate counts as failed. Default 1.
+	// Renamed failure_limit (failureThreshold N is failureLimit N-1); a spec that sets it is
+	// refused with that fix, so no spec carries two names for one thing.
+	//
+	// Deprecated: Marked as deprecated in ferry/v1/spec.proto.
 	FailureThreshold uint32 `protobuf:"varint,2,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
+	// Failing evaluations in a row the gate tolerates: it fails on the next one. Default 0,
+	// the first failing evaluation fails the gate. A passing evaluation resets the count.
+	FailureLimit uint32 `protobuf:"varint,3,opt,name=failure_limit,json=failureLimit,proto3" json:"failure_limit,omitempty"`
+	// Inconclusive evaluations in a row the gate tolerates before on_inconclusive acts.
+	// Default 0: the first one acts.
+	InconclusiveLimit uint32 `protobuf:"varint,4,opt,name=inconclusive_limit,json=inconclusiveLimit,proto3" json:"inconclusive_limit,omitempty"`
+	// What an inconclusive gate does. Default pause, for a person to look.
+	OnInconclusive InconclusiveAction `protobuf:"varint,5,opt,name=on_inconclusive,json=onInconclusive,proto3,enum=ferry.v1.InconclusiveAction" json:"on_inconclusive,omitempty"`
+	// Fewest evaluations per step: the step's dwell lasts at least count gate intervals, so
+	// the gate is asked count times before the next step whatever the bake time. Default 0:
+	// the dwell alone decides.
+	Count uint32 `protobuf:"varint,6,opt,name=count,proto3" json:"count,omitempty"`
 	// The check. Exactly one is set.
 	//
 	// Types that are valid to be assigned to Check:
@@ -1265,7 +1340,8 @@ type Gate struct {
 	//	*Gate_Http
 	//	*Gate_Route53HealthCheck
 	//	*Gate_CloudwatchAlarm
-	//	*Gate_SandboxErrorRate
+	//	*Gate_Prometheus
+	//	*Gate_CloudwatchMetric
 	Check         isGate_Check `protobuf_oneof:"check"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1308,9 +1384,38 @@ func (x *Gate) GetName() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in ferry/v1/spec.proto.
 func (x *Gate) GetFailureThreshold() uint32 {
 	if x != nil {
 		return x.FailureThreshold
+	}
+	return 0
+}
+
+func (x *Gate) GetFailureLimit() uint32 {
+	if x != nil {
+		return x.FailureLimit
+	}
+	return 0
+}
+
+func (x *Gate) GetInconclusiveLimit() uint32 {
+	if x != nil {
+		return x.InconclusiveLimit
+	}
+	return 0
+}
+
+func (x *Gate) GetOnInconclusive() InconclusiveAction {
+	if x != nil {
+		return x.OnInconclusive
+	}
+	return InconclusiveAction_INCONCLUSIVE_ACTION_UNSPECIFIED
+}
+
+func (x *Gate) GetCount() uint32 {
+	if x != nil {
+		return x.Count
 	}
 	return 0
 }
@@ -1349,10 +1454,19 @@ func (x *Gate) GetCloudwatchAlarm() *CloudWatchAlarm {
 	return nil
 }
 
-func (x *Gate) GetSandboxErrorRate() *SandboxErrorRate {
+func (x *Gate) GetPrometheus() *PrometheusQuery {
 	if x != nil {
-		if x, ok := x.Check.(*Gate_SandboxErrorRate); ok {
-			return x.SandboxErrorRate
+		if x, ok := x.Check.(*Gate_Prometheus); ok {
+			return x.Prometheus
+		}
+	}
+	return nil
+}
+
+func (x *Gate) GetCloudwatchMetric() *CloudWatchMetric {
+	if x != nil {
+		if x, ok := x.Check.(*Gate_CloudwatchMetric); ok {
+			return x.CloudwatchMetric
 		}
 	}
 	return nil
@@ -1363,7 +1477,7 @@ type isGate_Check interface {
 }
 
 type Gate_Http struct {
-	// An HTTP GET that must answer the expected status.
+	// An HTTP GET that must answer the expected status. Unreachable fails.
 	Http *HttpProbe `protobuf:"bytes,10,opt,name=http,proto3,oneof"`
 }
 
@@ -1373,13 +1487,20 @@ type Gate_Route53HealthCheck struct {
 }
 
 type Gate_CloudwatchAlarm struct {
-	// A CloudWatch alarm that must not be in ALARM.
+	// A CloudWatch alarm that must not be in ALARM (INSUFFICIENT_DATA passes).
 	CloudwatchAlarm *CloudWatchAlarm `protobuf:"bytes,12,opt,name=cloudwatch_alarm,json=cloudwatchAlarm,proto3,oneof"`
 }
 
-type Gate_SandboxErrorRate struct {
-	// The sandbox's measured client error rate for one region.
-	SandboxErrorRate *SandboxErrorRate `protobuf:"bytes,13,opt,name=sandbox_error_rate,json=sandboxErrorRate,proto3,oneof"`
+type Gate_Prometheus struct {
+	// A PromQL query whose result must meet a condition. An empty result, a NaN value or
+	// an unreachable server is inconclusive.
+	Prometheus *PrometheusQuery `protobuf:"bytes,14,opt,name=prometheus,proto3,oneof"`
+}
+
+type Gate_CloudwatchMetric struct {
+	// A CloudWatch metric (or metric-math expression) whose latest datapoint must meet a
+	// condition. No datapoint, or CloudWatch unreachable, is inconclusive.
+	CloudwatchMetric *CloudWatchMetric `protobuf:"bytes,15,opt,name=cloudwatch_metric,json=cloudwatchMetric,proto3,oneof"`
 }
 
 func (*Gate_Http) isGate_Check() {}
@@ -1388,7 +1509,9 @@ func (*Gate_Route53HealthCheck) isGate_Check() {}
 
 func (*Gate_CloudwatchAlarm) isGate_Check() {}
 
-func (*Gate_SandboxErrorRate) isGate_Check() {}
+func (*Gate_Prometheus) isGate_Check() {}
+
+func (*Gate_CloudwatchMetric) isGate_Check() {}
 
 // HttpProbe is an HTTP GET check.
 type HttpProbe struct {
@@ -1555,31 +1678,47 @@ func (x *CloudWatchAlarm) GetRegion() string {
 	return ""
 }
 
-// SandboxErrorRate gates on the sandbox's simulated client error rate for one region.
-type SandboxErrorRate struct {
+// PrometheusQuery gates on an instant PromQL query (the HTTP API's /api/v1/query).
+type PrometheusQuery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Region whose app is measured, e.g. "eu-west-2".
-	Region string `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	// Highest acceptable error rate, 0..1. Default 0.05.
-	MaxErrorRate  float64 `protobuf:"fixed64,2,opt,name=max_error_rate,json=maxErrorRate,proto3" json:"max_error_rate,omitempty"`
+	// The Prometheus server's base URL, e.g. "http://prometheus.monitoring:9090".
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The query; its result must be an instant vector or a scalar, e.g.
+	// sum(rate(http_requests_total{region="eu-west-2",code=~"5.."}[1m]))
+	//
+	//	/ sum(rate(http_requests_total{region="eu-west-2"}[1m]))
+	Query string `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// Healthy when the value meets this comparison: one of < <= > >= == != and a number,
+	// e.g. "< 0.01".
+	Condition string `protobuf:"bytes,3,opt,name=condition,proto3" json:"condition,omitempty"`
+	// How several series are judged: "every" (default: each series must meet the
+	// condition), or reduced to one value first: "max", "min", "sum", "avg".
+	Series string `protobuf:"bytes,4,opt,name=series,proto3" json:"series,omitempty"`
+	// Bearer token for the server, by secret reference (resolved on the worker).
+	BearerToken *SecretRef `protobuf:"bytes,5,opt,name=bearer_token,json=bearerToken,proto3" json:"bearer_token,omitempty"`
+	// PEM file of the CA that signed the server's certificate (on the worker); default the
+	// system's roots.
+	CaFile string `protobuf:"bytes,6,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	// Per-query timeout. Default 5s.
+	Timeout       *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SandboxErrorRate) Reset() {
-	*x = SandboxErrorRate{}
+func (x *PrometheusQuery) Reset() {
+	*x = PrometheusQuery{}
 	mi := &file_ferry_v1_spec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SandboxErrorRate) String() string {
+func (x *PrometheusQuery) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SandboxErrorRate) ProtoMessage() {}
+func (*PrometheusQuery) ProtoMessage() {}
 
-func (x *SandboxErrorRate) ProtoReflect() protoreflect.Message {
+func (x *PrometheusQuery) ProtoReflect() protoreflect.Message {
 	mi := &file_ferry_v1_spec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1591,23 +1730,234 @@ func (x *SandboxErrorRate) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SandboxErrorRate.ProtoReflect.Descriptor instead.
-func (*SandboxErrorRate) Descriptor() ([]byte, []int) {
+// Deprecated: Use PrometheusQuery.ProtoReflect.Descriptor instead.
+func (*PrometheusQuery) Descriptor() ([]byte, []int) {
 	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *SandboxErrorRate) GetRegion() string {
+func (x *PrometheusQuery) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *PrometheusQuery) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *PrometheusQuery) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
+func (x *PrometheusQuery) GetSeries() string {
+	if x != nil {
+		return x.Series
+	}
+	return ""
+}
+
+func (x *PrometheusQuery) GetBearerToken() *SecretRef {
+	if x != nil {
+		return x.BearerToken
+	}
+	return nil
+}
+
+func (x *PrometheusQuery) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
+func (x *PrometheusQuery) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// CloudWatchMetric gates on the latest complete period of a CloudWatch metric (or of a
+// metric-math expression over metrics), read with GetMetricData.
+type CloudWatchMetric struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Region of the metric, e.g. "eu-west-2".
+	Region string `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// The metric, when there is one: namespace, name, dimensions and statistic.
+	Metric *MetricStat `protobuf:"bytes,2,opt,name=metric,proto3" json:"metric,omitempty"`
+	// A metric-math expression over `metrics` by id, e.g. "100 * errors / requests". Set
+	// either metric or expression and metrics.
+	Expression string `protobuf:"bytes,3,opt,name=expression,proto3" json:"expression,omitempty"`
+	// The metrics the expression names.
+	Metrics []*MetricStat `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	// Length of a period. Default 60s; at least 1s.
+	Period *durationpb.Duration `protobuf:"bytes,5,opt,name=period,proto3" json:"period,omitempty"`
+	// Healthy when the value meets this comparison: one of < <= > >= == != and a number,
+	// e.g. "< 0.01".
+	Condition     string `protobuf:"bytes,6,opt,name=condition,proto3" json:"condition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloudWatchMetric) Reset() {
+	*x = CloudWatchMetric{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloudWatchMetric) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloudWatchMetric) ProtoMessage() {}
+
+func (x *CloudWatchMetric) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloudWatchMetric.ProtoReflect.Descriptor instead.
+func (*CloudWatchMetric) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CloudWatchMetric) GetRegion() string {
 	if x != nil {
 		return x.Region
 	}
 	return ""
 }
 
-func (x *SandboxErrorRate) GetMaxErrorRate() float64 {
+func (x *CloudWatchMetric) GetMetric() *MetricStat {
 	if x != nil {
-		return x.MaxErrorRate
+		return x.Metric
 	}
-	return 0
+	return nil
+}
+
+func (x *CloudWatchMetric) GetExpression() string {
+	if x != nil {
+		return x.Expression
+	}
+	return ""
+}
+
+func (x *CloudWatchMetric) GetMetrics() []*MetricStat {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *CloudWatchMetric) GetPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *CloudWatchMetric) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
+// MetricStat is one CloudWatch metric and the statistic read from it.
+type MetricStat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id an expression refers to it by, e.g. "errors". Lower case first letter.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Namespace, e.g. "AWS/ApplicationELB" (the sandbox's apps: "Sandbox/App").
+	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Metric name, e.g. "HTTPCode_Target_5XX_Count".
+	MetricName string `protobuf:"bytes,3,opt,name=metric_name,json=metricName,proto3" json:"metric_name,omitempty"`
+	// Dimensions, e.g. {LoadBalancer: app/shop/123} (the sandbox's apps: {Region: eu-west-2}).
+	Dimensions map[string]string `protobuf:"bytes,4,rep,name=dimensions,proto3" json:"dimensions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Average (default), Sum, Minimum, Maximum or SampleCount.
+	Statistic     string `protobuf:"bytes,5,opt,name=statistic,proto3" json:"statistic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricStat) Reset() {
+	*x = MetricStat{}
+	mi := &file_ferry_v1_spec_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricStat) ProtoMessage() {}
+
+func (x *MetricStat) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_spec_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricStat.ProtoReflect.Descriptor instead.
+func (*MetricStat) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_spec_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MetricStat) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MetricStat) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *MetricStat) GetMetricName() string {
+	if x != nil {
+		return x.MetricName
+	}
+	return ""
+}
+
+func (x *MetricStat) GetDimensions() map[string]string {
+	if x != nil {
+		return x.Dimensions
+	}
+	return nil
+}
+
+func (x *MetricStat) GetStatistic() string {
+	if x != nil {
+		return x.Statistic
+	}
+	return ""
 }
 
 var File_ferry_v1_spec_proto protoreflect.FileDescriptor
@@ -1725,16 +2075,23 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\x12approve_every_step\x18\f \x01(\bR\x10approveEveryStep\x12;\n" +
 	"\rrollback_mode\x18\r \x01(\x0e2\x16.ferry.v1.RollbackModeR\frollbackMode\x12C\n" +
 	"\x0fon_gate_failure\x18\x0e \x01(\x0e2\x1b.ferry.v1.GateFailureActionR\ronGateFailure\x12!\n" +
-	"\ftotal_weight\x18\x0f \x01(\rR\vtotalWeight\"\xe1\x02\n" +
+	"\ftotal_weight\x18\x0f \x01(\rR\vtotalWeight\"\xec\x04\n" +
 	"\x04Gate\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
-	"\x11failure_threshold\x18\x02 \x01(\rR\x10failureThreshold\x12)\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x11failure_threshold\x18\x02 \x01(\rB\x02\x18\x01R\x10failureThreshold\x12#\n" +
+	"\rfailure_limit\x18\x03 \x01(\rR\ffailureLimit\x12-\n" +
+	"\x12inconclusive_limit\x18\x04 \x01(\rR\x11inconclusiveLimit\x12E\n" +
+	"\x0fon_inconclusive\x18\x05 \x01(\x0e2\x1c.ferry.v1.InconclusiveActionR\x0eonInconclusive\x12\x14\n" +
+	"\x05count\x18\x06 \x01(\rR\x05count\x12)\n" +
 	"\x04http\x18\n" +
 	" \x01(\v2\x13.ferry.v1.HttpProbeH\x00R\x04http\x12P\n" +
 	"\x14route53_health_check\x18\v \x01(\v2\x1c.ferry.v1.Route53HealthCheckH\x00R\x12route53HealthCheck\x12F\n" +
-	"\x10cloudwatch_alarm\x18\f \x01(\v2\x19.ferry.v1.CloudWatchAlarmH\x00R\x0fcloudwatchAlarm\x12J\n" +
-	"\x12sandbox_error_rate\x18\r \x01(\v2\x1a.ferry.v1.SandboxErrorRateH\x00R\x10sandboxErrorRateB\a\n" +
-	"\x05check\"w\n" +
+	"\x10cloudwatch_alarm\x18\f \x01(\v2\x19.ferry.v1.CloudWatchAlarmH\x00R\x0fcloudwatchAlarm\x12;\n" +
+	"\n" +
+	"prometheus\x18\x0e \x01(\v2\x19.ferry.v1.PrometheusQueryH\x00R\n" +
+	"prometheus\x12I\n" +
+	"\x11cloudwatch_metric\x18\x0f \x01(\v2\x1a.ferry.v1.CloudWatchMetricH\x00R\x10cloudwatchMetricB\a\n" +
+	"\x05checkJ\x04\b\r\x10\x0eR\x12sandbox_error_rate\"w\n" +
 	"\tHttpProbe\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12#\n" +
 	"\rexpect_status\x18\x02 \x01(\rR\fexpectStatus\x123\n" +
@@ -1744,10 +2101,37 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\x0fCloudWatchAlarm\x12\x1d\n" +
 	"\n" +
 	"alarm_name\x18\x01 \x01(\tR\talarmName\x12\x16\n" +
-	"\x06region\x18\x02 \x01(\tR\x06region\"P\n" +
-	"\x10SandboxErrorRate\x12\x16\n" +
-	"\x06region\x18\x01 \x01(\tR\x06region\x12$\n" +
-	"\x0emax_error_rate\x18\x02 \x01(\x01R\fmaxErrorRate*V\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\"\xfd\x01\n" +
+	"\x0fPrometheusQuery\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12\x1c\n" +
+	"\tcondition\x18\x03 \x01(\tR\tcondition\x12\x16\n" +
+	"\x06series\x18\x04 \x01(\tR\x06series\x126\n" +
+	"\fbearer_token\x18\x05 \x01(\v2\x13.ferry.v1.SecretRefR\vbearerToken\x12\x17\n" +
+	"\aca_file\x18\x06 \x01(\tR\x06caFile\x123\n" +
+	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xf9\x01\n" +
+	"\x10CloudWatchMetric\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12,\n" +
+	"\x06metric\x18\x02 \x01(\v2\x14.ferry.v1.MetricStatR\x06metric\x12\x1e\n" +
+	"\n" +
+	"expression\x18\x03 \x01(\tR\n" +
+	"expression\x12.\n" +
+	"\ametrics\x18\x04 \x03(\v2\x14.ferry.v1.MetricStatR\ametrics\x121\n" +
+	"\x06period\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12\x1c\n" +
+	"\tcondition\x18\x06 \x01(\tR\tcondition\"\xfe\x01\n" +
+	"\n" +
+	"MetricStat\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1f\n" +
+	"\vmetric_name\x18\x03 \x01(\tR\n" +
+	"metricName\x12D\n" +
+	"\n" +
+	"dimensions\x18\x04 \x03(\v2$.ferry.v1.MetricStat.DimensionsEntryR\n" +
+	"dimensions\x12\x1c\n" +
+	"\tstatistic\x18\x05 \x01(\tR\tstatistic\x1a=\n" +
+	"\x0fDimensionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*V\n" +
 	"\tOnFailure\x12\x1a\n" +
 	"\x16ON_FAILURE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ON_FAILURE_ROLLBACK\x10\x01\x12\x14\n" +
@@ -1759,7 +2143,12 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\x11GateFailureAction\x12#\n" +
 	"\x1fGATE_FAILURE_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cGATE_FAILURE_ACTION_ROLLBACK\x10\x01\x12\x1d\n" +
-	"\x19GATE_FAILURE_ACTION_PAUSE\x10\x02B\x89\x01\n" +
+	"\x19GATE_FAILURE_ACTION_PAUSE\x10\x02*\x9a\x01\n" +
+	"\x12InconclusiveAction\x12#\n" +
+	"\x1fINCONCLUSIVE_ACTION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19INCONCLUSIVE_ACTION_PAUSE\x10\x01\x12 \n" +
+	"\x1cINCONCLUSIVE_ACTION_ROLLBACK\x10\x02\x12\x1e\n" +
+	"\x1aINCONCLUSIVE_ACTION_IGNORE\x10\x03B\x89\x01\n" +
 	"\fcom.ferry.v1B\tSpecProtoP\x01Z-github.com/ferryhq/ferry/gen/ferry/v1;ferryv1\xa2\x02\x03FXX\xaa\x02\bFerry.V1\xca\x02\bFerry\\V1\xe2\x02\x14Ferry\\V1\\GPBMetadata\xea\x02\tFerry::V1b\x06proto3"
 
 var (
@@ -1774,65 +2163,77 @@ func file_ferry_v1_spec_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_spec_proto_rawDescData
 }
 
-var file_ferry_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ferry_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_ferry_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_ferry_v1_spec_proto_goTypes = []any{
 	(OnFailure)(0),               // 0: ferry.v1.OnFailure
 	(RollbackMode)(0),            // 1: ferry.v1.RollbackMode
 	(GateFailureAction)(0),       // 2: ferry.v1.GateFailureAction
-	(*MigrationSpec)(nil),        // 3: ferry.v1.MigrationSpec
-	(*RegionMoveSpec)(nil),       // 4: ferry.v1.RegionMoveSpec
-	(*MaintenanceWindow)(nil),    // 5: ferry.v1.MaintenanceWindow
-	(*SecretRef)(nil),            // 6: ferry.v1.SecretRef
-	(*AmiShareSpec)(nil),         // 7: ferry.v1.AmiShareSpec
-	(*MongoPrimaryMoveSpec)(nil), // 8: ferry.v1.MongoPrimaryMoveSpec
-	(*MongoPriorities)(nil),      // 9: ferry.v1.MongoPriorities
-	(*ApprovalPolicy)(nil),       // 10: ferry.v1.ApprovalPolicy
-	(*DnsShiftSpec)(nil),         // 11: ferry.v1.DnsShiftSpec
-	(*Gate)(nil),                 // 12: ferry.v1.Gate
-	(*HttpProbe)(nil),            // 13: ferry.v1.HttpProbe
-	(*Route53HealthCheck)(nil),   // 14: ferry.v1.Route53HealthCheck
-	(*CloudWatchAlarm)(nil),      // 15: ferry.v1.CloudWatchAlarm
-	(*SandboxErrorRate)(nil),     // 16: ferry.v1.SandboxErrorRate
-	nil,                          // 17: ferry.v1.AmiShareSpec.ImageTagsEntry
-	nil,                          // 18: ferry.v1.AmiShareSpec.KmsKeysEntry
-	nil,                          // 19: ferry.v1.AmiShareSpec.AddTagsEntry
-	(*durationpb.Duration)(nil),  // 20: google.protobuf.Duration
+	(InconclusiveAction)(0),      // 3: ferry.v1.InconclusiveAction
+	(*MigrationSpec)(nil),        // 4: ferry.v1.MigrationSpec
+	(*RegionMoveSpec)(nil),       // 5: ferry.v1.RegionMoveSpec
+	(*MaintenanceWindow)(nil),    // 6: ferry.v1.MaintenanceWindow
+	(*SecretRef)(nil),            // 7: ferry.v1.SecretRef
+	(*AmiShareSpec)(nil),         // 8: ferry.v1.AmiShareSpec
+	(*MongoPrimaryMoveSpec)(nil), // 9: ferry.v1.MongoPrimaryMoveSpec
+	(*MongoPriorities)(nil),      // 10: ferry.v1.MongoPriorities
+	(*ApprovalPolicy)(nil),       // 11: ferry.v1.ApprovalPolicy
+	(*DnsShiftSpec)(nil),         // 12: ferry.v1.DnsShiftSpec
+	(*Gate)(nil),                 // 13: ferry.v1.Gate
+	(*HttpProbe)(nil),            // 14: ferry.v1.HttpProbe
+	(*Route53HealthCheck)(nil),   // 15: ferry.v1.Route53HealthCheck
+	(*CloudWatchAlarm)(nil),      // 16: ferry.v1.CloudWatchAlarm
+	(*PrometheusQuery)(nil),      // 17: ferry.v1.PrometheusQuery
+	(*CloudWatchMetric)(nil),     // 18: ferry.v1.CloudWatchMetric
+	(*MetricStat)(nil),           // 19: ferry.v1.MetricStat
+	nil,                          // 20: ferry.v1.AmiShareSpec.ImageTagsEntry
+	nil,                          // 21: ferry.v1.AmiShareSpec.KmsKeysEntry
+	nil,                          // 22: ferry.v1.AmiShareSpec.AddTagsEntry
+	nil,                          // 23: ferry.v1.MetricStat.DimensionsEntry
+	(*durationpb.Duration)(nil),  // 24: google.protobuf.Duration
 }
 var file_ferry_v1_spec_proto_depIdxs = []int32{
-	10, // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
+	11, // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
 	0,  // 1: ferry.v1.MigrationSpec.on_failure:type_name -> ferry.v1.OnFailure
-	11, // 2: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	7,  // 3: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	8,  // 4: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	4,  // 5: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
-	7,  // 6: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	8,  // 7: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	11, // 8: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	5,  // 9: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
-	17, // 10: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
-	18, // 11: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
-	19, // 12: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
-	6,  // 13: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
-	9,  // 14: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
-	20, // 15: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
-	20, // 16: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
-	20, // 17: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
-	20, // 18: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
-	12, // 19: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
-	20, // 20: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
+	12, // 2: ferry.v1.MigrationSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	8,  // 3: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	9,  // 4: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	5,  // 5: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
+	8,  // 6: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	9,  // 7: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	12, // 8: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	6,  // 9: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
+	20, // 10: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
+	21, // 11: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
+	22, // 12: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
+	7,  // 13: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
+	10, // 14: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
+	24, // 15: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
+	24, // 16: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
+	24, // 17: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
+	24, // 18: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
+	13, // 19: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
+	24, // 20: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
 	1,  // 21: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
 	2,  // 22: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
-	13, // 23: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
-	14, // 24: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
-	15, // 25: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
-	16, // 26: ferry.v1.Gate.sandbox_error_rate:type_name -> ferry.v1.SandboxErrorRate
-	20, // 27: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	3,  // 23: ferry.v1.Gate.on_inconclusive:type_name -> ferry.v1.InconclusiveAction
+	14, // 24: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
+	15, // 25: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
+	16, // 26: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
+	17, // 27: ferry.v1.Gate.prometheus:type_name -> ferry.v1.PrometheusQuery
+	18, // 28: ferry.v1.Gate.cloudwatch_metric:type_name -> ferry.v1.CloudWatchMetric
+	24, // 29: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
+	7,  // 30: ferry.v1.PrometheusQuery.bearer_token:type_name -> ferry.v1.SecretRef
+	24, // 31: ferry.v1.PrometheusQuery.timeout:type_name -> google.protobuf.Duration
+	19, // 32: ferry.v1.CloudWatchMetric.metric:type_name -> ferry.v1.MetricStat
+	19, // 33: ferry.v1.CloudWatchMetric.metrics:type_name -> ferry.v1.MetricStat
+	24, // 34: ferry.v1.CloudWatchMetric.period:type_name -> google.protobuf.Duration
+	23, // 35: ferry.v1.MetricStat.dimensions:type_name -> ferry.v1.MetricStat.DimensionsEntry
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_spec_proto_init() }
@@ -1854,15 +2255,16 @@ func file_ferry_v1_spec_proto_init() {
 		(*Gate_Http)(nil),
 		(*Gate_Route53HealthCheck)(nil),
 		(*Gate_CloudwatchAlarm)(nil),
-		(*Gate_SandboxErrorRate)(nil),
+		(*Gate_Prometheus)(nil),
+		(*Gate_CloudwatchMetric)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_spec_proto_rawDesc), len(file_ferry_v1_spec_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   17,
+			NumEnums:      4,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
