@@ -9,13 +9,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
@@ -31,29 +28,91 @@ type clientFlags struct {
 	as                     string
 	dataDir                string
 	output                 string
+	context                string
+	// tokenFile comes from the context (there is no flag: --token or FERRY_TOKEN give the
+	// token itself, --data-dir ferry dev's tokens).
+	tokenFile string
 }
 
 func (f *clientFlags) bind(cmd *cobra.Command) {
 	p := cmd.PersistentFlags()
-	p.StringVar(&f.api, "api", envOr("FERRY_API", "http://127.0.0.1:8080"), "ferry API base URL (FERRY_API)")
-	p.StringVar(&f.token, "token", envOr("FERRY_TOKEN", ""), "bearer token (FERRY_TOKEN); default: the local token `ferry dev` wrote")
+	p.StringVar(&f.api, "api", envOr("FERRY_API", "http://127.0.0.1:8080"), "ferry API base URL (FERRY_API); default: the context's")
+	p.StringVar(&f.token, "token", envOr("FERRY_TOKEN", ""), "bearer token (FERRY_TOKEN); default: the context's, else the local token `ferry dev` wrote")
 	p.StringVar(&f.as, "as", envOr("FERRY_AS", "operator"), "with ferry dev's local tokens: act as operator or approver (FERRY_AS)")
-	p.StringVar(&f.dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "where ferry dev keeps its local tokens (FERRY_DATA_DIR)")
+	p.StringVar(&f.dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "where ferry dev keeps its local tokens (FERRY_DATA_DIR); given, it wins over the context")
 	p.StringVar(&f.apiCA, "api-ca", envOr("FERRY_API_CA", ""), "CA bundle to verify an https API (FERRY_API_CA)")
 	p.StringVar(&f.apiCert, "api-cert", envOr("FERRY_API_CERT", ""), "client certificate for an mTLS API; replaces the token (FERRY_API_CERT)")
 	p.StringVar(&f.apiKey, "api-cert-key", envOr("FERRY_API_CERT_KEY", ""), "key of --api-cert (FERRY_API_CERT_KEY)")
-	p.StringVarP(&f.output, "output", "o", envOr("FERRY_OUTPUT", "text"), "output format: text or json (FERRY_OUTPUT)")
+	p.StringVar(&f.context, "context", envOr("FERRY_CONTEXT", ""), "context from the config file (FERRY_CONTEXT); default: the current one")
+	p.StringVarP(&f.output, "output", "o", envOr("FERRY_OUTPUT", "text"), "output format: text, wide, json or yaml (FERRY_OUTPUT)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return contextNames(), cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
-// resolveToken picks FERRY_TOKEN / --token, else the local dev token for --as.
+// given reports whether a flag was set on the command line or through its variable: those
+// win over the context.
+func given(cmd *cobra.Command, flag, env string) bool {
+	if fl := cmd.Flag(flag); fl != nil && fl.Changed {
+		return true
+	}
+	return os.Getenv(env) != ""
+}
+
+// applyContext fills what neither a flag nor a FERRY_* variable gave from the context.
+func (f *clientFlags) applyContext(cmd *cobra.Command) error {
+	cfg, _, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	c, err := cfg.current(f.context)
+	if err != nil || c == nil {
+		return err
+	}
+	fill := func(flag, env string, dst *string, v string) {
+		if v != "" && !given(cmd, flag, env) {
+			*dst = v
+		}
+	}
+	fill("api", "FERRY_API", &f.api, c.API)
+	fill("api-ca", "FERRY_API_CA", &f.apiCA, c.CA)
+	fill("api-cert", "FERRY_API_CERT", &f.apiCert, c.Cert)
+	fill("api-cert-key", "FERRY_API_CERT_KEY", &f.apiKey, c.CertKey)
+	// A token given in any form (flag, variable, a data directory of ferry dev's) wins
+	// over the context's credentials as a whole.
+	if !given(cmd, "token", "FERRY_TOKEN") && !given(cmd, "data-dir", "FERRY_DATA_DIR") {
+		f.token, f.tokenFile = c.Token, c.TokenFile
+	}
+	return nil
+}
+
+// resolveToken picks FERRY_TOKEN / --token, else the context's token or token file, else
+// the local dev token for --as.
 func (f *clientFlags) resolveToken() (string, error) {
 	if f.token != "" {
 		return f.token, nil
 	}
-	path := server.DevTokenFile(f.dataDir)
+	path := f.tokenFile
+	if path == "" {
+		path = server.DevTokenFile(f.dataDir)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("no token: set FERRY_TOKEN or --token, or run `ferry dev` here so %s exists", path)
+		return "", fmt.Errorf("no token: set FERRY_TOKEN or --token, use a context (`ferry config get-contexts`), or run `ferry dev` (%s is missing)", path)
+	}
+	return tokenFromFile(path, b, f.as)
+}
+
+// tokenFromFile reads a token file: ferry dev's tokens.json (a token per profile, picked by
+// as) or a bare token.
+func tokenFromFile(path string, b []byte, as string) (string, error) {
+	trimmed := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(trimmed, "{") {
+		if trimmed == "" {
+			return "", fmt.Errorf("token file %s is empty", path)
+		}
+		return trimmed, nil
 	}
 	var file struct {
 		Tokens []struct {
@@ -64,20 +123,24 @@ func (f *clientFlags) resolveToken() (string, error) {
 	if err := json.Unmarshal(b, &file); err != nil {
 		return "", fmt.Errorf("parse %s: %w", path, err)
 	}
-	if f.as != "operator" && f.as != "approver" {
-		return "", fmt.Errorf("--as %q: use operator or approver", f.as)
+	if as != "operator" && as != "approver" {
+		return "", fmt.Errorf("--as %q: use operator or approver", as)
 	}
 	for _, t := range file.Tokens {
-		if t.Profile == f.as {
+		if t.Profile == as {
 			return t.Token, nil
 		}
 	}
-	return "", fmt.Errorf("%s has no %s token", path, f.as)
+	return "", fmt.Errorf("%s has no %s token", path, as)
 }
 
-func (f *clientFlags) client() (ferryv1connect.MigrationServiceClient, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, fmt.Errorf("-o %q: use text or json", f.output)
+// client builds the API client from the flags, variables and context of cmd.
+func (f *clientFlags) client(cmd *cobra.Command) (ferryv1connect.MigrationServiceClient, error) {
+	if err := checkOutput(f.output); err != nil {
+		return nil, err
+	}
+	if err := f.applyContext(cmd); err != nil {
+		return nil, err
 	}
 	hc := &http.Client{}
 	if f.apiCA != "" || f.apiCert != "" {
@@ -117,10 +180,14 @@ func addClientCommands(root *cobra.Command, g *globals) {
 func newGetCmd(g *globals, f *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get ID",
-		Short: "Show a migration: state, steps, weights, approvals, audit trail",
-		Args:  cobra.ExactArgs(1),
+		Short: "Show a migration: state, steps, the kind's view (weights, copies, members, phases), approvals, audit",
+		Example: `  ferry get dns/shop.example./www.shop.example./A
+  ferry get region/shop/eu-west-1/eu-west-2 -o wide     # phases with each child's view inline
+  ferry get mongo/rs0 -o yaml`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -128,69 +195,36 @@ func newGetCmd(g *globals, f *clientFlags) *cobra.Command {
 			if err != nil {
 				return apiError(err)
 			}
-			return printMigration(g.stdout, f.output, resp.Msg.GetMigration())
+			m := resp.Msg.GetMigration()
+			if isMachine(f.output) {
+				return printMessage(g.stdout, f.output, m)
+			}
+			p := newPrinter(g.stdout, f.output == "wide")
+			// A region move's phases are child migrations: fetched here so the tree shows
+			// each one's own view; one that cannot be read is shown by its state alone.
+			p.child = func(id string) *ferryv1.Migration {
+				r, err := c.GetMigration(cmd.Context(), connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+				if err != nil {
+					return nil
+				}
+				return r.Msg.GetMigration()
+			}
+			p.migration(m)
+			return nil
 		},
 	}
-}
-
-func newListCmd(g *globals, f *clientFlags) *cobra.Command {
-	req := &ferryv1.ListMigrationsRequest{}
-	var kind, state string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List migrations, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if kind != "" {
-				v, ok := ferryv1.MigrationKind_value["MIGRATION_KIND_"+enumName(kind)]
-				if !ok {
-					return fmt.Errorf("--kind %q: use dns-shift", kind)
-				}
-				req.Kind = ferryv1.MigrationKind(v)
-			}
-			if state != "" {
-				v, ok := ferryv1.MigrationState_value["MIGRATION_STATE_"+enumName(state)]
-				if !ok {
-					return fmt.Errorf("--state %q: use running, awaiting-approval, paused, blocked, rolling-back, completed, rolled-back, failed or cancelled", state)
-				}
-				req.State = ferryv1.MigrationState(v)
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			resp, err := c.ListMigrations(cmd.Context(), connect.NewRequest(req))
-			if err != nil {
-				return apiError(err)
-			}
-			if f.output == "json" {
-				return printJSON(g.stdout, resp.Msg)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tKIND\tSTATE\tPHASE\tINITIATOR\tSTARTED")
-			for _, m := range resp.Msg.GetMigrations() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.GetId(), kindText(m.GetKind()), stateText(m.GetState()),
-					m.GetPhase(), m.GetInitiator(), m.GetStartTime().AsTime().Local().Format(time.DateTime))
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().StringVar(&kind, "kind", "", "only this kind (dns-shift)")
-	cmd.Flags().StringVar(&state, "state", "", "only this state (running, awaiting-approval, blocked, ...): blocked lists migrations whose step keeps failing")
-	cmd.Flags().StringVar(&req.Region, "region", "", "only migrations touching this region")
-	cmd.Flags().StringVar(&req.Initiator, "initiator", "", "only migrations started by this identity")
-	cmd.Flags().BoolVar(&req.AwaitingApproval, "awaiting-approval", false, "only migrations waiting for approval")
-	cmd.Flags().Int32Var(&req.PageSize, "limit", 50, "at most this many (1..500)")
-	return cmd
 }
 
 func newWatchCmd(g *globals, f *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "watch ID",
 		Short: "Follow a migration live; exits non-zero if it fails or rolls back",
-		Args:  cobra.ExactArgs(1),
+		Example: `  ferry watch dns/shop.example./www.shop.example./A
+  ferry watch ami/ami-0123456789abcdef0/eu-west-2 -o json    # one JSON document per change`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -205,15 +239,24 @@ func watch(ctx context.Context, w io.Writer, output string, c ferryv1connect.Mig
 	if err != nil {
 		return apiError(err)
 	}
+	p := newPrinter(w, output == "wide")
 	var last *ferryv1.Migration
 	for stream.Receive() {
 		m := stream.Msg().GetMigration()
-		if output == "json" {
+		switch {
+		case output == "yaml":
+			// One YAML document per change, so a reader can split the stream.
+			fmt.Fprintln(w, "---")
+			if err := printYAML(w, m); err != nil {
+				return err
+			}
+		case output == "json":
 			if err := printJSON(w, m); err != nil {
 				return err
 			}
-		} else {
-			printWatchLine(w, m, last)
+		default:
+			p.now = time.Now()
+			printWatchLine(p, m, last)
 		}
 		last = m
 	}
@@ -233,11 +276,13 @@ func watch(ctx context.Context, w io.Writer, output string, c ferryv1connect.Mig
 func newActionCmd(g *globals, f *clientFlags, verb, short string) *cobra.Command {
 	var reason, step string
 	cmd := &cobra.Command{
-		Use:   verb + " ID",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:               verb + " ID",
+		Short:             short,
+		Example:           actionExamples[verb],
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -285,6 +330,16 @@ func newActionCmd(g *globals, f *clientFlags, verb, short string) *cobra.Command
 	return cmd
 }
 
+// actionExamples show each steering command on a real-looking id.
+var actionExamples = map[string]string{
+	"approve": `  ferry approve dns/shop.example./www.shop.example./A --as approver --comment "error rate flat at 25%"
+  ferry approve region/shop/eu-west-1/eu-west-2 --step "approve mongo-primary-move"`,
+	"rollback": `  ferry rollback dns/shop.example./www.shop.example./A --reason "p99 latency up in eu-west-2"`,
+	"pause":    `  ferry pause mongo/rs0 --reason "backup window"`,
+	"resume":   `  ferry resume mongo/rs0 --reason "backup done"`,
+	"cancel":   `  ferry cancel ami/ami-0123456789abcdef0/eu-west-2 --reason "wrong image"`,
+}
+
 // apiError keeps the server's message and drops transport noise.
 func apiError(err error) error {
 	var ce *connect.Error
@@ -302,13 +357,4 @@ func kindText(k ferryv1.MigrationKind) string {
 
 func stateText(s ferryv1.MigrationState) string {
 	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s.String(), "MIGRATION_STATE_"), "_", "-"))
-}
-
-func printJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
 }

@@ -78,6 +78,7 @@ func runDev(ctx context.Context, g *globals, o devOptions) error {
 		return err
 	}
 	defer stack.stop()
+	recordDevContext(g, stack.apiURL, o.dataDir)
 	printDevTable(g, stack, o, time.Since(began))
 	<-ctx.Done()
 	fmt.Fprintln(g.stderr, "\nstopping ferry dev ...")

@@ -4,76 +4,132 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
-	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 )
 
-// printMigration prints a migration readably, or as protojson with -o json.
+// outputFormats are the values of -o: text and wide for people (wide adds step timings,
+// gate times and every link), json and yaml for programs (the API's messages as protojson).
+var outputFormats = []string{"text", "wide", "json", "yaml"}
+
+func checkOutput(o string) error {
+	for _, f := range outputFormats {
+		if o == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("-o %q: use %s", o, strings.Join(outputFormats, ", "))
+}
+
+// isMachine reports whether o is a format for programs.
+func isMachine(o string) bool { return o == "json" || o == "yaml" }
+
+// printMessage writes a message as json or yaml.
+func printMessage(w io.Writer, output string, m proto.Message) error {
+	if output == "yaml" {
+		return printYAML(w, m)
+	}
+	return printJSON(w, m)
+}
+
+// printMigration prints a migration for `ferry get` and the steering commands.
 func printMigration(w io.Writer, output string, m *ferryv1.Migration) error {
-	if output == "json" {
-		return printJSON(w, m)
+	if isMachine(output) {
+		return printMessage(w, output, m)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "id\t%s\n", m.GetId())
-	fmt.Fprintf(tw, "kind\t%s\n", kindText(m.GetKind()))
-	fmt.Fprintf(tw, "state\t%s\n", stateText(m.GetState()))
-	if m.GetPhase() != "" {
-		fmt.Fprintf(tw, "phase\t%s\n", m.GetPhase())
-	}
-	if m.GetMessage() != "" {
-		fmt.Fprintf(tw, "message\t%s\n", m.GetMessage())
-	}
-	fmt.Fprintf(tw, "initiator\t%s\n", m.GetInitiator())
-	if m.GetStartTime() != nil {
-		fmt.Fprintf(tw, "started\t%s\n", m.GetStartTime().AsTime().Local().Format(time.DateTime))
-	}
-	if m.GetCloseTime() != nil {
-		fmt.Fprintf(tw, "ended\t%s\n", m.GetCloseTime().AsTime().Local().Format(time.DateTime))
-	}
-	if d := m.GetDnsShift(); d != nil {
-		fmt.Fprintf(tw, "weights\tfrom=%d to=%d (step %d)\n", d.GetFromWeight(), d.GetToWeight(), d.GetStepIndex()+1)
-		for _, gr := range d.GetGates() {
-			fmt.Fprintf(tw, "gate\t%s %s: %s\n", healthMark(gr.GetHealthy()), gr.GetName(), gr.GetDetail())
-		}
-	}
-	if m.GetPlanHash() != "" {
-		fmt.Fprintf(tw, "plan hash\t%s\n", m.GetPlanHash())
-	}
-	if m.GetUiUrl() != "" {
-		fmt.Fprintf(tw, "temporal ui\t%s\n", m.GetUiUrl())
-	}
-	_ = tw.Flush()
-	if len(m.GetSteps()) > 0 {
-		fmt.Fprintln(w, "\nsteps:")
-		for _, s := range m.GetSteps() {
-			fmt.Fprintf(w, "  %-12s %s%s\n", "["+stepText(s.GetStatus())+"]", s.GetName(), suffix(s.GetDetail()))
-		}
-	}
-	for _, a := range m.GetPendingApprovals() {
-		fmt.Fprintf(w, "\nawaiting approval: %s (%d of %d", a.GetStep(), len(a.GetApprovedBy()), a.GetRequired())
-		if len(a.GetApprovedBy()) > 0 {
-			fmt.Fprintf(w, ": %s", strings.Join(a.GetApprovedBy(), ", "))
-		}
-		fmt.Fprintf(w, ")\n  approve with: ferry approve %s --as approver\n", m.GetId())
-	}
-	if len(m.GetAudit()) > 0 {
-		fmt.Fprintln(w, "\naudit:")
-		for _, e := range m.GetAudit() {
-			fmt.Fprintf(w, "  %s  %-10s %-14s %s%s\n", e.GetTime().AsTime().Local().Format(time.TimeOnly), e.GetIdentity(), e.GetAction(), e.GetStep(), suffix(e.GetReason()))
-		}
-	}
+	p := newPrinter(w, output == "wide")
+	p.migration(m)
 	return nil
 }
 
-// printWatchLine prints one line per change: what moved since the last update.
-func printWatchLine(w io.Writer, m, last *ferryv1.Migration) {
-	line := fmt.Sprintf("%s  %-17s %s", time.Now().Format(time.TimeOnly), stateText(m.GetState()), m.GetPhase())
-	if d := m.GetDnsShift(); d != nil {
-		line += fmt.Sprintf("  weights from=%d to=%d %s", d.GetFromWeight(), d.GetToWeight(), bar(int(d.GetToWeight()), int(d.GetFromWeight()+d.GetToWeight())))
-		for _, g := range d.GetGates() {
-			line += fmt.Sprintf("  %s%s", healthMark(g.GetHealthy()), g.GetName())
+// migration writes the common header, the kind's view, then steps, approvals and audit.
+func (p *printer) migration(m *ferryv1.Migration) {
+	st := p.st
+	rows := [][]string{{"id", m.GetId()}, {"kind", kindText(m.GetKind())}, {"state", stateText(m.GetState())}}
+	add := func(k, v string) {
+		if v != "" {
+			rows = append(rows, []string{k, v})
+		}
+	}
+	add("phase", m.GetPhase())
+	add("message", m.GetMessage())
+	add("initiator", m.GetInitiator())
+	if m.GetStartTime() != nil {
+		add("started", p.when(m.GetStartTime()))
+	}
+	if m.GetCloseTime() != nil {
+		add("ended", p.when(m.GetCloseTime()))
+	}
+	add("plan hash", m.GetPlanHash())
+	if p.depth == 0 || p.wide {
+		add("temporal ui", m.GetUiUrl())
+	}
+	p.table(rows, func(_, col int, cell string) string {
+		if col == 1 && cell == stateText(m.GetState()) {
+			return st.state(cell)
+		}
+		if col == 0 {
+			return st.paint(ansiBold, cell)
+		}
+		return cell
+	})
+	if v, ok := kindViews[m.GetKind()]; ok && v.detail != nil {
+		v.detail(p, m)
+	}
+	p.steps(m)
+	for _, a := range m.GetPendingApprovals() {
+		p.printf("\n%s %s (%d of %d", st.paint(ansiYellow, "awaiting approval:"), a.GetStep(), len(a.GetApprovedBy()), a.GetRequired())
+		if len(a.GetApprovedBy()) > 0 {
+			fmt.Fprintf(p.w, ": %s", strings.Join(a.GetApprovedBy(), ", "))
+		}
+		fmt.Fprintln(p.w, ")")
+		p.printf("  approve with: ferry approve %s --as approver\n", m.GetId())
+	}
+	// A child shown inline keeps to its state and details; its audit is a `get` away.
+	if len(m.GetAudit()) > 0 && p.depth == 0 {
+		p.printf("\naudit:\n")
+		rows := [][]string{}
+		for _, e := range m.GetAudit() {
+			rows = append(rows, []string{"  " + p.clock(e.GetTime()), e.GetIdentity(), e.GetAction(), e.GetStep(), e.GetReason()})
+		}
+		p.table(rows, nil)
+	}
+}
+
+// steps lists the steps; wide adds when each started and ended.
+func (p *printer) steps(m *ferryv1.Migration) {
+	if len(m.GetSteps()) == 0 {
+		return
+	}
+	p.printf("\nsteps:\n")
+	rows := [][]string{}
+	for _, s := range m.GetSteps() {
+		r := []string{"  [" + stepText(s.GetStatus()) + "]", s.GetName(), s.GetDetail()}
+		if p.wide {
+			r = append(r, p.clock(s.GetStartTime()), p.clock(s.GetEndTime()))
+		}
+		rows = append(rows, r)
+	}
+	p.table(rows, func(_, col int, cell string) string {
+		if col == 0 {
+			w := strings.Trim(cell, " []")
+			return strings.Replace(cell, w, p.st.state(w), 1)
+		}
+		return cell
+	})
+}
+
+// printWatchLine prints one line per change: the state, the phase and the kind's own line.
+func printWatchLine(p *printer, m, last *ferryv1.Migration) {
+	line := fmt.Sprintf("%s  %-17s %s", p.now.In(p.loc).Format("15:04:05"), stateText(m.GetState()), m.GetPhase())
+	line = strings.Replace(line, stateText(m.GetState()), p.st.state(stateText(m.GetState())), 1)
+	if v, ok := kindViews[m.GetKind()]; ok && v.line != nil {
+		if s := v.line(p, m); s != "" {
+			line += "  " + s
 		}
 	}
 	if len(m.GetPendingApprovals()) > 0 && len(last.GetPendingApprovals()) == 0 {
@@ -82,33 +138,32 @@ func printWatchLine(w io.Writer, m, last *ferryv1.Migration) {
 	if m.GetMessage() != "" && m.GetMessage() != last.GetMessage() {
 		line += "  " + m.GetMessage()
 	}
-	fmt.Fprintln(w, line)
-}
-
-// bar draws progress as [#####.....] 50%.
-func bar(n, total int) string {
-	if total <= 0 {
-		return ""
-	}
-	const width = 20
-	filled := n * width / total
-	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + fmt.Sprintf("] %d%%", n*100/total)
-}
-
-func healthMark(ok bool) string {
-	if ok {
-		return "ok "
-	}
-	return "FAIL "
+	fmt.Fprintln(p.w, line)
 }
 
 func stepText(s ferryv1.StepStatus) string {
 	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s.String(), "STEP_STATUS_"), "_", "-"))
 }
 
-func suffix(s string) string {
-	if s == "" {
-		return ""
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
 	}
-	return "  " + s
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// printYAML writes the protojson form as YAML, so both formats name fields the same way.
+func printYAML(w io.Writer, m proto.Message) error {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return err
+	}
+	y, err := yaml.JSONToYAML(b)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(y)
+	return err
 }

@@ -53,11 +53,18 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "Run cloud migrations as durable, reversible Temporal workflows",
-		Long: `ferry runs migrations (weighted Route 53 traffic shifts, and soon AMI copies, MongoDB
-primary moves and whole region moves) as durable Temporal workflows that can be planned,
-approved, paused, resumed and rolled back.
+		Long: `ferry runs migrations as durable Temporal workflows that can be planned, approved,
+paused, resumed and rolled back. The kinds of migration:
 
-Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cloud, worker, API)`,
+` + kindsHelp() + `
+Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cloud, worker, API)
+Commands find the API through the current context (ferry config get-contexts); ferry dev
+writes one named dev.`,
+		Example: `  ferry dev
+  ferry plan -f examples/dns-shift.yaml
+  ferry start -f examples/dns-shift.yaml --watch
+  ferry list --state awaiting-approval
+  source <(ferry completion bash)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -71,8 +78,10 @@ Try it with no AWS account:  ferry dev   (embedded Temporal + Web UI, sandbox cl
 		newKeysCmd(g),
 		newSandboxCmd(g),
 		newVersionCmd(g),
+		newConfigCmd(g),
 	)
 	addClientCommands(root, g)
+	addBuiltinExamples(root)
 	redactSecretDefaults(root)
 	return root
 }
@@ -156,8 +165,9 @@ var Version = "dev"
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print ferry's version",
-		Args:  cobra.NoArgs,
+		Short:   "Print ferry's version",
+		Example: "  ferry version",
+		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(g.stdout, "ferry", Version)
 		},

@@ -34,13 +34,15 @@ func newPlanCmd(g *globals, f *clientFlags) *cobra.Command {
 		Long: `Reads the current state of every resource the spec touches (read-only calls, made by a
 worker) and prints every step that would run, the waits and approvals, and a plan hash.
 Start with --plan-hash to refuse to run if the state has drifted since.`,
+		Example: `  ferry plan -f examples/dns-shift.yaml
+  ferry plan -f examples/region-move.yaml -o json | jq -r .planHash`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := readSpec(file)
 			if err != nil {
 				return err
 			}
-			c, err := f.client()
+			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -48,8 +50,8 @@ Start with --plan-hash to refuse to run if the state has drifted since.`,
 			if err != nil {
 				return apiError(err)
 			}
-			if f.output == "json" {
-				return printJSON(g.stdout, resp.Msg)
+			if isMachine(f.output) {
+				return printMessage(g.stdout, f.output, resp.Msg)
 			}
 			p := resp.Msg
 			fmt.Fprintf(g.stdout, "plan for %s (%s)\n\n", p.GetId(), kindText(p.GetKind()))
@@ -75,6 +77,7 @@ Start with --plan-hash to refuse to run if the state has drifted since.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "migration spec (YAML or JSON)")
+	completeSpecFiles(cmd)
 	return cmd
 }
 
@@ -84,13 +87,15 @@ func newStartCmd(g *globals, f *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start -f SPEC",
 		Short: "Start a migration (optionally pinned to a plan hash) and optionally watch it",
-		Args:  cobra.NoArgs,
+		Example: `  ferry start -f examples/dns-shift.yaml --watch
+  ferry start -f examples/ami-share.yaml --plan-hash 3f9c... --idempotency-key change-4711`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := readSpec(file)
 			if err != nil {
 				return err
 			}
-			c, err := f.client()
+			c, err := f.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -99,8 +104,8 @@ func newStartCmd(g *globals, f *clientFlags) *cobra.Command {
 				return apiError(err)
 			}
 			m := resp.Msg.GetMigration()
-			if f.output == "json" && !follow {
-				return printJSON(g.stdout, m)
+			if isMachine(f.output) && !follow {
+				return printMessage(g.stdout, f.output, m)
 			}
 			fmt.Fprintf(g.stdout, "started %s\n", m.GetId())
 			if m.GetUiUrl() != "" {
@@ -116,6 +121,7 @@ func newStartCmd(g *globals, f *clientFlags) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "migration spec (YAML or JSON)")
 	cmd.Flags().StringVar(&planHash, "plan-hash", "", "refuse to run if the plan computed now differs (from `ferry plan`)")
 	cmd.Flags().StringVar(&key, "idempotency-key", "", "retries with the same key start at most one migration")
+	completeSpecFiles(cmd)
 	cmd.Flags().BoolVar(&follow, "watch", false, "follow the migration until it ends (exit non-zero unless it completes)")
 	return cmd
 }
