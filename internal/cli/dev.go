@@ -28,6 +28,8 @@ type devOptions struct {
 	sandboxAddr  string
 	topology     string
 	noSandbox    bool
+	// prometheusAddr is where the optional Prometheus listens; "off" disables it.
+	prometheusAddr string
 }
 
 func newDevCmd(g *globals) *cobra.Command {
@@ -52,6 +54,7 @@ prints where each one listens. No AWS account is needed. Ctrl-C stops everything
 	f.StringVar(&o.sandboxAddr, "sandbox-addr", envOr("FERRY_SANDBOX_ADDR", "127.0.0.1:4566"), "sandbox AWS + control endpoint address (FERRY_SANDBOX_ADDR)")
 	f.StringVar(&o.topology, "topology", envOr("FERRY_TOPOLOGY", ""), "sandbox topology file; default: the built-in marketplace (examples/sandbox-topology.yaml) (FERRY_TOPOLOGY)")
 	f.BoolVar(&o.noSandbox, "no-sandbox", envBool("FERRY_NO_SANDBOX", false), "do not start the sandbox (FERRY_NO_SANDBOX)")
+	f.StringVar(&o.prometheusAddr, "prometheus-addr", envOr("FERRY_PROMETHEUS_ADDR", "127.0.0.1:9090"), "Prometheus scraping the sandbox, started when the prometheus binary is installed; off to disable (FERRY_PROMETHEUS_ADDR)")
 	return cmd
 }
 
@@ -61,6 +64,7 @@ type devStack struct {
 	temporal *devtemporal.Server
 	apiURL   string
 	sandbox  *devSandbox
+	prom     *devPrometheus
 	stops    []func()
 }
 
@@ -124,6 +128,8 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 		if sb != nil {
 			stack.sandbox = sb
 			stack.stops = append(stack.stops, sb.stop)
+			stack.prom = startDevPrometheus(ctx, log, o.prometheusAddr, o.dataDir, sb.url)
+			stack.stops = append(stack.stops, stack.prom.stop)
 		}
 	}
 
@@ -188,6 +194,9 @@ func printDevTable(g *globals, s *devStack, o devOptions, took time.Duration) {
 	}
 	if s.sandbox != nil {
 		s.sandbox.describe(tw)
+	}
+	if s.prom != nil {
+		s.prom.describe(tw)
 	}
 	abs, _ := filepath.Abs(o.dataDir)
 	fmt.Fprintf(tw, "state\t%s\tSQLite history + API tokens (tokens.json)\n", abs)

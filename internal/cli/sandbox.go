@@ -67,7 +67,7 @@ func newFaultCmd(g *globals, client func() *control.Client) *cobra.Command {
   aws:ec2:CopyImage | aws:ec2:* | aws:route53:* | aws:*   throttle, error, denied, latency
   aws:ec2:mutating | aws:route53:mutating                 (every call that changes state:
                                                            all but Describe*, Get*, List*)
-  app:<region>                                            unhealthy, latency
+  app:<region>                                            unhealthy, error, latency
   mongo:<set>:<port> | mongo:<set>:*                      down, partition, lag, slow-sync,
                                                           command-error
 
@@ -77,7 +77,9 @@ sets may share a name, e.g. two rs0, but not an id). A name several sets share i
 throttle and error are transient (a retry may succeed); denied is AWS's permission error,
 which no retry fixes: EC2 answers UnauthorizedOperation, Route 53 and CloudWatch
 AccessDenied (HTTP 403). command-error makes the members answer --command with MongoDB
-error --code (default 13, Unauthorized) instead of running it.
+error --code (default 13, Unauthorized) instead of running it. On an app, unhealthy fails
+its /healthz too (Route 53 health checks see it and DNS fails over), while error fails
+only the clients' requests at --rate (a bad release: only the error-rate gates see it).
 
 --after K lets the first K matching calls (or commands) through, so the fault fires on
 call K+1 and later; with --count N it fires N times, then goes away. A MongoDB fault other

@@ -180,7 +180,7 @@ func (a *Apps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	default:
 		for _, f := range faults {
-			if f.Kind == control.KindUnhealthy {
+			if f.Kind == control.KindUnhealthy || f.Kind == control.KindError {
 				code = http.StatusInternalServerError
 				http.Error(w, "internal error (sandbox fault)", code)
 				return

@@ -18,8 +18,11 @@ import (
 
 // Fault kinds.
 const (
-	KindThrottle  = "throttle"  // aws: the service's throttling error
-	KindError     = "error"     // aws: a 5xx (InternalError / InternalFailure / ServiceUnavailable)
+	KindThrottle = "throttle" // aws: the service's throttling error
+	// KindError is aws: a 5xx (InternalError / InternalFailure / ServiceUnavailable); app:
+	// requests answer 500 at Rate while /healthz stays 200, a bad release that health
+	// checks (and DNS failover) do not see and only the clients' error rate shows.
+	KindError     = "error"
 	KindLatency   = "latency"   // aws and app: adds LatencyMs
 	KindUnhealthy = "unhealthy" // app: /healthz 503 and requests fail at Rate
 	// KindDenied is aws: the service's permission error, which no retry fixes (EC2
@@ -178,13 +181,13 @@ func (r *Registry) Validate(f Fault) error {
 			return &FieldError{"target", fmt.Sprintf("unknown region %q", rest)}
 		}
 		switch f.Kind {
-		case KindUnhealthy:
+		case KindUnhealthy, KindError:
 		case KindLatency:
 			if f.LatencyMs == 0 {
 				return &FieldError{"latencyMs", "required for a latency fault"}
 			}
 		default:
-			return &FieldError{"kind", fmt.Sprintf("unknown kind %q for an app target (unhealthy, latency)", f.Kind)}
+			return &FieldError{"kind", fmt.Sprintf("unknown kind %q for an app target (unhealthy, error, latency)", f.Kind)}
 		}
 	default:
 		if _, ok := r.hooks[prefix+":"]; !ok && prefix != "mongo" {
