@@ -59,6 +59,14 @@ var Kinds = []Kind{
 			return workflows.RegionMoveInput{Spec: s, Common: c}, err
 		},
 	},
+	{
+		KindDef: workflows.KindByName(workflows.KindDBCutover), Proto: ferryv1.MigrationKind_MIGRATION_KIND_DATABASE_CUTOVER,
+		In: func(m *ferryv1.MigrationSpec) bool { return m.GetDatabaseCutover() != nil },
+		Input: func(m *ferryv1.MigrationSpec, c workflows.Common) (any, error) {
+			s, err := DatabaseCutover(m.GetDatabaseCutover())
+			return workflows.DBCutoverInput{Spec: s, Common: c}, err
+		},
+	},
 }
 
 // KindOf returns the kind m describes, or a *FieldError when it describes none.
@@ -71,7 +79,7 @@ func KindOf(m *ferryv1.MigrationSpec) (Kind, error) {
 			return k, nil
 		}
 	}
-	return Kind{}, fieldErr("spec", "names no migration: set dnsShift, amiShare, mongoPrimaryMove or regionMove")
+	return Kind{}, fieldErr("spec", "names no migration: set dnsShift, amiShare, mongoPrimaryMove, regionMove or databaseCutover")
 }
 
 // KindByProto returns the kind with the API enum value k.

@@ -96,6 +96,7 @@ func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activitie
 	w.RegisterActivity(&activities.Gates{HTTP: c.http, Route53: c.route53, CloudWatch: c.cloudwatch})
 	w.RegisterActivity(&activities.EC2{Client: c.ec2})
 	w.RegisterActivity(mongo)
+	w.RegisterActivity(&activities.MySQL{})
 	// Resource locks: the lock child, and reading who holds one for a refusal's message.
 	workflows.RegisterLock(w)
 	w.RegisterActivity(&activities.Locks{Temporal: tc})

@@ -161,6 +161,7 @@ type Progress struct {
 	DNS             *DNSProgress
 	AMI             *AMIProgress
 	Mongo           *MongoProgress
+	DB              *DBCutoverProgress `json:",omitempty"`
 	Phases          []PhaseProgress
 }
 

@@ -37,6 +37,8 @@ const (
 	MigrationKind_MIGRATION_KIND_MONGO_PRIMARY_MOVE MigrationKind = 3
 	// Region move: the phases as child workflows.
 	MigrationKind_MIGRATION_KIND_REGION_MOVE MigrationKind = 4
+	// MySQL / MariaDB primary switch behind a maintenance page.
+	MigrationKind_MIGRATION_KIND_DATABASE_CUTOVER MigrationKind = 5
 )
 
 // Enum value maps for MigrationKind.
@@ -47,6 +49,7 @@ var (
 		2: "MIGRATION_KIND_AMI_SHARE",
 		3: "MIGRATION_KIND_MONGO_PRIMARY_MOVE",
 		4: "MIGRATION_KIND_REGION_MOVE",
+		5: "MIGRATION_KIND_DATABASE_CUTOVER",
 	}
 	MigrationKind_value = map[string]int32{
 		"MIGRATION_KIND_UNSPECIFIED":        0,
@@ -54,6 +57,7 @@ var (
 		"MIGRATION_KIND_AMI_SHARE":          2,
 		"MIGRATION_KIND_MONGO_PRIMARY_MOVE": 3,
 		"MIGRATION_KIND_REGION_MOVE":        4,
+		"MIGRATION_KIND_DATABASE_CUTOVER":   5,
 	}
 )
 
@@ -2494,13 +2498,14 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
 	"\x17CancelMigrationResponse\x121\n" +
-	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\xb2\x01\n" +
+	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\xd7\x01\n" +
 	"\rMigrationKind\x12\x1e\n" +
 	"\x1aMIGRATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MIGRATION_KIND_DNS_SHIFT\x10\x01\x12\x1c\n" +
 	"\x18MIGRATION_KIND_AMI_SHARE\x10\x02\x12%\n" +
 	"!MIGRATION_KIND_MONGO_PRIMARY_MOVE\x10\x03\x12\x1e\n" +
-	"\x1aMIGRATION_KIND_REGION_MOVE\x10\x04*\xcb\x02\n" +
+	"\x1aMIGRATION_KIND_REGION_MOVE\x10\x04\x12#\n" +
+	"\x1fMIGRATION_KIND_DATABASE_CUTOVER\x10\x05*\xcb\x02\n" +
 	"\x0eMigrationState\x12\x1f\n" +
 	"\x1bMIGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MIGRATION_STATE_RUNNING\x10\x01\x12%\n" +

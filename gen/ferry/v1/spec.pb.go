@@ -261,6 +261,7 @@ type MigrationSpec struct {
 	//	*MigrationSpec_AmiShare
 	//	*MigrationSpec_MongoPrimaryMove
 	//	*MigrationSpec_RegionMove
+	//	*MigrationSpec_DatabaseCutover
 	Kind          isMigrationSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -367,6 +368,15 @@ func (x *MigrationSpec) GetRegionMove() *RegionMoveSpec {
 	return nil
 }
 
+func (x *MigrationSpec) GetDatabaseCutover() *DatabaseCutoverSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*MigrationSpec_DatabaseCutover); ok {
+			return x.DatabaseCutover
+		}
+	}
+	return nil
+}
+
 type isMigrationSpec_Kind interface {
 	isMigrationSpec_Kind()
 }
@@ -391,6 +401,11 @@ type MigrationSpec_RegionMove struct {
 	RegionMove *RegionMoveSpec `protobuf:"bytes,13,opt,name=region_move,json=regionMove,proto3,oneof"`
 }
 
+type MigrationSpec_DatabaseCutover struct {
+	// Switch a MySQL / MariaDB primary behind a maintenance page.
+	DatabaseCutover *DatabaseCutoverSpec `protobuf:"bytes,14,opt,name=database_cutover,json=databaseCutover,proto3,oneof"`
+}
+
 func (*MigrationSpec_DnsShift) isMigrationSpec_Kind() {}
 
 func (*MigrationSpec_AmiShare) isMigrationSpec_Kind() {}
@@ -398,6 +413,8 @@ func (*MigrationSpec_AmiShare) isMigrationSpec_Kind() {}
 func (*MigrationSpec_MongoPrimaryMove) isMigrationSpec_Kind() {}
 
 func (*MigrationSpec_RegionMove) isMigrationSpec_Kind() {}
+
+func (*MigrationSpec_DatabaseCutover) isMigrationSpec_Kind() {}
 
 // RegionMoveSpec composes the other migrations into one region move, run as child workflows
 // in order: AMI share -> MongoDB primary move -> DNS shift. A phase left out is skipped.
@@ -1964,7 +1981,7 @@ var File_ferry_v1_spec_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\n" +
-	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x03\n" +
+	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18ferry/v1/dbcutover.proto\"\xf6\x03\n" +
 	"\rMigrationSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
@@ -1976,7 +1993,8 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\tami_share\x18\v \x01(\v2\x16.ferry.v1.AmiShareSpecH\x00R\bamiShare\x12N\n" +
 	"\x12mongo_primary_move\x18\f \x01(\v2\x1e.ferry.v1.MongoPrimaryMoveSpecH\x00R\x10mongoPrimaryMove\x12;\n" +
 	"\vregion_move\x18\r \x01(\v2\x18.ferry.v1.RegionMoveSpecH\x00R\n" +
-	"regionMoveB\x06\n" +
+	"regionMove\x12J\n" +
+	"\x10database_cutover\x18\x0e \x01(\v2\x1d.ferry.v1.DatabaseCutoverSpecH\x00R\x0fdatabaseCutoverB\x06\n" +
 	"\x04kind\"\x94\x03\n" +
 	"\x0eRegionMoveSpec\x12#\n" +
 	"\rsource_region\x18\x01 \x01(\tR\fsourceRegion\x12#\n" +
@@ -2190,7 +2208,8 @@ var file_ferry_v1_spec_proto_goTypes = []any{
 	nil,                          // 21: ferry.v1.AmiShareSpec.KmsKeysEntry
 	nil,                          // 22: ferry.v1.AmiShareSpec.AddTagsEntry
 	nil,                          // 23: ferry.v1.MetricStat.DimensionsEntry
-	(*durationpb.Duration)(nil),  // 24: google.protobuf.Duration
+	(*DatabaseCutoverSpec)(nil),  // 24: ferry.v1.DatabaseCutoverSpec
+	(*durationpb.Duration)(nil),  // 25: google.protobuf.Duration
 }
 var file_ferry_v1_spec_proto_depIdxs = []int32{
 	11, // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
@@ -2199,41 +2218,42 @@ var file_ferry_v1_spec_proto_depIdxs = []int32{
 	8,  // 3: ferry.v1.MigrationSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
 	9,  // 4: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
 	5,  // 5: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
-	8,  // 6: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	9,  // 7: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	12, // 8: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	6,  // 9: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
-	20, // 10: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
-	21, // 11: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
-	22, // 12: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
-	7,  // 13: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
-	10, // 14: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
-	24, // 15: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
-	24, // 16: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
-	24, // 17: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
-	24, // 18: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
-	13, // 19: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
-	24, // 20: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
-	1,  // 21: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
-	2,  // 22: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
-	3,  // 23: ferry.v1.Gate.on_inconclusive:type_name -> ferry.v1.InconclusiveAction
-	14, // 24: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
-	15, // 25: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
-	16, // 26: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
-	17, // 27: ferry.v1.Gate.prometheus:type_name -> ferry.v1.PrometheusQuery
-	18, // 28: ferry.v1.Gate.cloudwatch_metric:type_name -> ferry.v1.CloudWatchMetric
-	24, // 29: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
-	7,  // 30: ferry.v1.PrometheusQuery.bearer_token:type_name -> ferry.v1.SecretRef
-	24, // 31: ferry.v1.PrometheusQuery.timeout:type_name -> google.protobuf.Duration
-	19, // 32: ferry.v1.CloudWatchMetric.metric:type_name -> ferry.v1.MetricStat
-	19, // 33: ferry.v1.CloudWatchMetric.metrics:type_name -> ferry.v1.MetricStat
-	24, // 34: ferry.v1.CloudWatchMetric.period:type_name -> google.protobuf.Duration
-	23, // 35: ferry.v1.MetricStat.dimensions:type_name -> ferry.v1.MetricStat.DimensionsEntry
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	24, // 6: ferry.v1.MigrationSpec.database_cutover:type_name -> ferry.v1.DatabaseCutoverSpec
+	8,  // 7: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	9,  // 8: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	12, // 9: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	6,  // 10: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
+	20, // 11: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
+	21, // 12: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
+	22, // 13: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
+	7,  // 14: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
+	10, // 15: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
+	25, // 16: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
+	25, // 17: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
+	25, // 18: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
+	25, // 19: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
+	13, // 20: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
+	25, // 21: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
+	1,  // 22: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
+	2,  // 23: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
+	3,  // 24: ferry.v1.Gate.on_inconclusive:type_name -> ferry.v1.InconclusiveAction
+	14, // 25: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
+	15, // 26: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
+	16, // 27: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
+	17, // 28: ferry.v1.Gate.prometheus:type_name -> ferry.v1.PrometheusQuery
+	18, // 29: ferry.v1.Gate.cloudwatch_metric:type_name -> ferry.v1.CloudWatchMetric
+	25, // 30: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
+	7,  // 31: ferry.v1.PrometheusQuery.bearer_token:type_name -> ferry.v1.SecretRef
+	25, // 32: ferry.v1.PrometheusQuery.timeout:type_name -> google.protobuf.Duration
+	19, // 33: ferry.v1.CloudWatchMetric.metric:type_name -> ferry.v1.MetricStat
+	19, // 34: ferry.v1.CloudWatchMetric.metrics:type_name -> ferry.v1.MetricStat
+	25, // 35: ferry.v1.CloudWatchMetric.period:type_name -> google.protobuf.Duration
+	23, // 36: ferry.v1.MetricStat.dimensions:type_name -> ferry.v1.MetricStat.DimensionsEntry
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_spec_proto_init() }
@@ -2241,11 +2261,13 @@ func file_ferry_v1_spec_proto_init() {
 	if File_ferry_v1_spec_proto != nil {
 		return
 	}
+	file_ferry_v1_dbcutover_proto_init()
 	file_ferry_v1_spec_proto_msgTypes[0].OneofWrappers = []any{
 		(*MigrationSpec_DnsShift)(nil),
 		(*MigrationSpec_AmiShare)(nil),
 		(*MigrationSpec_MongoPrimaryMove)(nil),
 		(*MigrationSpec_RegionMove)(nil),
+		(*MigrationSpec_DatabaseCutover)(nil),
 	}
 	file_ferry_v1_spec_proto_msgTypes[3].OneofWrappers = []any{
 		(*SecretRef_Env)(nil),
