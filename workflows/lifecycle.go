@@ -385,7 +385,29 @@ func (e runEnd[R]) fail(line string, ch Changes, cause error) (R, error) {
 	msg := "failed: " + line + "; " + inEffectText(ch)
 	e.s.Finish(e.ctx, StateFailed, msg)
 	res := e.result(Outcome{State: StateFailed, Message: msg, Changes: ch, Failure: line})
-	return res, temporal.NewNonRetryableApplicationError(msg, ErrMigrationFailed, cause, res)
+	return res, temporal.NewNonRetryableApplicationError(msg, ErrMigrationFailed, flatCause(cause), res)
+}
+
+// flatCause is cause as one error with no chain below it: the innermost application
+// error's type (what HasErrorType and a parent look for) and the chain said once
+// (failureLine). The Temporal UI shows a failure's causes nested, and each envelope (the
+// child, the phase, the activity) repeated the message below it, so a failed phase read
+// as a five-deep chain of one sentence. Only the failure's content changes, not the
+// commands, so no GetVersion is needed (docs/design.md, Versioning).
+func flatCause(cause error) error {
+	if cause == nil {
+		return nil
+	}
+	typ := ""
+	for err := cause; err != nil; {
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) {
+			break
+		}
+		typ = ae.Type()
+		err = ae.Unwrap()
+	}
+	return temporal.NewNonRetryableApplicationError(failureLine(cause), typ, nil)
 }
 
 // inEffectText says what is still changed, for the final message.

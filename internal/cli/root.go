@@ -164,7 +164,7 @@ var Version = "dev"
 
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
+		Use:     "version",
 		Short:   "Print ferry's version",
 		Example: "  ferry version",
 		Args:    cobra.NoArgs,
