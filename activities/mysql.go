@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Error types of the database cutover's activities (non-retryable unless said).
@@ -27,6 +28,10 @@ const (
 	ErrDBVerify = "DBVerifyFailed"
 	// ErrDBAuth is a login refused: no retry fixes a wrong password.
 	ErrDBAuth = "DBAccessDenied"
+	// ErrDBUnreachable is a server that could not be connected to (retryable).
+	ErrDBUnreachable = "DBUnreachable"
+	// ErrDBReplication is a replication that did not start running.
+	ErrDBReplication = "DBReplicationNotRunning"
 )
 
 // MySQL drives MySQL / MariaDB servers for the database cutover. Every call opens its own
@@ -73,7 +78,12 @@ func (m *MySQL) open(ctx context.Context, c DBConn) (*sql.Conn, func(), error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		_ = db.Close()
-		return nil, nil, dbErr("connect to "+c.Addr, err)
+		if e := dbErr("connect to "+c.Addr, err); isPermanentErr(e) {
+			return nil, nil, e
+		}
+		// Retryable, but typed: the undo tells a server it cannot reach (dead, or cut
+		// off) from one that refused a statement.
+		return nil, nil, temporal.NewApplicationErrorWithCause(fmt.Sprintf("connect to %s: %v", c.Addr, err), ErrDBUnreachable, err)
 	}
 	return conn, func() { _ = conn.Close(); _ = db.Close() }, nil
 }
@@ -86,6 +96,11 @@ func dbErr(what string, err error) error {
 		return permanent(ErrDBAuth, err, "%s: %s; check the admin user's password reference and grants", what, me.Message)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+func isPermanentErr(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.NonRetryable()
 }
 
 // DBPreflightInput names both servers and the limits of a cutover.

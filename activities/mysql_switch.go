@@ -197,6 +197,9 @@ type DBReplicateInput struct {
 	// FormerPrimary: Server wrote the binlog it stands on (the old primary), so its
 	// replication position starts at its own binlog position.
 	FormerPrimary bool
+	// WaitRunning, when set, waits up to it for both replication threads to run (the IO
+	// thread connected to Source): replication back proved before anything relies on it.
+	WaitRunning time.Duration `json:",omitempty"`
 }
 
 // DBReplicate points Server at Source (GTID auto-position), read_only, and starts
@@ -232,7 +235,26 @@ func (m *MySQL) DBReplicate(ctx context.Context, in DBReplicateInput) error {
 			return dbErr(fmt.Sprintf("make %s replicate from %s", in.Server.Addr, in.Source), err)
 		}
 	}
-	return nil
+	if in.WaitRunning <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(in.WaitRunning)
+	for {
+		st, err := d.replicaStatus(ctx, c)
+		if err != nil {
+			return dbErr("replica status of "+in.Server.Addr, err)
+		}
+		if st["Slave_IO_Running"] == "Yes" && st["Slave_SQL_Running"] == "Yes" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return permanent(ErrDBReplication, nil, "%s does not replicate from %s after %s (IO %s, SQL %s%s); check that it can reach %s as %s",
+				in.Server.Addr, in.Source, in.WaitRunning, orNone(st["Slave_IO_Running"]), orNone(st["Slave_SQL_Running"]), errSuffix(st["Last_IO_Error"]+st["Last_SQL_Error"]), in.Source, in.ReplUser)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // DBReplicaStatus is one server's replication as read.

@@ -262,3 +262,8 @@ func ownOf(state string, serverID int) string {
 	}
 	return ""
 }
+
+func startRequest(t *testing.T, w *dbWorld, y string) *ferryv1.StartMigrationRequest {
+	t.Helper()
+	return &ferryv1.StartMigrationRequest{Spec: w.parse(t, y)}
+}

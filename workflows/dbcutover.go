@@ -67,6 +67,8 @@ type dbCutover struct {
 	freezeAt, writableAt time.Time
 	catchUp, insync      time.Duration
 	canary               string
+	// notes say what an undo could not check or do, for people.
+	notes []string
 }
 
 func (w *dbCutover) setup(ctx workflow.Context, in DBCutoverInput) error {

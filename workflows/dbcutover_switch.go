@@ -86,7 +86,7 @@ func (w *dbCutover) switchOver(ctx workflow.Context, step int) (DBCutoverResult,
 
 	if err := run(dbStepReplicate, func() error {
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts(spec.Source+" replicates from "+spec.Target, 10*time.Second)),
-			mysqlActs.DBReplicate, activities.DBReplicateInput{Server: src, Source: spec.Target, ReplUser: spec.ReplUser, FormerPrimary: true,
+			mysqlActs.DBReplicate, activities.DBReplicateInput{Server: src, Source: spec.Target, ReplUser: spec.ReplUser, FormerPrimary: true, WaitRunning: 2 * time.Second,
 				ReplPassword: activities.Secret{Env: spec.ReplPassword.Env, File: spec.ReplPassword.File}}).Get(ctx, nil)
 		if err == nil {
 			w.rec.ReplicatedBack = true

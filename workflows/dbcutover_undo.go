@@ -23,12 +23,7 @@ func (w *dbCutover) undoRecorded(ctx workflow.Context) (DBCutoverResult, error) 
 func (w *dbCutover) rollback(ctx workflow.Context) (DBCutoverResult, error) {
 	why := w.s.BeginRollback(ctx)
 	w.log.Info("rolling back", "reason", why)
-	var notes []string
-	err := keepTrying(ctx, w.s, w.in.budgets(), "rollback", func(ctx workflow.Context) error {
-		var err error
-		notes, err = w.unwind(ctx)
-		return err
-	})
+	err := keepTrying(ctx, w.s, w.in.budgets(), "rollback", w.unwind)
 	if err != nil {
 		return DBCutoverResult{}, err
 	}
@@ -40,8 +35,8 @@ func (w *dbCutover) rollback(ctx workflow.Context) (DBCutoverResult, error) {
 		}
 	}
 	msg := fmt.Sprintf("rolled back: %s is the primary and the application writes to it (%s)", w.primary, why)
-	if len(notes) > 0 {
-		msg += "; " + strings.Join(notes, "; ")
+	if len(w.notes) > 0 {
+		msg += "; " + strings.Join(w.notes, "; ")
 	}
 	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
 	w.s.Finish(ctx, StateRolledBack, msg)
@@ -49,16 +44,15 @@ func (w *dbCutover) rollback(ctx workflow.Context) (DBCutoverResult, error) {
 }
 
 // unwind brings everything back; each part is idempotent and recorded as it is done, so
-// a retry (keepTrying) starts where the last attempt stopped. It returns notes for people
-// about what it could not check.
-func (w *dbCutover) unwind(ctx workflow.Context) ([]string, error) {
+// a retry (keepTrying) starts where the last attempt stopped. What it could not check it
+// notes for people (w.notes).
+func (w *dbCutover) unwind(ctx workflow.Context) error {
 	spec := w.spec
 	src, tgt := dbConn(spec, spec.Source), dbConn(spec, spec.Target)
-	var notes []string
 	if w.rec.Promoted {
 		w.s.SetPhase(ctx, "rollback: switch back", fmt.Sprintf("%s -> %s", spec.Target, spec.Source))
 		if err := w.switchBack(ctx, src, tgt); err != nil {
-			return nil, err
+			return err
 		}
 	} else if w.rec.PromoteAttempted {
 		// The promote's answer never came: the target may be writable. Fence it (read_only,
@@ -69,21 +63,21 @@ func (w *dbCutover) unwind(ctx workflow.Context) ([]string, error) {
 			mysqlActs.DBReplicate, activities.DBReplicateInput{Server: tgt, Source: spec.Source, ReplUser: spec.ReplUser,
 				ReplPassword: activities.Secret{Env: spec.ReplPassword.Env, File: spec.ReplPassword.File}}).Get(ctx, nil)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("the target %s could not be fenced (%s): if it comes back, make it read_only and a replica of %s before anything writes to it", spec.Target, failureLine(err), spec.Source))
+			w.notes = append(w.notes, fmt.Sprintf("the target %s could not be fenced (%s): if it comes back, make it read_only and a replica of %s before anything writes to it", spec.Target, failureLine(err), spec.Source))
 		}
 		w.rec.PromoteAttempted = false
 	}
 	if w.rec.ReattachTarget {
 		w.s.SetPhase(ctx, "rollback: target back to replica", spec.Target)
 		if err := w.reattachTarget(ctx, tgt); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if w.rec.Frozen && !w.rec.Promoted {
 		w.s.SetPhase(ctx, "rollback: unfreeze", spec.Source)
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts("unfreeze "+spec.Source, 10*time.Second)),
 			mysqlActs.DBUnfreeze, activities.DBUnfreezeInput{Server: src, AppUser: spec.AppUser, AppUserHost: spec.AppUserHost}).Get(ctx, nil); err != nil {
-			return nil, err
+			return err
 		}
 		w.rec.Frozen = false
 		w.primary = spec.Source
@@ -93,16 +87,16 @@ func (w *dbCutover) unwind(ctx workflow.Context) ([]string, error) {
 	if w.rec.repointed() {
 		w.s.SetPhase(ctx, "rollback: repoint back", w.rec.DBBefore.Name)
 		if err := w.setRecord(ctx, false, w.rec.DBZoneID, w.rec.DBBefore, w.rec.DBBefore.Values, &w.rec.DBNow); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if w.rec.maintenanceOn() {
 		w.s.SetPhase(ctx, "rollback: maintenance page off", w.rec.MaintBefore.Name)
 		if err := w.setRecord(ctx, false, w.rec.MaintZoneID, w.rec.MaintBefore, w.rec.MaintBefore.Values, &w.rec.MaintNow); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return notes, nil
+	return nil
 }
 
 // switchBack is the cutover in the other direction, from the target (the primary since
@@ -112,8 +106,19 @@ func (w *dbCutover) switchBack(ctx workflow.Context, src, tgt activities.DBConn)
 	spec := w.spec
 	repl := activities.Secret{Env: spec.ReplPassword.Env, File: spec.ReplPassword.File}
 	var frozen activities.DBFreezeOutput
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts("freeze writes on "+spec.Target, 10*time.Second)),
-		mysqlActs.DBFreeze, activities.DBFreezeInput{Server: tgt, AppUser: spec.AppUser, AppUserHost: spec.AppUserHost, Settle: spec.FreezeSettle}).Get(ctx, &frozen); err != nil {
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts("freeze writes on "+spec.Target, 10*time.Second)),
+		mysqlActs.DBFreeze, activities.DBFreezeInput{Server: tgt, AppUser: spec.AppUser, AppUserHost: spec.AppUserHost, Settle: spec.FreezeSettle}).Get(ctx, &frozen)
+	switch {
+	case err == nil:
+	case HasErrorType(err, activities.ErrDBUnreachable) && !w.rec.repointed():
+		// The target died after its promote, before the database's name pointed at it:
+		// no application write can have reached it (the source was locked meanwhile), so
+		// the source, which has everything up to the freeze, takes writes back.
+		w.notes = append(w.notes, fmt.Sprintf("the target %s became unreachable after its promote and before the repoint; the source took the writes back. If %s comes back, it is writable: make it read_only and a replica of %s before anything writes to it", spec.Target, spec.Target, spec.Source))
+		return w.promoteSource(ctx, src, "")
+	default:
+		// After the repoint the application may have written to the target: switching
+		// back without its writes would lose them, so this waits for a person (blocked).
 		return err
 	}
 	// The source must hold everything the target wrote; if it never started replicating
@@ -129,8 +134,15 @@ func (w *dbCutover) switchBack(ctx workflow.Context, src, tgt activities.DBConn)
 		mysqlActs.DBCatchUp, activities.DBCatchUpInput{Server: src, Position: frozen.Position, Timeout: spec.CatchUpTimeout}).Get(ctx, nil); err != nil {
 		return err
 	}
+	return w.promoteSource(ctx, src, frozen.Position)
+}
+
+// promoteSource makes the source the primary again (after it executed position, when
+// known).
+func (w *dbCutover) promoteSource(ctx workflow.Context, src activities.DBConn, position string) error {
+	spec := w.spec
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts("promote "+spec.Source, 10*time.Second)),
-		mysqlActs.DBPromote, activities.DBPromoteInput{Server: src, Position: frozen.Position, AppUser: spec.AppUser, AppUserHost: spec.AppUserHost}).Get(ctx, nil); err != nil {
+		mysqlActs.DBPromote, activities.DBPromoteInput{Server: src, Position: position, AppUser: spec.AppUser, AppUserHost: spec.AppUserHost}).Get(ctx, nil); err != nil {
 		return err
 	}
 	w.rec.Promoted, w.rec.PromoteAttempted, w.rec.ReplicatedBack, w.rec.Frozen, w.primary = false, false, false, false, spec.Source
@@ -148,6 +160,12 @@ func (w *dbCutover) reattachTarget(ctx workflow.Context, tgt activities.DBConn) 
 	repl := activities.Secret{Env: spec.ReplPassword.Env, File: spec.ReplPassword.File}
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts(spec.Target+" replicates from "+spec.Source, 10*time.Second)),
 		mysqlActs.DBReplicate, activities.DBReplicateInput{Server: tgt, Source: spec.Source, ReplUser: spec.ReplUser, ReplPassword: repl, FormerPrimary: true}).Get(ctx, nil); err != nil {
+		if HasErrorType(err, activities.ErrDBUnreachable) {
+			// A dead target blocks nothing: the primary works; it is reported.
+			w.notes = append(w.notes, fmt.Sprintf("the target %s could not be made a replica of %s (%s); do it when it is back", spec.Target, spec.Source, failureLine(err)))
+			w.rec.ReattachTarget = false
+			return nil
+		}
 		return err
 	}
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, frozenOpts("unlock "+spec.AppUser+" on "+spec.Target, 10*time.Second)),
