@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	ferryBin = filepath.Join(dir, "ferry")
+	// `ferry dev` records a dev context in the config file: the tests' stacks must not
+	// replace the one of the developer running them.
+	_ = os.Setenv("FERRY_CONFIG", filepath.Join(dir, "config.yaml"))
 	if !testing.Short() {
 		out, err := exec.Command("go", "build", "-o", ferryBin, ".").CombinedOutput()
 		if err != nil {
