@@ -35,6 +35,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	ferryBin = filepath.Join(dir, "ferry")
+	// ferry dev records a "dev" context in the user's config file: the processes these
+	// tests start get a config directory of their own, so running the tests never
+	// repoints a developer's own ferry.
+	if err := os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config")); err != nil {
+		panic(err)
+	}
 	// `ferry dev` records a dev context in the config file: the tests' stacks must not
 	// replace the one of the developer running them.
 	_ = os.Setenv("FERRY_CONFIG", filepath.Join(dir, "config.yaml"))
