@@ -54,7 +54,7 @@ type dbWorld struct {
 	wdone  chan struct{}
 }
 
-func startDBWorld(t *testing.T) *dbWorld {
+func startDBWorld(t testing.TB) *dbWorld {
 	t.Helper()
 	// Started first: it skips (or fails in CI) before the stack costs anything.
 	pair := testenv.StartMariaDBPair(t)
@@ -75,7 +75,7 @@ func startDBWorld(t *testing.T) *dbWorld {
 
 // zone creates a hosted zone holding one A record with TTL 1s. The sandbox simulates
 // public zones only, so shop.internal. stands for the private zone it would be.
-func (w *dbWorld) zone(t *testing.T, name string, record, value string) {
+func (w *dbWorld) zone(t testing.TB, name string, record, value string) {
 	t.Helper()
 	in := &route53.CreateHostedZoneInput{Name: aws.String(name), CallerReference: aws.String(name + time.Now().String())}
 	z, err := w.r53.CreateHostedZone(w.ctx, in)
@@ -91,7 +91,7 @@ func (w *dbWorld) zone(t *testing.T, name string, record, value string) {
 
 // startWriter starts the sandbox's writer through db-primary and waits for its first
 // acknowledged write.
-func (w *dbWorld) startWriter(t *testing.T) {
+func (w *dbWorld) startWriter(t testing.TB) {
 	t.Helper()
 	w.writer = dbwriter.New(dbwriter.Options{Resolver: w.Sandbox.AWS(), Record: dbRecord, Port: w.pair.Source.Port,
 		User: mariadbpair.AppUser, Password: mariadbpair.AppPassword, Schema: mariadbpair.AppSchema})
@@ -133,7 +133,7 @@ databaseCutover:
 	return y
 }
 
-func (w *dbWorld) parse(t *testing.T, y string) *ferryv1.MigrationSpec {
+func (w *dbWorld) parse(t testing.TB, y string) *ferryv1.MigrationSpec {
 	t.Helper()
 	m, err := spec.Parse([]byte(y), ".yaml")
 	require.NoError(t, err)
@@ -141,7 +141,7 @@ func (w *dbWorld) parse(t *testing.T, y string) *ferryv1.MigrationSpec {
 }
 
 // start starts the cutover through the API and returns its id.
-func (w *dbWorld) start(t *testing.T, y string) string {
+func (w *dbWorld) start(t testing.TB, y string) string {
 	t.Helper()
 	res, err := w.APIClient(testenv.TokenAlice, false).StartMigration(w.ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: w.parse(t, y)}))
 	require.NoError(t, err)
@@ -149,7 +149,7 @@ func (w *dbWorld) start(t *testing.T, y string) string {
 }
 
 // wait waits for the run's end and returns its result (a failed run's from its error).
-func (w *dbWorld) wait(t *testing.T, id string) (workflows.DBCutoverResult, error) {
+func (w *dbWorld) wait(t testing.TB, id string) (workflows.DBCutoverResult, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(w.ctx, dbCutoverTO)
 	defer cancel()
@@ -166,24 +166,24 @@ func (w *dbWorld) wait(t *testing.T, id string) (workflows.DBCutoverResult, erro
 
 // --- judging from outside ----------------------------------------------------------------
 
-func (w *dbWorld) value(t *testing.T, record string) string {
+func (w *dbWorld) value(t testing.TB, record string) string {
 	t.Helper()
 	ans := w.Sandbox.AWS().Resolve(record, "A")
 	require.Len(t, ans, 1, record)
 	return strings.Join(ans[0].Values, ",")
 }
 
-func scalar[T any](t *testing.T, db *sql.DB, q string) T {
+func scalar[T any](t testing.TB, db *sql.DB, q string) T {
 	t.Helper()
 	var v T
 	require.NoError(t, db.QueryRow(q).Scan(&v), q)
 	return v
 }
 
-func readOnly(t *testing.T, db *sql.DB) bool { return scalar[int](t, db, "SELECT @@read_only") == 1 }
+func readOnly(t testing.TB, db *sql.DB) bool { return scalar[int](t, db, "SELECT @@read_only") == 1 }
 
 // replicaOf reports whether db replicates (IO and SQL threads running) from addr.
-func replicaOf(t *testing.T, db *sql.DB, addr string) bool {
+func replicaOf(t testing.TB, db *sql.DB, addr string) bool {
 	t.Helper()
 	rows, err := db.Query("SHOW SLAVE STATUS")
 	require.NoError(t, err)
@@ -206,7 +206,7 @@ func replicaOf(t *testing.T, db *sql.DB, addr string) bool {
 }
 
 // rows is the set of row numbers in the writer's table on db.
-func rows(t *testing.T, db *sql.DB) map[int64]bool {
+func rows(t testing.TB, db *sql.DB) map[int64]bool {
 	t.Helper()
 	r, err := db.Query("SELECT n FROM " + mariadbpair.AppSchema + ".writes")
 	require.NoError(t, err)
@@ -222,7 +222,7 @@ func rows(t *testing.T, db *sql.DB) map[int64]bool {
 
 // ownGTIDs is the last sequence number db wrote itself in domain 0, from its binlog's GTID
 // state ("0-1-57,0-2-80": domain-server-seq per server).
-func ownGTID(t *testing.T, db *sql.DB, serverID int) string {
+func ownGTID(t testing.TB, db *sql.DB, serverID int) string {
 	t.Helper()
 	state := scalar[string](t, db, "SELECT @@gtid_binlog_state")
 	for _, p := range strings.Split(state, ",") {
@@ -235,7 +235,7 @@ func ownGTID(t *testing.T, db *sql.DB, serverID int) string {
 
 // appWritable reports where the application can write: the servers that are writable and
 // on which the application user is not locked. Exactly one is the invariant.
-func (w *dbWorld) appWritable(t *testing.T) []string {
+func (w *dbWorld) appWritable(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	for _, s := range []struct {
@@ -263,7 +263,7 @@ func ownOf(state string, serverID int) string {
 	return ""
 }
 
-func startRequest(t *testing.T, w *dbWorld, y string) *ferryv1.StartMigrationRequest {
+func startRequest(t testing.TB, w *dbWorld, y string) *ferryv1.StartMigrationRequest {
 	t.Helper()
 	return &ferryv1.StartMigrationRequest{Spec: w.parse(t, y)}
 }

@@ -81,7 +81,7 @@ func slaveStatus(t *testing.T, db *sql.DB, col string) string {
 }
 
 // delayTarget makes the target apply the source's events d late (MASTER_DELAY): real lag.
-func (w *dbWorld) delayTarget(t *testing.T, d time.Duration) {
+func (w *dbWorld) delayTarget(t testing.TB, d time.Duration) {
 	t.Helper()
 	for _, q := range []string{"STOP SLAVE", fmt.Sprintf("CHANGE MASTER TO MASTER_DELAY=%d", int(d.Seconds())), "START SLAVE"} {
 		_, err := w.tgt.Exec(q)
