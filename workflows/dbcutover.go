@@ -194,6 +194,7 @@ func (w *dbCutover) execute(ctx workflow.Context) (DBCutoverResult, error) {
 			w.s.EndStep(ctx, step, StepFailed, "rollback requested")
 			return w.rollback(ctx)
 		}
+		w.s.SetPhase(ctx, st.Name, st.Description)
 		w.s.StartStep(ctx, step)
 		switch st.Name {
 		case dbStepApproval:

@@ -107,7 +107,7 @@ func (w *dbCutover) switchOver(ctx workflow.Context, step int) (DBCutoverResult,
 	// Writes resume here: the target is writable and its name points at it.
 	w.writableAt = workflow.Now(ctx)
 	w.s.Audit(ctx, SystemIdentity, "writes resume", fmt.Sprintf("%s is the primary; write freeze %s (catch-up %s, repoint INSYNC %s)",
-		spec.Target, w.writableAt.Sub(w.freezeAt), w.catchUp, w.insync), dbStepRepoint)
+		spec.Target, ms(w.writableAt.Sub(w.freezeAt)), ms(w.catchUp), ms(w.insync)), dbStepRepoint)
 
 	if err := run(dbStepVerify, func() error {
 		w.canary = fmt.Sprintf("%s/%s", workflow.GetInfo(ctx).WorkflowExecution.ID, workflow.GetInfo(ctx).WorkflowExecution.RunID)
@@ -129,7 +129,7 @@ func (w *dbCutover) switchOver(ctx workflow.Context, step int) (DBCutoverResult,
 	}
 	w.rec.Done = true
 	msg := fmt.Sprintf("completed: %s is the primary, %s replicates from it; writes were frozen %s (catch-up %s, repoint INSYNC %s)",
-		spec.Target, spec.Source, w.writableAt.Sub(w.freezeAt), w.catchUp, w.insync)
+		spec.Target, spec.Source, ms(w.writableAt.Sub(w.freezeAt)), ms(w.catchUp), ms(w.insync))
 	w.s.Audit(ctx, SystemIdentity, "completed", msg, "")
 	w.s.Finish(ctx, StateCompleted, msg)
 	w.publish(ctx)
@@ -186,6 +186,9 @@ func (w *dbCutover) setRecord(ctx workflow.Context, frozen bool, zoneID string, 
 	}
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, wopts), r53.WaitInsync, activities.WaitInsyncInput{ChangeID: out.ChangeID, PollInterval: poll}).Get(ctx, nil)
 }
+
+// ms rounds a duration for people: a write freeze is read in milliseconds.
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 func sameValues(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
 

@@ -130,6 +130,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 			stack.stops = append(stack.stops, sb.stop)
 			stack.prom = startDevPrometheus(ctx, log, o.prometheusAddr, o.dataDir, sb.url)
 			stack.stops = append(stack.stops, stack.prom.stop)
+			stack.stops = append(stack.stops, startDevMariaDB(ctx, log, o.dataDir, sb))
 		}
 	}
 
