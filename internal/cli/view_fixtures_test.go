@@ -71,12 +71,13 @@ func dnsFixture(s mState) *ferryv1.Migration {
 	d := &ferryv1.DnsShiftStatus{FromWeight: 75, ToWeight: 25, StepIndex: 1, Gates: gates}
 	m.Steps = []*ferryv1.Step{
 		step("shift to 10%", stDone, 28, 20, "change C1 INSYNC"),
-		step("shift to 25%", stRun, 2, -1, "change C2 INSYNC; dwell"),
+		step("shift to 25%", stRun, 2, -1, "one batch setting eu-west-1=75 eu-west-2=25, wait INSYNC, dwell 5m0s checking 2 gate(s) every 10s"),
 		step("shift to 50%", stPend, -1, -1, ""),
 		step("shift to 100%", stPend, -1, -1, ""),
 	}
 	switch s {
 	case awaiting:
+		m.Spec = nil // GetMigration may answer without the spec
 		m.Steps[1] = step("shift to 25%", stDone, 9, 2, "change C2 INSYNC")
 		m.PendingApprovals = []*ferryv1.PendingApproval{{Step: "shift to 25%", Required: 2, ApprovedBy: []string{"bob"}}}
 	case completed:
