@@ -3,9 +3,11 @@ package activities
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -231,7 +233,11 @@ func (m *MySQL) DBReplicate(ctx context.Context, in DBReplicateInput) error {
 	qs = append(qs, d.startReplica())
 	for _, q := range qs {
 		if _, err := c.ExecContext(ctx, q); err != nil {
-			// The statement may hold the replication password: name the step, not the text.
+			// The statement holds the replication password: name the step, not the text,
+			// and keep the password out of the server's message ("near '...'").
+			if pw != "" && strings.Contains(err.Error(), pw) {
+				err = errors.New(strings.ReplaceAll(err.Error(), pw, "****"))
+			}
 			return dbErr(fmt.Sprintf("make %s replicate from %s", in.Server.Addr, in.Source), err)
 		}
 	}
