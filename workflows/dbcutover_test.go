@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/ferryhq/ferry/activities"
 )
@@ -23,12 +24,19 @@ type dbHarness struct {
 	env   *testsuite.TestWorkflowEnvironment
 	mu    sync.Mutex
 	calls []string
+	// fail answers a call ("freeze 10.0.0.2:3306") with an error, or nil to let it pass.
+	fail func(call string) error
 }
 
-func (h *dbHarness) note(s string) {
+// note records a call and returns the error fail gives it.
+func (h *dbHarness) note(s string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, s)
+	if h.fail != nil {
+		return h.fail(s)
+	}
+	return nil
 }
 
 func (h *dbHarness) seq() string {
@@ -37,10 +45,13 @@ func (h *dbHarness) seq() string {
 	return strings.Join(h.calls, " | ")
 }
 
-func newDBHarness(t *testing.T, verifyErr error) *dbHarness {
+func newDBHarness(t *testing.T, fail func(call string) error) *dbHarness {
 	var s testsuite.WorkflowTestSuite
-	h := &dbHarness{env: s.NewTestWorkflowEnvironment()}
+	h := &dbHarness{env: s.NewTestWorkflowEnvironment(), fail: fail}
 	env := h.env
+	// On a loaded machine (CI's two cores) the first workflow task of the package, which
+	// pays for the SDK's lazy set-up, can take over the default second.
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	env.RegisterWorkflow(DatabaseCutover)
 	RegisterLock(env)
 	env.RegisterActivity(&activities.MySQL{})
@@ -55,37 +66,38 @@ func newDBHarness(t *testing.T, verifyErr error) *dbHarness {
 		})
 	env.OnActivity(r53.SetRecord, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SetRecordInput) (activities.SetRecordOutput, error) {
-			h.note("dns " + in.Seen.Name + "=" + strings.Join(in.Values, ","))
-			return activities.SetRecordOutput{ChangeID: "C1"}, nil
+			return activities.SetRecordOutput{ChangeID: "C1"}, h.note("dns " + in.Seen.Name + "=" + strings.Join(in.Values, ","))
 		})
 	env.OnActivity(r53.WaitInsync, mock.Anything, mock.Anything).Return(activities.WaitInsyncOutput{Status: "INSYNC"}, nil)
 	env.OnActivity(mysqlActs.DBPreflight, mock.Anything, mock.Anything).Return(activities.DBPreflightOutput{
 		Source: activities.DBServerState{ServerID: 1, GTID: "0-1-10"}, Target: activities.DBServerState{ServerID: 2, GTID: "0-1-10"}}, nil)
 	env.OnActivity(mysqlActs.DBFreeze, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DBFreezeInput) (activities.DBFreezeOutput, error) {
-			h.note("freeze " + in.Server.Addr)
-			return activities.DBFreezeOutput{Position: "0-1-11"}, nil
+			return activities.DBFreezeOutput{Position: "0-1-11"}, h.note("freeze " + in.Server.Addr)
 		})
 	env.OnActivity(mysqlActs.DBUnfreeze, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DBUnfreezeInput) error { h.note("unfreeze " + in.Server.Addr); return nil })
+		func(_ context.Context, in activities.DBUnfreezeInput) error {
+			return h.note("unfreeze " + in.Server.Addr)
+		})
 	env.OnActivity(mysqlActs.DBUnlockUser, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DBUnfreezeInput) error { h.note("unlock " + in.Server.Addr); return nil })
+		func(_ context.Context, in activities.DBUnfreezeInput) error {
+			return h.note("unlock " + in.Server.Addr)
+		})
 	env.OnActivity(mysqlActs.DBCatchUp, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DBCatchUpInput) (activities.DBCatchUpOutput, error) {
-			h.note("catchup " + in.Server.Addr)
-			return activities.DBCatchUpOutput{Position: in.Position}, nil
+			return activities.DBCatchUpOutput{Position: in.Position}, h.note("catchup " + in.Server.Addr)
 		})
 	env.OnActivity(mysqlActs.DBPromote, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DBPromoteInput) error { h.note("promote " + in.Server.Addr); return nil })
+		func(_ context.Context, in activities.DBPromoteInput) error {
+			return h.note("promote " + in.Server.Addr)
+		})
 	env.OnActivity(mysqlActs.DBReplicate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DBReplicateInput) error {
-			h.note("replicate " + in.Server.Addr + "<-" + in.Source)
-			return nil
+			return h.note("replicate " + in.Server.Addr + "<-" + in.Source)
 		})
 	env.OnActivity(mysqlActs.DBVerify, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DBVerifyInput) (activities.DBVerifyOutput, error) {
-			h.note("verify " + in.Primary.Addr)
-			return activities.DBVerifyOutput{}, verifyErr
+			return activities.DBVerifyOutput{}, h.note("verify " + in.Primary.Addr)
 		})
 	return h
 }
@@ -130,7 +142,12 @@ func TestDBCutoverRollbackBeforeTheFreezeChangesNothing(t *testing.T) {
 // A verification failing after the point of no return switches back: the target frozen,
 // the source caught up and promoted, the target its replica again, both names back.
 func TestDBCutoverFailureAfterThePromoteSwitchesBack(t *testing.T) {
-	h := newDBHarness(t, temporal.NewNonRetryableApplicationError("verify: canary did not read back", activities.ErrDBVerify, nil))
+	h := newDBHarness(t, func(call string) error {
+		if call == "verify 10.0.0.2:3306" {
+			return temporal.NewNonRetryableApplicationError("verify: canary did not read back", activities.ErrDBVerify, nil)
+		}
+		return nil
+	})
 	h.env.ExecuteWorkflow(DatabaseCutover, dbTestInput(false))
 	require.NoError(t, h.env.GetWorkflowError())
 	var res DBCutoverResult
@@ -140,4 +157,32 @@ func TestDBCutoverFailureAfterThePromoteSwitchesBack(t *testing.T) {
 	assert.Contains(t, h.seq(), "verify 10.0.0.2:3306 | freeze 10.0.0.2:3306 | catchup 10.0.0.1:3306 | promote 10.0.0.1:3306 | "+
 		"replicate 10.0.0.2:3306<-10.0.0.1:3306 | unlock 10.0.0.2:3306 | dns db.shop.internal.=10.0.0.1 | dns www.shop.example.=198.51.100.30")
 	assert.True(t, res.Changes.None(), res.Changes.InEffect)
+}
+
+// The target dies right after its promote, before the repoint: the replication back does
+// not start, the switch back cannot freeze the target, and, since no application write
+// can have reached it, the source takes the writes back; the state says to fence the
+// target when it returns.
+func TestDBCutoverTargetDeadAfterThePromoteFallsBackToTheSource(t *testing.T) {
+	dead := false
+	h := newDBHarness(t, func(call string) error {
+		switch {
+		case call == "replicate 10.0.0.1:3306<-10.0.0.2:3306" && !dead:
+			dead = true
+			return temporal.NewNonRetryableApplicationError("10.0.0.1:3306 does not replicate from 10.0.0.2:3306", activities.ErrDBReplication, nil)
+		case dead && strings.Contains(call, "10.0.0.2:3306") && !strings.HasPrefix(call, "replicate 10.0.0.1"):
+			return temporal.NewApplicationError("connect to 10.0.0.2:3306: connection refused", activities.ErrDBUnreachable)
+		}
+		return nil
+	})
+	h.env.ExecuteWorkflow(DatabaseCutover, dbTestInput(false))
+	require.NoError(t, h.env.GetWorkflowError())
+	var res DBCutoverResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	assert.Equal(t, StateRolledBack, res.State)
+	assert.Equal(t, "10.0.0.1:3306", res.Primary)
+	assert.Contains(t, res.Message, "make it read_only and a replica of 10.0.0.1:3306")
+	assert.NotContains(t, h.seq(), "dns db.shop.internal.", "the database name never moved")
+	assert.Contains(t, h.seq(), "promote 10.0.0.1:3306")
+	assert.True(t, strings.HasSuffix(h.seq(), "dns www.shop.example.=198.51.100.30"), h.seq())
 }
