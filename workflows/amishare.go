@@ -308,7 +308,12 @@ func (w *amiShare) finish(ctx workflow.Context) (AMIShareResult, error) {
 		w.log.Info("ami share completed", "pairs", len(w.pairs))
 		return w.result(StateCompleted, msg), nil
 	}
-	summary := fmt.Sprintf("%d of %d pair(s) failed: %s", len(failed), len(w.pairs), strings.Join(failed, "; "))
+	summary := fmt.Sprintf("%d of %d pair(s) failed: %s", len(failed), len(w.pairs), failed[0])
+	if len(failed) > 1 {
+		// Each pair's detail is in the progress; the same cause said for every pair
+		// buried the sentence (the Temporal UI shows this message as the failure).
+		summary = fmt.Sprintf("%d of %d pair(s) failed (each one in the progress), the first %s", len(failed), len(w.pairs), failed[0])
+	}
 	w.log.Warn("ami share partially failed", "failed", len(failed), "pairs", len(w.pairs))
 	// The run's end undoes the copies made (the default) or leaves them and reports them.
 	return AMIShareResult{}, temporal.NewNonRetryableApplicationError(summary, ErrAMIPartialFailure, nil)

@@ -382,7 +382,7 @@ func (e runEnd[R]) cancelled(err error) (R, error) {
 // fail finishes the run as failed with ch in effect and returns the error that carries the
 // result (and so the change report) in its details.
 func (e runEnd[R]) fail(line string, ch Changes, cause error) (R, error) {
-	msg := "failed: " + line + "; " + inEffectText(ch)
+	msg := "failed: " + readable(line) + "; " + inEffectText(ch)
 	e.s.Finish(e.ctx, StateFailed, msg)
 	res := e.result(Outcome{State: StateFailed, Message: msg, Changes: ch, Failure: line})
 	return res, temporal.NewNonRetryableApplicationError(msg, ErrMigrationFailed, flatCause(cause), res)
@@ -407,7 +407,7 @@ func flatCause(cause error) error {
 		typ = ae.Type()
 		err = ae.Unwrap()
 	}
-	return temporal.NewNonRetryableApplicationError(failureLine(cause), typ, nil)
+	return temporal.NewNonRetryableApplicationError(readable(failureLine(cause)), typ, nil)
 }
 
 // inEffectText says what is still changed, for the final message.

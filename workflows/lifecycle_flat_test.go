@@ -25,3 +25,10 @@ func TestFlatCauseOneSentence(t *testing.T) {
 	require.True(t, HasErrorType(top, "AccessDenied"))
 	require.Nil(t, flatCause(nil))
 }
+
+// The AWS SDK's transport detail and a cause repeated per item leave the sentence.
+func TestReadableFailure(t *testing.T) {
+	sdk := "copy image ami-1 from eu-west-1 to eu-west-2: UnauthorizedOperation: not authorized; grant the worker's role the permission: operation error EC2: CopyImage, https response error StatusCode: 403, RequestID: 1e5f, api error UnauthorizedOperation: not authorized"
+	require.Equal(t, "copy image ami-1 from eu-west-1 to eu-west-2: UnauthorizedOperation: not authorized; grant the worker's role the permission", readable(sdk))
+	require.Equal(t, "a; b", readable("a; b; a"))
+}
