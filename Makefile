@@ -4,7 +4,7 @@ SHELL := /bin/bash
 TOOL := go tool -modfile=tools/go.mod
 GO_PACKAGES := ./...
 
-.PHONY: all build dev test test-short generate checkgenerate lint bench chaos clean
+.PHONY: all build dev test test-short test-ui generate checkgenerate lint bench chaos clean
 
 all: build
 
@@ -18,6 +18,12 @@ dev:
 ## test: every test, including the integration tests that boot the embedded stack
 test:
 	go test -count=1 -timeout 20m $(GO_PACKAGES)
+
+## test-ui: ferry dev's Temporal Web UI driven in headless Chromium (Debian's chromium;
+## FERRY_CHROMIUM for another path); screenshots go to bin/test-ui (FERRY_UI_ARTIFACTS).
+## Under CI=true a missing Chromium fails the test instead of skipping it.
+test-ui:
+	go test -tags uitest -count=1 -timeout 8m -v -run TestTemporalUI ./e2e/ui
 
 ## test-short: unit tests only
 test-short:
