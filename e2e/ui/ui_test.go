@@ -114,7 +114,7 @@ func TestTemporalUI(t *testing.T) {
 	if !oneSentence(reason) || depth > 2 {
 		t.Errorf("failure of %s does not read as one sentence (%d levels of causes): %q", amiID, depth, reason)
 	}
-	b.page(t, "5-failed-ami-share", uiURL(ami), "AMI share", firstWords(reason, 6))
+	b.page(t, "6-failed-ami-share", uiURL(ami), "AMI share", firstWords(reason, 6))
 	t.Logf("failure reason: %s", reason)
 	t.Logf("done in %s", time.Since(began).Round(time.Second))
 }

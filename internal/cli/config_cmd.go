@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -115,12 +116,27 @@ func newSetContextCmd(g *globals) *cobra.Command {
 					*dst = v
 				}
 			}
+			// Files are kept as absolute paths: the context is used from any directory.
+			file := func(flag string, dst *string, v string) error {
+				if !cmd.Flags().Changed(flag) || v == "" {
+					set(flag, dst, v)
+					return nil
+				}
+				abs, err := filepath.Abs(v)
+				*dst = abs
+				return err
+			}
 			set("api", &c.API, x.API)
 			set("token", &c.Token, x.Token)
-			set("token-file", &c.TokenFile, x.TokenFile)
-			set("ca", &c.CA, x.CA)
-			set("cert", &c.Cert, x.Cert)
-			set("cert-key", &c.CertKey, x.CertKey)
+			for _, f := range []struct {
+				flag string
+				dst  *string
+				v    string
+			}{{"token-file", &c.TokenFile, x.TokenFile}, {"ca", &c.CA, x.CA}, {"cert", &c.Cert, x.Cert}, {"cert-key", &c.CertKey, x.CertKey}} {
+				if err := file(f.flag, f.dst, f.v); err != nil {
+					return err
+				}
+			}
 			cfg.upsert(*c)
 			if use || cfg.CurrentContext == "" {
 				cfg.CurrentContext = c.Name

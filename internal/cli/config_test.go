@@ -111,14 +111,15 @@ func TestContexts(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("prod-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := ferry(t, "config", "set-context", "prod", "--api", prod, "--token-file", tokenFile); code != 0 {
+	// A relative token file is kept absolute, so the context works from anywhere.
+	if out, code := ferry(t, "config", "set-context", "prod", "--api", prod, "--token-file", "prod-token"); code != 0 {
 		t.Fatal(out)
 	}
 	if out, code := ferry(t, "config", "set-context", "stage", "--api", stage, "--token", "stage-token"); code != 0 {
 		t.Fatal(out)
 	}
 	out, _ := ferry(t, "config", "get-contexts")
-	if !strings.Contains(out, "*        prod") || !strings.Contains(out, "token (in the config file)") || strings.Contains(out, "stage-token") {
+	if !strings.Contains(out, "*        prod") || !strings.Contains(out, "token file "+tokenFile) || !strings.Contains(out, "token (in the config file)") || strings.Contains(out, "stage-token") {
 		t.Fatalf("get-contexts (first context current, no secret printed):\n%s", out)
 	}
 	if st, _ := os.Stat(filepath.Join(dir, "config", "ferry", "config.yaml")); st == nil || st.Mode().Perm() != 0o600 {
