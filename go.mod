@@ -31,6 +31,7 @@ require (
 	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/chromedp/chromedp v0.23.1
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	go.temporal.io/sdk/contrib/opentelemetry v0.6.0 // indirect
 )
 
 require (

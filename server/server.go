@@ -21,12 +21,15 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
+	"github.com/ferryhq/ferry/internal/telemetry"
 )
 
 // Options configures the API.
 type Options struct {
-	// Namespace the workflows live in (for UI links).
+	// Namespace the workflows live in (for UI links and /readyz; empty: "default").
 	Namespace string
+	// Metrics, when set, is served at /metrics (telemetry.Metrics.HTTP).
+	Metrics http.Handler
 	// UIURL is the Temporal Web UI's base address, for links in Migration.ui_url.
 	UIURL string
 	// Tokens authenticates callers. Nil refuses every call but health and reflection.
@@ -87,13 +90,13 @@ func Handler(c client.Client, o Options) http.Handler {
 	mux.Handle(healthPath, connect.NewUnaryHandler(healthPath, func(ctx context.Context, r *connect.Request[healthpb.HealthCheckRequest]) (*connect.Response[healthpb.HealthCheckResponse], error) {
 		return connect.NewResponse(&healthpb.HealthCheckResponse{Status: healthStatus(ctx, c, r.Msg.GetService())}), nil
 	}, limits...))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if healthStatus(r.Context(), c, "") != healthpb.HealthCheckResponse_SERVING {
-			http.Error(w, "temporal unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	// Liveness never asks Temporal (a Temporal outage must not restart every API pod);
+	// readiness does, and checks ferry's namespace and search attributes too.
+	mux.HandleFunc("GET /healthz", telemetry.Liveness)
+	mux.Handle("GET /readyz", telemetry.Readiness(c, o.Namespace))
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 	// Outermost the log, so a request refused by the body cap is logged too.
 	return withRequestLog(o.Logger, limitBody(o.maxRequestBytes()+requestOverheadBytes, withClientCert(mux)))
 }

@@ -164,6 +164,10 @@ func (w *dnsShift) evaluateGates(ctx workflow.Context, step string) (gateVerdict
 		}
 	}
 	var v gateVerdicts
+	m := metricsOf(ctx, KindDNSShift)
+	for _, r := range results {
+		m.WithTags(map[string]string{"verdict": r.Verdict}).Counter(MetricGateEvaluations).Inc(1)
+	}
 	w.result = results
 	w.s.Update(ctx, func(p *Progress) { p.DNS.Gates = results })
 	for i, g := range w.spec.Gates {

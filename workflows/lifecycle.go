@@ -281,6 +281,7 @@ func runKind[R any](ctx workflow.Context, what string, k kindRun[R]) (R, error) 
 	var err error
 	c := k.common()
 	s := k.steering()
+	s.countStart(ctx)
 	if c.Undo != nil {
 		s.Audit(ctx, SystemIdentity, "undo", fmt.Sprintf("undo of %s: %s (%s)", c.Undo.ID, c.Undo.InEffect, c.Reason), "")
 		// The kind's rollback does the work; the request names why, for its messages.
@@ -292,10 +293,12 @@ func runKind[R any](ctx workflow.Context, what string, k kindRun[R]) (R, error) 
 	if isContinue(err) {
 		return res, err // the kind's workflow function continues as new with its state
 	}
-	return runEnd[R]{
+	res, err = runEnd[R]{
 		ctx: ctx, s: s, log: s.Logger(), onFailure: c.OnFailure, what: what,
 		changes: k.changes, undo: k.rollback, result: k.resultOf,
 	}.end(res, err)
+	s.countEnd(ctx)
+	return res, err
 }
 
 // runEnd is what a kind lends endRun: its steering, its changes so far, how to undo them

@@ -31,6 +31,8 @@ type Steering struct {
 	paused      bool
 	rollback    *ActionRequest
 	rollingBack bool
+	// rollbackBegan is when the rollback began, for its duration metric.
+	rollbackBegan time.Time
 	finished    bool
 	pending     *approvalGate
 	// blocked says what keeps failing and since when, while a step retries at a slow pace.
@@ -98,6 +100,9 @@ type approvalGate struct {
 	required   int
 	approvedBy []string
 	done       bool
+	// opened is when this run opened the gate, for the wait metric (zero for a gate a
+	// previous run of the chain opened).
+	opened time.Time
 }
 
 // NewSteering registers the progress query, the approve/pause/resume/rollback signals and
@@ -418,6 +423,11 @@ func (s *Steering) RequestRollback(ctx workflow.Context, reason, step string) {
 //
 // It returns why, for messages: who asked for the rollback and their reason.
 func (s *Steering) BeginRollback(ctx workflow.Context) (why string) {
+	by := SystemIdentity
+	if s.rollback != nil {
+		by = s.rollback.Identity
+	}
+	s.countRollback(ctx, by)
 	s.rollingBack = true
 	s.paused = false
 	if s.pending != nil {
@@ -450,7 +460,7 @@ func (s *Steering) AwaitApproval(ctx workflow.Context, step string) (approved bo
 	}
 	g := s.pending
 	if g == nil || g.step != step || g.done {
-		g = &approvalGate{step: step, required: s.opts.Approvals.RequiredApprovers}
+		g = &approvalGate{step: step, required: s.opts.Approvals.RequiredApprovers, opened: workflow.Now(ctx)}
 		s.pending = g
 		s.Audit(ctx, SystemIdentity, "awaiting approval", fmt.Sprintf("%d approver(s) needed", g.required), step)
 		s.logger.Info("awaiting approval", "step", step, "required", g.required)
@@ -460,6 +470,9 @@ func (s *Steering) AwaitApproval(ctx workflow.Context, step string) (approved bo
 		return false, err // the gate stays open for the next run
 	}
 	approved = g.done && s.rollback == nil
+	if approved {
+		s.countApprovalWait(ctx, g.opened)
+	}
 	s.pending = nil
 	s.refresh(ctx)
 	return approved, err

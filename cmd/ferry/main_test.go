@@ -7,10 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,9 +120,16 @@ func TestTwoWorkerProcessesShareWork(t *testing.T) {
 	}
 	srv, c := testenv.Temporal(t)
 	dir := t.TempDir()
-	for range 2 {
-		startFerry(t, dir, "worker", "--temporal-address", srv.HostPort(), "--log-level", "warn", "--allow-unsigned")
+	// The first worker serves its metrics and probes too.
+	probes := testenv.Addr(testenv.FreePort(t))
+	for i := range 2 {
+		args := []string{"worker", "--temporal-address", srv.HostPort(), "--log-level", "warn", "--allow-unsigned"}
+		if i == 0 {
+			args = append(args, "--http-listen", probes)
+		}
+		startFerry(t, dir, args...)
 	}
+	waitHTTP(t, "http://"+probes+"/readyz", 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -142,6 +151,20 @@ func TestTwoWorkerProcessesShareWork(t *testing.T) {
 		t.Fatalf("workers that ran activities: %v; want two distinct worker processes", seen)
 	}
 	t.Logf("activities per worker: %v", seen)
+
+	// The worker's own listener: its SDK metrics, liveness, and readiness (Temporal up,
+	// the namespace and ferry's search attributes registered).
+	resp, err := http.Get("http://" + probes + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// Both workers ran Echo activities (seen has two), so this one recorded some.
+	if !regexp.MustCompile(`temporal_activity_execution_latency_seconds_count\{[^}]*activity_type="Echo"`).Match(body) {
+		t.Fatalf("the worker's /metrics lacks the Echo activities it ran:\n%.2000s", body)
+	}
+	waitHTTP(t, "http://"+probes+"/healthz", time.Second)
 }
 
 // TestDevKeepsHistoryAcrossRestart runs `ferry dev`, completes a workflow, stops it with

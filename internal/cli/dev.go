@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry/internal/devtemporal"
+	"github.com/ferryhq/ferry/internal/telemetry"
 	"github.com/ferryhq/ferry/internal/temporalconn"
 	"github.com/ferryhq/ferry/server"
 	"github.com/ferryhq/ferry/worker"
@@ -134,7 +135,12 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 		}
 	}
 
-	conn := temporalconn.Options{Address: ts.HostPort(), Namespace: ts.Namespace(), Identity: defaultIdentity("dev")}
+	metrics, err := telemetry.NewMetrics(log)
+	if err != nil {
+		return nil, err
+	}
+	stack.stops = append(stack.stops, metrics.Close)
+	conn := temporalconn.Options{Address: ts.HostPort(), Namespace: ts.Namespace(), Identity: defaultIdentity("dev"), MetricsHandler: metrics.Handler}
 	c, err := temporalconn.Dial(conn, log.With("component", "temporal-client"))
 	if err != nil {
 		return nil, err
@@ -171,7 +177,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	}
 	policy := server.DefaultPolicy()
 	h := server.Handler(c, server.Options{Namespace: ts.Namespace(), UIURL: ts.UIURL(), Tokens: tokens, Logger: log,
-		SigningKey: signingKey, Policy: &policy})
+		SigningKey: signingKey, Policy: &policy, Metrics: metrics.HTTP()})
 	srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(srvCtx, apiLn, h, log) }()
@@ -188,7 +194,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 func printDevTable(g *globals, s *devStack, o devOptions, took time.Duration) {
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ferry dev is up (%s)\n\n", took.Round(10*time.Millisecond))
-	fmt.Fprintf(tw, "ferry API\t%s\t(Connect, gRPC, gRPC-Web; health at /healthz)\n", s.apiURL)
+	fmt.Fprintf(tw, "ferry API\t%s\t(Connect, gRPC, gRPC-Web; /healthz, /readyz, /metrics)\n", s.apiURL)
 	fmt.Fprintf(tw, "Temporal frontend\t%s\tnamespace %s, task queue %s\n", s.temporal.HostPort(), s.temporal.Namespace(), workflows.TaskQueue)
 	if s.temporal.UIURL() != "" {
 		fmt.Fprintf(tw, "Temporal Web UI\t%s\t\n", s.temporal.UIURL())

@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryhq/ferry/internal/telemetry"
 	"github.com/ferryhq/ferry/internal/temporalconn"
 	"github.com/ferryhq/ferry/proof"
 	"github.com/ferryhq/ferry/server"
@@ -47,6 +52,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		acts, wft int
 		trustKeys []string
 		unsigned  bool
+		httpAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -64,11 +70,24 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 				log.Warn("worker runs with --allow-unsigned: approvals, resumes and starts are accepted from anyone who can reach the namespace")
 			}
 			conn.Identity = defaultIdentity("worker")
+			metrics, err := telemetry.NewMetrics(log)
+			if err != nil {
+				return err
+			}
+			defer metrics.Close()
+			conn.MetricsHandler = metrics.Handler
 			c, err := temporalconn.Dial(conn, log)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if httpAddr != "" {
+				stop, err := serveProbes(cmd.Context(), httpAddr, telemetry.Mux(metrics, c, conn.Namespace), log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			w, err := worker.New(cmd.Context(), c, worker.Options{
 				TaskQueue: taskQueue, Identity: conn.Identity, Cloud: cloud, Logger: log,
 				MaxConcurrentActivities: acts, MaxConcurrentWorkflowTasks: wft, TrustedKeys: keys,
@@ -87,7 +106,24 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 	cmd.Flags().IntVar(&wft, "max-concurrent-workflow-tasks", envInt("FERRY_MAX_CONCURRENT_WORKFLOW_TASKS", 0), "workflow tasks run at once, 0 = SDK default (FERRY_MAX_CONCURRENT_WORKFLOW_TASKS)")
 	cmd.Flags().StringSliceVar(&trustKeys, "trust-keys", envList("FERRY_TRUST_KEYS"), "public keys of the API's signing keys (ed25519:..., `ferry keys public`); approvals, resumes and starts need their signature; list old and new while rotating (FERRY_TRUST_KEYS)")
 	cmd.Flags().BoolVar(&unsigned, "allow-unsigned", envBool("FERRY_ALLOW_UNSIGNED", false), "trust no key: accept approvals and starts nobody signed, e.g. tests that drive Temporal directly (FERRY_ALLOW_UNSIGNED)")
+	cmd.Flags().StringVar(&httpAddr, "http-listen", envOr("FERRY_WORKER_HTTP", ""), "serve /metrics, /healthz (liveness) and /readyz (Temporal, namespace and search attributes ready) on this address, e.g. :9464; empty: off (FERRY_WORKER_HTTP)")
 	return cmd
+}
+
+// serveProbes serves a worker's metrics and probes until stop is called.
+func serveProbes(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("metrics and probes listening", "addr", "http://"+ln.Addr().String(), "paths", "/metrics /healthz /readyz")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
 }
 
 // interruptOn returns a channel closed when the command's context ends (SIGINT/SIGTERM), in
@@ -147,6 +183,12 @@ func newServerCmd(g *globals) *cobra.Command {
 				}
 			}
 			conn.Identity = defaultIdentity("server")
+			metrics, err := telemetry.NewMetrics(log)
+			if err != nil {
+				return err
+			}
+			defer metrics.Close()
+			conn.MetricsHandler = metrics.Handler
 			c, err := temporalconn.Dial(conn, log)
 			if err != nil {
 				return err
@@ -163,7 +205,7 @@ func newServerCmd(g *globals) *cobra.Command {
 			log.Info("api listening", "addr", scheme+ln.Addr().String(), "mtls", tlsFiles.ClientCAFile != "")
 			o := limits
 			o.Namespace, o.UIURL, o.Tokens, o.Logger = conn.Namespace, uiURL, tokens, log
-			o.SigningKey, o.Policy = key, &pol
+			o.SigningKey, o.Policy, o.Metrics = key, &pol, metrics.HTTP()
 			h := server.Handler(c, o)
 			return server.ServeTLS(cmd.Context(), ln, h, tlsFiles, log)
 		},

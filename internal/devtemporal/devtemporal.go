@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +48,7 @@ type Server struct {
 	hostPort  string
 	uiURL     string
 	namespace string
+	stopOnce  sync.Once
 }
 
 // SQLitePragmas are the store settings that keep a durable file at about 70% of the
@@ -151,7 +153,9 @@ func (s *Server) UIURL() string { return s.uiURL }
 func (s *Server) Namespace() string { return s.namespace }
 
 // Stop stops the server and the UI.
-func (s *Server) Stop() { s.srv.Stop() }
+// Stop stops the server; later calls do nothing (a test may stop Temporal to watch ferry
+// without it, and its cleanup stops it again).
+func (s *Server) Stop() { s.stopOnce.Do(func() { s.srv.Stop() }) }
 
 func searchAttributes() map[string]enumspb.IndexedValueType {
 	m := make(map[string]enumspb.IndexedValueType, len(workflows.SearchAttributeKeys))

@@ -29,6 +29,8 @@ type Options struct {
 	APIKey string
 	// Identity names this process in the Temporal UI (workers' identity, API callers).
 	Identity string
+	// MetricsHandler receives the SDK's metrics and those workflows emit (nil: none).
+	MetricsHandler client.MetricsHandler
 }
 
 // Validate checks the combination of settings before any connection is tried.
@@ -54,6 +56,9 @@ func Dial(o Options, logger *slog.Logger) (client.Client, error) {
 		HostPort:  o.Address,
 		Namespace: o.Namespace,
 		Identity:  o.Identity,
+	}
+	if o.MetricsHandler != nil {
+		co.MetricsHandler = o.MetricsHandler
 	}
 	if logger != nil {
 		co.Logger = tlog.NewStructuredLogger(logger)

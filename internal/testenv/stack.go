@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/internal/apiclient"
 	"github.com/ferryhq/ferry/internal/devtemporal"
+	"github.com/ferryhq/ferry/internal/telemetry"
 	"github.com/ferryhq/ferry/proof"
 	"github.com/ferryhq/ferry/sandbox"
 	"github.com/ferryhq/ferry/sandbox/topology"
@@ -39,13 +40,26 @@ type Stack struct {
 	API      *httptest.Server
 	// SigningKey is the API's: tests that play a forger sign with another.
 	SigningKey ed25519.PrivateKey
+	// Metrics is what the worker's and the API's client record (the SDK's and ferry's
+	// own), served at API.URL + "/metrics" as `ferry server` serves it.
+	Metrics *telemetry.Metrics
 }
 
 // StartStack starts the stack; everything stops when the test ends.
 func StartStack(t testing.TB) *Stack {
 	t.Helper()
-	srv, c := Temporal(t)
+	srv, raw := Temporal(t)
 	ctx := context.Background()
+	metrics, err := telemetry.NewMetrics(nil)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	t.Cleanup(metrics.Close)
+	c, err := client.NewClientFromExisting(raw, client.Options{Namespace: srv.Namespace(), Logger: QuietLogger(), MetricsHandler: metrics.Handler})
+	if err != nil {
+		t.Fatalf("client with metrics: %v", err)
+	}
+	t.Cleanup(c.Close)
 	// TTL 1s: a shift dwells max(bake, TTL), so the default 60s would make every test step
 	// a minute long.
 	topo := topology.Default()
@@ -95,11 +109,11 @@ func StartStack(t testing.TB) *Stack {
 		server.TokenEntry{Token: TokenCarol, Principal: server.Principal{Identity: "carol", Roles: []string{server.RoleApprover}}},
 		server.TokenEntry{Token: TokenVera, Principal: server.Principal{Identity: "vera", Roles: []string{server.RoleViewer}}},
 	)
-	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens, SigningKey: signingKey}))
+	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens, SigningKey: signingKey, Metrics: metrics.HTTP()}))
 	api.EnableHTTP2 = true
 	api.StartTLS()
 	t.Cleanup(api.Close)
-	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api, SigningKey: signingKey}
+	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api, SigningKey: signingKey, Metrics: metrics}
 }
 
 // APIClient returns a MigrationService client that sends token; grpc picks the gRPC
