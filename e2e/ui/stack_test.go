@@ -83,6 +83,9 @@ func startDev(t *testing.T) *devStack {
 	// The built-in topology's MongoDB members move to free ports: a developer's own ferry
 	// dev may hold 27017 and up.
 	topo := string(topology.DefaultYAML())
+	// A 5s TTL makes the shift's dwell (max(bake time, TTL)) short: the test waits for the
+	// approval gate, not for caches to expire.
+	topo = strings.Replace(topo, "ttl: 60", "ttl: 5", 1)
 	for p := 27017; p <= 27022; p++ {
 		topo = strings.ReplaceAll(topo, "port: "+strconv.Itoa(p), "port: "+strconv.Itoa(testenv.FreePort(t)))
 	}

@@ -52,6 +52,7 @@ func TestTemporalUI(t *testing.T) {
 		// test here, not the error-rate gate (its own e2e tests cover it), and the gate
 		// comes a dwell sooner.
 		spec = strings.Replace(spec, "approveAt: [50]", "approveAt: [10]", 1)
+		spec = strings.Replace(spec, "bakeTime: 20s", "bakeTime: 5s", 1)
 		return spec[:strings.Index(spec, "    # The 5xx ratio")]
 	})
 	if _, err := s.ferry(t, "plan", "-f", dnsSpec); err != nil {
