@@ -15,7 +15,7 @@ var kindBlurbs = map[string]string{
 	"dns-shift":          "move traffic between weighted Route 53 record sets along a schedule, with gates",
 	"ami-share":          "copy AMIs to other regions and share them with accounts",
 	"mongo-primary-move": "extend a MongoDB replica set into a region and move the primary there",
-	"region-move":        "the phases above as child workflows, with approvals between them",
+	"region-move":        "AMI share, MongoDB primary move and DNS shift as child workflows, with approvals between",
 	"database-cutover":   "switch a MySQL / MariaDB primary behind a maintenance page",
 }
 
