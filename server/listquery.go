@@ -5,15 +5,19 @@ import (
 	"strings"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
-	"github.com/ferryhq/ferry/workflows"
+	"github.com/ferryhq/ferry/spec"
 )
 
 // listQuery builds ListMigrations' visibility query from the filters. Values come from
 // enums, or are free text checked against a safe set and then quoted; see filterValue.
 // The query always starts with the FerryKind clause, so it lists ferry's migrations only.
 func listQuery(r *ferryv1.ListMigrationsRequest) (string, error) {
-	q := []string{"FerryKind IN (" + strings.Join([]string{quote(workflows.KindDNSShift), quote(workflows.KindAMIShare),
-		quote(workflows.KindMongoPrimaryMove), quote(workflows.KindRegionMove)}, ", ") + ")"}
+	// Every registered kind, so a kind that lands is listed without an edit here.
+	kinds := make([]string, len(spec.Kinds))
+	for i, k := range spec.Kinds {
+		kinds[i] = quote(k.Name)
+	}
+	q := []string{"FerryKind IN (" + strings.Join(kinds, ", ") + ")"}
 	if k := r.GetKind(); k != ferryv1.MigrationKind_MIGRATION_KIND_UNSPECIFIED {
 		name := kindName(k)
 		if name == "" {

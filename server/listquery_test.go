@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
+	"github.com/ferryhq/ferry/spec"
 )
 
 // TestQuoteEscapesBackslashFirst pins the literal quoting: a value's own backslash must
@@ -34,5 +35,19 @@ func TestListQueryRefusesUnsafeFilters(t *testing.T) {
 	q, err := listQuery(&ferryv1.ListMigrationsRequest{Region: "eu-west-1", Initiator: "ferry-dev@host:123"})
 	if err != nil || !strings.Contains(q, "FerryInitiator = 'ferry-dev@host:123'") {
 		t.Fatalf("ordinary filters: %s, %v", q, err)
+	}
+}
+
+// Every registered kind is listed: a kind that lands must not be missing from `ferry list`
+// (the list was once four names written out, and a new kind's migrations never showed).
+func TestListQueryNamesEveryKind(t *testing.T) {
+	q, err := listQuery(&ferryv1.ListMigrationsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range spec.Kinds {
+		if !strings.Contains(q, quote(k.Name)) {
+			t.Errorf("the list query %s leaves out kind %s", q, k.Name)
+		}
 	}
 }
