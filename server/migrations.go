@@ -231,6 +231,7 @@ func (s *migrationService) loadDetail(ctx context.Context, id string) (*ferryv1.
 		return nil, false, err
 	}
 	m := s.summary(info)
+	m.Spec = specOf(info)
 	qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer qcancel()
 	v, err := s.temporal.QueryWorkflow(qctx, id, info.GetExecution().GetRunId(), workflows.QueryProgress)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"slices"
 	"strings"
 	"testing"
@@ -325,6 +326,14 @@ func TestAPI(t *testing.T) {
 		}
 		if len(out.LaunchPermissions) != 1 || aws.ToString(out.LaunchPermissions[0].UserId) != "111122223333" {
 			t.Fatalf("launch permissions of %s = %v", copies[0].GetImageId(), out.LaunchPermissions)
+		}
+		// The migration shows what was asked for beside what happened (the CLI's SHARED WITH).
+		got, err := alice.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got.Msg.GetMigration().GetSpec(), m) {
+			t.Fatalf("GetMigration's spec = %v, want the spec started: %v", got.Msg.GetMigration().GetSpec(), m)
 		}
 	})
 

@@ -10,10 +10,12 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -125,6 +127,11 @@ func planError(err error, id string, timeout time.Duration) error {
 // memoIdempotencyKey is the memo field holding StartMigration's idempotency key.
 const memoIdempotencyKey = "idempotencyKey"
 
+// memoSpec is the memo field holding the spec as started (protojson), so GetMigration can
+// show what was asked for (an AMI share's accounts, a shift's schedule) beside the
+// progress. Specs carry secret references, never secrets.
+const memoSpec = "spec"
+
 func (s *migrationService) StartMigration(ctx context.Context, req *connect.Request[ferryv1.StartMigrationRequest]) (*connect.Response[ferryv1.StartMigrationResponse], error) {
 	p, _ := PrincipalFrom(ctx)
 	key := req.Msg.GetIdempotencyKey()
@@ -163,8 +170,12 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 		StaticSummary: st.summary,
 		StaticDetails: fmt.Sprintf("**%s**\n\nstarted by %s; reason: %s", st.summary, p.Identity, req.Msg.GetSpec().GetReason()),
 	}
+	opts.Memo = map[string]any{}
 	if key != "" {
-		opts.Memo = map[string]any{memoIdempotencyKey: key}
+		opts.Memo[memoIdempotencyKey] = key
+	}
+	if b, err := protojson.Marshal(req.Msg.GetSpec()); err == nil {
+		opts.Memo[memoSpec] = string(b)
 	}
 	run, err := s.temporal.ExecuteWorkflow(ctx, opts, st.kind.WorkflowName, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -251,4 +262,22 @@ func (s *migrationService) awaitLocks(ctx context.Context, st startable, runID s
 		return nil
 	}
 	return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s: %s (the refused run %s changed nothing)", st.summary, r.Message, st.id))
+}
+
+// specOf is the spec a migration was started with, from its memo; nil for one started
+// before specs were kept there, or by a parent (a region move's phases).
+func specOf(info *workflowpb.WorkflowExecutionInfo) *ferryv1.MigrationSpec {
+	p, ok := info.GetMemo().GetFields()[memoSpec]
+	if !ok {
+		return nil
+	}
+	var text string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &text); err != nil {
+		return nil
+	}
+	var m ferryv1.MigrationSpec
+	if err := protojson.Unmarshal([]byte(text), &m); err != nil {
+		return nil
+	}
+	return &m
 }
