@@ -102,6 +102,7 @@ func TestKindRegistry(t *testing.T) {
 		KindAMIShare:         "AMIShare/PlanAMIShare",
 		KindMongoPrimaryMove: "MongoPrimaryMove/PlanMongoPrimaryMove",
 		KindRegionMove:       "RegionMove/PlanRegionMove",
+		KindDBCutover:        "DatabaseCutover/PlanDatabaseCutover",
 	}, names)
 	require.Nil(t, KindByName("nope"))
 }

@@ -33,8 +33,8 @@ type Steering struct {
 	rollingBack bool
 	// rollbackBegan is when the rollback began, for its duration metric.
 	rollbackBegan time.Time
-	finished    bool
-	pending     *approvalGate
+	finished      bool
+	pending       *approvalGate
 	// blocked says what keeps failing and since when, while a step retries at a slow pace.
 	blocked      string
 	blockedSince time.Time
