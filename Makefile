@@ -53,6 +53,7 @@ VULN_KNOWN := GO-2025-4272 GO-2026-4273 GO-2026-4394 GO-2026-4762 GO-2026-4945 G
 	GO-2026-6883
 
 lint:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt'ed (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(TOOL) buf lint
 	go vet $(GO_PACKAGES)
 	$(TOOL) workflowcheck -config workflowcheck.config.yaml ./workflows/...
