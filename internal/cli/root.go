@@ -46,6 +46,7 @@ func (e *exitError) Error() string { return "exit " + strconv.Itoa(e.code) }
 type globals struct {
 	stdout, stderr io.Writer
 	logLevel       string
+	logFormat      string
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -71,6 +72,10 @@ writes one named dev.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("FERRY_LOG_LEVEL", "info"), "log level: debug, info, warn, error (FERRY_LOG_LEVEL)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("FERRY_LOG_FORMAT", "text"), "log format: text, or json for a log pipeline (FERRY_LOG_FORMAT)")
+	// Checked before any command runs: a typo must not silently log at another level or
+	// in a format the pipeline cannot parse.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.checkLogFlags() }
 	root.AddCommand(
 		newDevCmd(g),
 		newWorkerCmd(g),
@@ -124,12 +129,27 @@ func envList(key string) []string {
 	return nil
 }
 
+func (g *globals) checkLogFlags() error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", g.logFormat)
+	}
+	return nil
+}
+
 func (g *globals) logger() *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if g.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(g.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }
 
 // envOr returns the environment variable's value, or def when it is unset. Every flag
