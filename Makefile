@@ -8,8 +8,11 @@ GO_PACKAGES := ./...
 
 all: build
 
+# VERSION is what `ferry version` prints: the nearest tag, else the commit (dirty marked).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	go build -o bin/ferry ./cmd/ferry
+	go build -ldflags "-X github.com/ferryhq/ferry/internal/cli.Version=$(VERSION)" -o bin/ferry ./cmd/ferry
 
 ## dev: run ferry on the embedded default (Temporal + UI, sandbox, worker, API)
 dev:

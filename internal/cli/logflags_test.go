@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -28,5 +29,20 @@ func TestLogFlags(t *testing.T) {
 	var line map[string]any
 	if err := json.Unmarshal(errb.Bytes(), &line); err != nil || line["msg"] != "worker started" || line["taskQueue"] != "ferry" {
 		t.Fatalf("json log line %q: %v", errb.String(), err)
+	}
+}
+
+func TestVersionText(t *testing.T) {
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8",
+		Deps:     []*debug.Module{{Path: "go.temporal.io/sdk", Version: "v1.37.0"}, {Path: "go.temporal.io/server", Version: "v1.29.1"}},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "4aa3898e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a"}, {Key: "vcs.modified", Value: "true"}}}
+	got := versionText("v0.9.0", bi)
+	for _, want := range []string{"ferry v0.9.0 (commit 4aa3898e1d2c, modified)", "Go 1.26.8", "Temporal Go SDK v1.37.0", "Temporal server (ferry dev) v1.29.1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("version text lacks %q:\n%s", want, got)
+		}
+	}
+	if got := versionText("dev", nil); !strings.Contains(got, "unknown (no build info)") {
+		t.Errorf("without build info: %s", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -189,7 +190,53 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Example: "  ferry version",
 		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(g.stdout, "ferry", Version)
+			fmt.Fprint(g.stdout, versionText(Version, buildInfo()))
 		},
 	}
+}
+
+func buildInfo() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
+}
+
+// versionText is ferry's version (stamped by `make build` and the Dockerfile with
+// -ldflags -X .../internal/cli.Version=...), the commit it was built from, and the versions
+// of the Temporal SDK it speaks and the server `ferry dev` embeds, from the build info.
+func versionText(version string, bi *debug.BuildInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ferry %s", version)
+	deps := map[string]string{}
+	if bi != nil {
+		settings := map[string]string{}
+		for _, s := range bi.Settings {
+			settings[s.Key] = s.Value
+		}
+		if rev := settings["vcs.revision"]; rev != "" {
+			fmt.Fprintf(&b, " (commit %.12s", rev)
+			if settings["vcs.modified"] == "true" {
+				b.WriteString(", modified")
+			}
+			if t := settings["vcs.time"]; t != "" {
+				fmt.Fprintf(&b, ", %s", t)
+			}
+			b.WriteString(")")
+		}
+		for _, d := range bi.Deps {
+			deps[d.Path] = d.Version
+		}
+		fmt.Fprintf(&b, "\nGo %s", strings.TrimPrefix(bi.GoVersion, "go"))
+	}
+	b.WriteString("\n")
+	for _, m := range []struct{ name, path string }{
+		{"Temporal Go SDK", "go.temporal.io/sdk"},
+		{"Temporal server (ferry dev)", "go.temporal.io/server"},
+	} {
+		v := deps[m.path]
+		if v == "" {
+			v = "unknown (no build info)"
+		}
+		fmt.Fprintf(&b, "%s %s\n", m.name, v)
+	}
+	return b.String()
 }
