@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,9 +73,25 @@ func (m *mgmt) vhost() string {
 // do calls the API; 401, 403 and 404 are permanent (ErrRabbitManagement), anything else
 // unexpected is retryable: a broker restarting answers 503 for a while.
 func (m *mgmt) do(ctx context.Context, method, path string, header http.Header, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(m.b.ManagementURL, "/")+path, nil)
+	return m.doBody(ctx, method, path, header, nil, out)
+}
+
+// doBody is do with a JSON request body (nil for none).
+func (m *mgmt) doBody(ctx context.Context, method, path string, header http.Header, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(m.b.ManagementURL, "/")+path, body)
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(m.b.User, m.password)
 	for k, v := range header {
@@ -85,19 +102,19 @@ func (m *mgmt) do(ctx context.Context, method, path string, header http.Header, 
 		return fmt.Errorf("%s broker %s %s: %w", m.b.Name, method, path, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return permanent(ErrRabbitManagement, nil, "%s broker %s %s: %s: check the user and its password reference (the user needs the monitoring or administrator tag)", m.b.Name, method, path, resp.Status)
 	case resp.StatusCode == http.StatusNotFound:
-		return permanent(ErrRabbitManagement, statusError(resp.StatusCode), "%s broker %s %s: not found (%s)", m.b.Name, method, path, strings.TrimSpace(string(body)))
+		return permanent(ErrRabbitManagement, statusError(resp.StatusCode), "%s broker %s %s: not found (%s)", m.b.Name, method, path, strings.TrimSpace(string(respBody)))
 	case resp.StatusCode >= 300:
-		return fmt.Errorf("%s broker %s %s: %s: %s", m.b.Name, method, path, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%s broker %s %s: %s: %s", m.b.Name, method, path, resp.Status, strings.TrimSpace(string(respBody)))
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(respBody, out); err != nil {
 		return fmt.Errorf("%s broker %s %s: decode: %w", m.b.Name, method, path, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,49 @@ func TestRabbitSampleAndCloseConnections(t *testing.T) {
 	bad.ManagementURL = "localhost:15672"
 	if _, err := a.SampleRabbit(context.Background(), SampleRabbitInput{Broker: bad}); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("bad URL: %v", err)
+	}
+}
+
+// The preflight's definitions check on real brokers: a spec queue missing on the old
+// broker is named; what the new broker lacks is listed, and imported on request.
+func TestRabbitDefinitions(t *testing.T) {
+	p := rabbitpair.Shared(t)
+	a := &Rabbit{}
+	blue, green := rabbitBroker(t, p.Blue), rabbitBroker(t, p.Green)
+	_, ch := dialNamed(t, p.Blue, "it-defs")
+	if err := ch.ExchangeDeclare("defs-x", "direct", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("defs-q", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("defs-q", "new", "defs-x", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"exchange defs-x", "queue defs-q", "binding defs-x -> queue defs-q (key new)"}
+	res, err := a.RabbitDefinitions(context.Background(), RabbitDefinitionsInput{Old: blue, New: green, Queues: []string{"defs-q", "nope"}, Import: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.MissingOnOld) != 1 || res.MissingOnOld[0] != "queue nope" || res.Imported {
+		t.Fatalf("a queue missing on the old broker: %+v (nothing may be imported then)", res)
+	}
+	for _, w := range want {
+		if !slices.Contains(res.MissingOnNew, w) {
+			t.Errorf("%q not in the difference %q", w, res.MissingOnNew)
+		}
+	}
+	res, err = a.RabbitDefinitions(context.Background(), RabbitDefinitionsInput{Old: blue, New: green, Queues: []string{"defs-q"}, Import: true})
+	if err != nil || !res.Imported {
+		t.Fatalf("import: %+v, %v", res, err)
+	}
+	res, err = a.RabbitDefinitions(context.Background(), RabbitDefinitionsInput{Old: blue, New: green, Queues: []string{"defs-q"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if slices.Contains(res.MissingOnNew, w) {
+			t.Errorf("%q still missing on the new broker after the import: %q", w, res.MissingOnNew)
+		}
 	}
 }
