@@ -121,6 +121,8 @@ type DBServerState struct {
 	ReadOnly bool
 	GTID     string
 	LogBin   bool
+	// LogReplicaUpdates is log_slave_updates: replicated transactions are in its binlog.
+	LogReplicaUpdates bool
 }
 
 // DBPreflightOutput is what the preflight read; Problems is empty when the switch can go.
@@ -167,6 +169,10 @@ func (m *MySQL) DBPreflight(ctx context.Context, in DBPreflightInput) (DBPreflig
 	}
 	if !out.Target.LogBin {
 		bad("the target %s has log_bin off; enable binary logging (and log_slave_updates) so the source can replicate back from it", in.Target.Addr)
+	} else if !out.Target.LogReplicaUpdates {
+		// The old primary resumes from its own last GTID, which the new one has in its
+		// binlog only if it logs what it replicates.
+		bad("the target %s has log_slave_updates off; turn it on (a restart) so the source can replicate back from its own last GTID", in.Target.Addr)
 	}
 	if !out.Source.LogBin {
 		bad("the source %s has log_bin off; a GTID cutover needs binary logging on both", in.Source.Addr)
@@ -230,11 +236,11 @@ func (m *MySQL) DBPreflight(ctx context.Context, in DBPreflightInput) (DBPreflig
 
 func readServer(ctx context.Context, d dialect, c *sql.Conn, addr string) (DBServerState, error) {
 	s := DBServerState{Addr: addr}
-	var ro, lb int
-	if err := c.QueryRowContext(ctx, "SELECT @@server_id, @@version, @@read_only, @@log_bin").Scan(&s.ServerID, &s.Version, &ro, &lb); err != nil {
+	var ro, lb, lsu int
+	if err := c.QueryRowContext(ctx, "SELECT @@server_id, @@version, @@read_only, @@log_bin, @@log_slave_updates").Scan(&s.ServerID, &s.Version, &ro, &lb, &lsu); err != nil {
 		return s, dbErr("read "+addr, err)
 	}
-	s.ReadOnly, s.LogBin = ro == 1, lb == 1
+	s.ReadOnly, s.LogBin, s.LogReplicaUpdates = ro == 1, lb == 1, lsu == 1
 	var err error
 	if s.GTID, err = d.executed(ctx, c); err != nil {
 		return s, dbErr("read the GTID position of "+addr, err)
