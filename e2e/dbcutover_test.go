@@ -90,6 +90,13 @@ func TestDBCutoverSwitchesThePrimaryUnderWrites(t *testing.T) {
 	res, err := w.wait(t, id)
 	require.NoError(t, err, res.Message)
 	require.Equal(t, workflows.StateCompleted, res.State)
+	// The API shows where the writes go (`ferry get`'s view reads it).
+	got, err := bob.GetMigration(w.ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+	require.NoError(t, err)
+	db := got.Msg.GetMigration().GetDatabaseCutover()
+	require.Equal(t, tgt, db.GetPrimary(), "the API's status names the new primary")
+	require.True(t, db.GetPointOfNoReturn())
+	require.Positive(t, db.GetWriteFreeze().AsDuration())
 	testenv.Eventually(t, 10*time.Second, "acknowledged writes on the new primary", func() bool { return w.writer.Stats().AckedBy[tgt] > 20 })
 	w.stopWriter()
 	watch.close()

@@ -150,6 +150,14 @@ func applyProgress(m *ferryv1.Migration, p *workflows.Progress, status enumspb.W
 	for _, ph := range p.Phases {
 		m.Phases = append(m.Phases, &ferryv1.PhaseStatus{Name: ph.Name, MigrationId: ph.MigrationID, State: ph.State})
 	}
+	if d := p.DB; d != nil {
+		m.DatabaseCutover = &ferryv1.DatabaseCutoverStatus{
+			Source: d.Source, Target: d.Target, Primary: d.Primary, WritesFrozen: d.WritesFrozen,
+			PointOfNoReturn: d.PointOfNoReturn, MaintenanceOn: d.MaintenanceOn, DbRecordValue: d.DBRecordValue,
+			SourceGtid: d.SourceGTID, TargetGtid: d.TargetGTID, Lag: durationpb.New(d.Lag),
+			WriteFreeze: durationpb.New(d.WriteFreeze), ReverseReplication: d.ReverseReplicate,
+		}
+	}
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {

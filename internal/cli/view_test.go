@@ -38,6 +38,9 @@ func viewCases() []viewCase {
 		m, ch := regionFixture(s)
 		cs = append(cs, viewCase{name: "region-move/" + stateText(s), m: m, children: ch})
 	}
+	for _, s := range []mState{running, awaiting, completed, rolledBk} {
+		cs = append(cs, viewCase{name: "database-cutover/" + stateText(s), m: dbFixture(s)})
+	}
 	cs = append(cs,
 		viewCase{name: "dns-shift/running-wide", m: dnsFixture(running), wide: true},
 		viewCase{name: "ami-share/failed-wide", m: amiFixture(failed), wide: true},

@@ -273,9 +273,11 @@ type Migration struct {
 	// MongoDB primary move details, for kind MONGO_PRIMARY_MOVE.
 	MongoMove *MongoMoveStatus `protobuf:"bytes,22,opt,name=mongo_move,json=mongoMove,proto3" json:"mongo_move,omitempty"`
 	// Region move phases, for kind REGION_MOVE: each phase's child migration id and state.
-	Phases        []*PhaseStatus `protobuf:"bytes,23,rep,name=phases,proto3" json:"phases,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Phases []*PhaseStatus `protobuf:"bytes,23,rep,name=phases,proto3" json:"phases,omitempty"`
+	// Database cutover details, for kind DATABASE_CUTOVER.
+	DatabaseCutover *DatabaseCutoverStatus `protobuf:"bytes,24,opt,name=database_cutover,json=databaseCutover,proto3" json:"database_cutover,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Migration) Reset() {
@@ -434,6 +436,156 @@ func (x *Migration) GetPhases() []*PhaseStatus {
 	return nil
 }
 
+func (x *Migration) GetDatabaseCutover() *DatabaseCutoverStatus {
+	if x != nil {
+		return x.DatabaseCutover
+	}
+	return nil
+}
+
+// DatabaseCutoverStatus shows where a database cutover's writes go and how far it is.
+type DatabaseCutoverStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The servers, host:port.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// The server the application writes to (or will, once writes resume).
+	Primary string `protobuf:"bytes,3,opt,name=primary,proto3" json:"primary,omitempty"`
+	// Writes are frozen on the primary.
+	WritesFrozen bool `protobuf:"varint,4,opt,name=writes_frozen,json=writesFrozen,proto3" json:"writes_frozen,omitempty"`
+	// The target was made writable: going back is the switch the other way.
+	PointOfNoReturn bool `protobuf:"varint,5,opt,name=point_of_no_return,json=pointOfNoReturn,proto3" json:"point_of_no_return,omitempty"`
+	// The application's record points at the maintenance page.
+	MaintenanceOn bool `protobuf:"varint,6,opt,name=maintenance_on,json=maintenanceOn,proto3" json:"maintenance_on,omitempty"`
+	// What the database's DNS name points at now.
+	DbRecordValue string `protobuf:"bytes,7,opt,name=db_record_value,json=dbRecordValue,proto3" json:"db_record_value,omitempty"`
+	// GTID positions last read (MariaDB: domain-server-sequence lists).
+	SourceGtid string `protobuf:"bytes,8,opt,name=source_gtid,json=sourceGtid,proto3" json:"source_gtid,omitempty"`
+	TargetGtid string `protobuf:"bytes,9,opt,name=target_gtid,json=targetGtid,proto3" json:"target_gtid,omitempty"`
+	// Replication lag of the target last read.
+	Lag *durationpb.Duration `protobuf:"bytes,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	// How long writes were frozen (so far, while frozen).
+	WriteFreeze *durationpb.Duration `protobuf:"bytes,11,opt,name=write_freeze,json=writeFreeze,proto3" json:"write_freeze,omitempty"`
+	// The old primary replicates from the new one.
+	ReverseReplication bool `protobuf:"varint,12,opt,name=reverse_replication,json=reverseReplication,proto3" json:"reverse_replication,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *DatabaseCutoverStatus) Reset() {
+	*x = DatabaseCutoverStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatabaseCutoverStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatabaseCutoverStatus) ProtoMessage() {}
+
+func (x *DatabaseCutoverStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatabaseCutoverStatus.ProtoReflect.Descriptor instead.
+func (*DatabaseCutoverStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DatabaseCutoverStatus) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *DatabaseCutoverStatus) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *DatabaseCutoverStatus) GetPrimary() string {
+	if x != nil {
+		return x.Primary
+	}
+	return ""
+}
+
+func (x *DatabaseCutoverStatus) GetWritesFrozen() bool {
+	if x != nil {
+		return x.WritesFrozen
+	}
+	return false
+}
+
+func (x *DatabaseCutoverStatus) GetPointOfNoReturn() bool {
+	if x != nil {
+		return x.PointOfNoReturn
+	}
+	return false
+}
+
+func (x *DatabaseCutoverStatus) GetMaintenanceOn() bool {
+	if x != nil {
+		return x.MaintenanceOn
+	}
+	return false
+}
+
+func (x *DatabaseCutoverStatus) GetDbRecordValue() string {
+	if x != nil {
+		return x.DbRecordValue
+	}
+	return ""
+}
+
+func (x *DatabaseCutoverStatus) GetSourceGtid() string {
+	if x != nil {
+		return x.SourceGtid
+	}
+	return ""
+}
+
+func (x *DatabaseCutoverStatus) GetTargetGtid() string {
+	if x != nil {
+		return x.TargetGtid
+	}
+	return ""
+}
+
+func (x *DatabaseCutoverStatus) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+func (x *DatabaseCutoverStatus) GetWriteFreeze() *durationpb.Duration {
+	if x != nil {
+		return x.WriteFreeze
+	}
+	return nil
+}
+
+func (x *DatabaseCutoverStatus) GetReverseReplication() bool {
+	if x != nil {
+		return x.ReverseReplication
+	}
+	return false
+}
+
 // PhaseStatus is one phase of a region move.
 type PhaseStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -449,7 +601,7 @@ type PhaseStatus struct {
 
 func (x *PhaseStatus) Reset() {
 	*x = PhaseStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +613,7 @@ func (x *PhaseStatus) String() string {
 func (*PhaseStatus) ProtoMessage() {}
 
 func (x *PhaseStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +626,7 @@ func (x *PhaseStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseStatus.ProtoReflect.Descriptor instead.
 func (*PhaseStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PhaseStatus) GetName() string {
@@ -509,7 +661,7 @@ type AmiShareStatus struct {
 
 func (x *AmiShareStatus) Reset() {
 	*x = AmiShareStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +673,7 @@ func (x *AmiShareStatus) String() string {
 func (*AmiShareStatus) ProtoMessage() {}
 
 func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +686,7 @@ func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiShareStatus.ProtoReflect.Descriptor instead.
 func (*AmiShareStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AmiShareStatus) GetCopies() []*AmiCopyStatus {
@@ -563,7 +715,7 @@ type AmiCopyStatus struct {
 
 func (x *AmiCopyStatus) Reset() {
 	*x = AmiCopyStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +727,7 @@ func (x *AmiCopyStatus) String() string {
 func (*AmiCopyStatus) ProtoMessage() {}
 
 func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +740,7 @@ func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiCopyStatus.ProtoReflect.Descriptor instead.
 func (*AmiCopyStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AmiCopyStatus) GetSourceImageId() string {
@@ -645,7 +797,7 @@ type MongoMoveStatus struct {
 
 func (x *MongoMoveStatus) Reset() {
 	*x = MongoMoveStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +809,7 @@ func (x *MongoMoveStatus) String() string {
 func (*MongoMoveStatus) ProtoMessage() {}
 
 func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +822,7 @@ func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoMoveStatus.ProtoReflect.Descriptor instead.
 func (*MongoMoveStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MongoMoveStatus) GetPrimary() string {
@@ -729,7 +881,7 @@ type MongoMemberStatus struct {
 
 func (x *MongoMemberStatus) Reset() {
 	*x = MongoMemberStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +893,7 @@ func (x *MongoMemberStatus) String() string {
 func (*MongoMemberStatus) ProtoMessage() {}
 
 func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +906,7 @@ func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoMemberStatus.ProtoReflect.Descriptor instead.
 func (*MongoMemberStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MongoMemberStatus) GetHost() string {
@@ -818,7 +970,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +982,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +995,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Step) GetName() string {
@@ -896,7 +1048,7 @@ type PendingApproval struct {
 
 func (x *PendingApproval) Reset() {
 	*x = PendingApproval{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1060,7 @@ func (x *PendingApproval) String() string {
 func (*PendingApproval) ProtoMessage() {}
 
 func (x *PendingApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1073,7 @@ func (x *PendingApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingApproval.ProtoReflect.Descriptor instead.
 func (*PendingApproval) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PendingApproval) GetStep() string {
@@ -964,7 +1116,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1128,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1141,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
@@ -1044,7 +1196,7 @@ type DnsShiftStatus struct {
 
 func (x *DnsShiftStatus) Reset() {
 	*x = DnsShiftStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1208,7 @@ func (x *DnsShiftStatus) String() string {
 func (*DnsShiftStatus) ProtoMessage() {}
 
 func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1221,7 @@ func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsShiftStatus.ProtoReflect.Descriptor instead.
 func (*DnsShiftStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DnsShiftStatus) GetFromWeight() uint32 {
@@ -1119,7 +1271,7 @@ type GateResult struct {
 
 func (x *GateResult) Reset() {
 	*x = GateResult{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1283,7 @@ func (x *GateResult) String() string {
 func (*GateResult) ProtoMessage() {}
 
 func (x *GateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1296,7 @@ func (x *GateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateResult.ProtoReflect.Descriptor instead.
 func (*GateResult) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GateResult) GetName() string {
@@ -1199,7 +1351,7 @@ type PlannedStep struct {
 
 func (x *PlannedStep) Reset() {
 	*x = PlannedStep{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1363,7 @@ func (x *PlannedStep) String() string {
 func (*PlannedStep) ProtoMessage() {}
 
 func (x *PlannedStep) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1376,7 @@ func (x *PlannedStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedStep.ProtoReflect.Descriptor instead.
 func (*PlannedStep) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PlannedStep) GetName() string {
@@ -1266,7 +1418,7 @@ type PlanMigrationRequest struct {
 
 func (x *PlanMigrationRequest) Reset() {
 	*x = PlanMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1430,7 @@ func (x *PlanMigrationRequest) String() string {
 func (*PlanMigrationRequest) ProtoMessage() {}
 
 func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1443,7 @@ func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PlanMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PlanMigrationRequest) GetSpec() *MigrationSpec {
@@ -1320,7 +1472,7 @@ type PlanMigrationResponse struct {
 
 func (x *PlanMigrationResponse) Reset() {
 	*x = PlanMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1484,7 @@ func (x *PlanMigrationResponse) String() string {
 func (*PlanMigrationResponse) ProtoMessage() {}
 
 func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1497,7 @@ func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PlanMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PlanMigrationResponse) GetId() string {
@@ -1398,7 +1550,7 @@ type StartMigrationRequest struct {
 
 func (x *StartMigrationRequest) Reset() {
 	*x = StartMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1562,7 @@ func (x *StartMigrationRequest) String() string {
 func (*StartMigrationRequest) ProtoMessage() {}
 
 func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1575,7 @@ func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationRequest.ProtoReflect.Descriptor instead.
 func (*StartMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartMigrationRequest) GetSpec() *MigrationSpec {
@@ -1458,7 +1610,7 @@ type StartMigrationResponse struct {
 
 func (x *StartMigrationResponse) Reset() {
 	*x = StartMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1622,7 @@ func (x *StartMigrationResponse) String() string {
 func (*StartMigrationResponse) ProtoMessage() {}
 
 func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1635,7 @@ func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationResponse.ProtoReflect.Descriptor instead.
 func (*StartMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartMigrationResponse) GetMigration() *Migration {
@@ -1504,7 +1656,7 @@ type GetMigrationRequest struct {
 
 func (x *GetMigrationRequest) Reset() {
 	*x = GetMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1668,7 @@ func (x *GetMigrationRequest) String() string {
 func (*GetMigrationRequest) ProtoMessage() {}
 
 func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1681,7 @@ func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationRequest.ProtoReflect.Descriptor instead.
 func (*GetMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetMigrationRequest) GetId() string {
@@ -1550,7 +1702,7 @@ type GetMigrationResponse struct {
 
 func (x *GetMigrationResponse) Reset() {
 	*x = GetMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1714,7 @@ func (x *GetMigrationResponse) String() string {
 func (*GetMigrationResponse) ProtoMessage() {}
 
 func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1727,7 @@ func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationResponse.ProtoReflect.Descriptor instead.
 func (*GetMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetMigrationResponse) GetMigration() *Migration {
@@ -1608,7 +1760,7 @@ type ListMigrationsRequest struct {
 
 func (x *ListMigrationsRequest) Reset() {
 	*x = ListMigrationsRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1772,7 @@ func (x *ListMigrationsRequest) String() string {
 func (*ListMigrationsRequest) ProtoMessage() {}
 
 func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1785,7 @@ func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListMigrationsRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListMigrationsRequest) GetKind() MigrationKind {
@@ -1698,7 +1850,7 @@ type ListMigrationsResponse struct {
 
 func (x *ListMigrationsResponse) Reset() {
 	*x = ListMigrationsResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1862,7 @@ func (x *ListMigrationsResponse) String() string {
 func (*ListMigrationsResponse) ProtoMessage() {}
 
 func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1875,7 @@ func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListMigrationsResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListMigrationsResponse) GetMigrations() []*Migration {
@@ -1751,7 +1903,7 @@ type WatchMigrationRequest struct {
 
 func (x *WatchMigrationRequest) Reset() {
 	*x = WatchMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1915,7 @@ func (x *WatchMigrationRequest) String() string {
 func (*WatchMigrationRequest) ProtoMessage() {}
 
 func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1928,7 @@ func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationRequest.ProtoReflect.Descriptor instead.
 func (*WatchMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchMigrationRequest) GetId() string {
@@ -1797,7 +1949,7 @@ type WatchMigrationResponse struct {
 
 func (x *WatchMigrationResponse) Reset() {
 	*x = WatchMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1961,7 @@ func (x *WatchMigrationResponse) String() string {
 func (*WatchMigrationResponse) ProtoMessage() {}
 
 func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1974,7 @@ func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationResponse.ProtoReflect.Descriptor instead.
 func (*WatchMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchMigrationResponse) GetMigration() *Migration {
@@ -1847,7 +1999,7 @@ type ApproveStepRequest struct {
 
 func (x *ApproveStepRequest) Reset() {
 	*x = ApproveStepRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +2011,7 @@ func (x *ApproveStepRequest) String() string {
 func (*ApproveStepRequest) ProtoMessage() {}
 
 func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +2024,7 @@ func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepRequest.ProtoReflect.Descriptor instead.
 func (*ApproveStepRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApproveStepRequest) GetId() string {
@@ -1907,7 +2059,7 @@ type ApproveStepResponse struct {
 
 func (x *ApproveStepResponse) Reset() {
 	*x = ApproveStepResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2071,7 @@ func (x *ApproveStepResponse) String() string {
 func (*ApproveStepResponse) ProtoMessage() {}
 
 func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2084,7 @@ func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepResponse.ProtoReflect.Descriptor instead.
 func (*ApproveStepResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApproveStepResponse) GetMigration() *Migration {
@@ -1955,7 +2107,7 @@ type RollbackMigrationRequest struct {
 
 func (x *RollbackMigrationRequest) Reset() {
 	*x = RollbackMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2119,7 @@ func (x *RollbackMigrationRequest) String() string {
 func (*RollbackMigrationRequest) ProtoMessage() {}
 
 func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2132,7 @@ func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationRequest.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RollbackMigrationRequest) GetId() string {
@@ -2008,7 +2160,7 @@ type RollbackMigrationResponse struct {
 
 func (x *RollbackMigrationResponse) Reset() {
 	*x = RollbackMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2172,7 @@ func (x *RollbackMigrationResponse) String() string {
 func (*RollbackMigrationResponse) ProtoMessage() {}
 
 func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2185,7 @@ func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationResponse.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RollbackMigrationResponse) GetMigration() *Migration {
@@ -2056,7 +2208,7 @@ type PauseMigrationRequest struct {
 
 func (x *PauseMigrationRequest) Reset() {
 	*x = PauseMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2220,7 @@ func (x *PauseMigrationRequest) String() string {
 func (*PauseMigrationRequest) ProtoMessage() {}
 
 func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2233,7 @@ func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PauseMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PauseMigrationRequest) GetId() string {
@@ -2109,7 +2261,7 @@ type PauseMigrationResponse struct {
 
 func (x *PauseMigrationResponse) Reset() {
 	*x = PauseMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[27]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2273,7 @@ func (x *PauseMigrationResponse) String() string {
 func (*PauseMigrationResponse) ProtoMessage() {}
 
 func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[27]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2286,7 @@ func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PauseMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PauseMigrationResponse) GetMigration() *Migration {
@@ -2157,7 +2309,7 @@ type ResumeMigrationRequest struct {
 
 func (x *ResumeMigrationRequest) Reset() {
 	*x = ResumeMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[28]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2321,7 @@ func (x *ResumeMigrationRequest) String() string {
 func (*ResumeMigrationRequest) ProtoMessage() {}
 
 func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[28]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2334,7 @@ func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationRequest.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResumeMigrationRequest) GetId() string {
@@ -2210,7 +2362,7 @@ type ResumeMigrationResponse struct {
 
 func (x *ResumeMigrationResponse) Reset() {
 	*x = ResumeMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[29]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2374,7 @@ func (x *ResumeMigrationResponse) String() string {
 func (*ResumeMigrationResponse) ProtoMessage() {}
 
 func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[29]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2387,7 @@ func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationResponse.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ResumeMigrationResponse) GetMigration() *Migration {
@@ -2258,7 +2410,7 @@ type CancelMigrationRequest struct {
 
 func (x *CancelMigrationRequest) Reset() {
 	*x = CancelMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[30]
+	mi := &file_ferry_v1_migration_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2422,7 @@ func (x *CancelMigrationRequest) String() string {
 func (*CancelMigrationRequest) ProtoMessage() {}
 
 func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[30]
+	mi := &file_ferry_v1_migration_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2435,7 @@ func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationRequest.ProtoReflect.Descriptor instead.
 func (*CancelMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelMigrationRequest) GetId() string {
@@ -2311,7 +2463,7 @@ type CancelMigrationResponse struct {
 
 func (x *CancelMigrationResponse) Reset() {
 	*x = CancelMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[31]
+	mi := &file_ferry_v1_migration_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2475,7 @@ func (x *CancelMigrationResponse) String() string {
 func (*CancelMigrationResponse) ProtoMessage() {}
 
 func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[31]
+	mi := &file_ferry_v1_migration_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2488,7 @@ func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationResponse.ProtoReflect.Descriptor instead.
 func (*CancelMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{31}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CancelMigrationResponse) GetMigration() *Migration {
@@ -2350,7 +2502,7 @@ var File_ferry_v1_migration_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\n" +
-	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x06\n" +
+	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x06\n" +
 	"\tMigration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.ferry.v1.MigrationKindR\x04kind\x12.\n" +
@@ -2373,7 +2525,24 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\tami_share\x18\x15 \x01(\v2\x18.ferry.v1.AmiShareStatusR\bamiShare\x128\n" +
 	"\n" +
 	"mongo_move\x18\x16 \x01(\v2\x19.ferry.v1.MongoMoveStatusR\tmongoMove\x12-\n" +
-	"\x06phases\x18\x17 \x03(\v2\x15.ferry.v1.PhaseStatusR\x06phases\"Z\n" +
+	"\x06phases\x18\x17 \x03(\v2\x15.ferry.v1.PhaseStatusR\x06phases\x12J\n" +
+	"\x10database_cutover\x18\x18 \x01(\v2\x1f.ferry.v1.DatabaseCutoverStatusR\x0fdatabaseCutover\"\xe0\x03\n" +
+	"\x15DatabaseCutoverStatus\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x18\n" +
+	"\aprimary\x18\x03 \x01(\tR\aprimary\x12#\n" +
+	"\rwrites_frozen\x18\x04 \x01(\bR\fwritesFrozen\x12+\n" +
+	"\x12point_of_no_return\x18\x05 \x01(\bR\x0fpointOfNoReturn\x12%\n" +
+	"\x0emaintenance_on\x18\x06 \x01(\bR\rmaintenanceOn\x12&\n" +
+	"\x0fdb_record_value\x18\a \x01(\tR\rdbRecordValue\x12\x1f\n" +
+	"\vsource_gtid\x18\b \x01(\tR\n" +
+	"sourceGtid\x12\x1f\n" +
+	"\vtarget_gtid\x18\t \x01(\tR\n" +
+	"targetGtid\x12+\n" +
+	"\x03lag\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x03lag\x12<\n" +
+	"\fwrite_freeze\x18\v \x01(\v2\x19.google.protobuf.DurationR\vwriteFreeze\x12/\n" +
+	"\x13reverse_replication\x18\f \x01(\bR\x12reverseReplication\"Z\n" +
 	"\vPhaseStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fmigration_id\x18\x02 \x01(\tR\vmigrationId\x12\x14\n" +
@@ -2551,110 +2720,114 @@ func file_ferry_v1_migration_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_migration_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_ferry_v1_migration_proto_goTypes = []any{
 	(MigrationKind)(0),                // 0: ferry.v1.MigrationKind
 	(MigrationState)(0),               // 1: ferry.v1.MigrationState
 	(StepStatus)(0),                   // 2: ferry.v1.StepStatus
 	(*Migration)(nil),                 // 3: ferry.v1.Migration
-	(*PhaseStatus)(nil),               // 4: ferry.v1.PhaseStatus
-	(*AmiShareStatus)(nil),            // 5: ferry.v1.AmiShareStatus
-	(*AmiCopyStatus)(nil),             // 6: ferry.v1.AmiCopyStatus
-	(*MongoMoveStatus)(nil),           // 7: ferry.v1.MongoMoveStatus
-	(*MongoMemberStatus)(nil),         // 8: ferry.v1.MongoMemberStatus
-	(*Step)(nil),                      // 9: ferry.v1.Step
-	(*PendingApproval)(nil),           // 10: ferry.v1.PendingApproval
-	(*AuditEntry)(nil),                // 11: ferry.v1.AuditEntry
-	(*DnsShiftStatus)(nil),            // 12: ferry.v1.DnsShiftStatus
-	(*GateResult)(nil),                // 13: ferry.v1.GateResult
-	(*PlannedStep)(nil),               // 14: ferry.v1.PlannedStep
-	(*PlanMigrationRequest)(nil),      // 15: ferry.v1.PlanMigrationRequest
-	(*PlanMigrationResponse)(nil),     // 16: ferry.v1.PlanMigrationResponse
-	(*StartMigrationRequest)(nil),     // 17: ferry.v1.StartMigrationRequest
-	(*StartMigrationResponse)(nil),    // 18: ferry.v1.StartMigrationResponse
-	(*GetMigrationRequest)(nil),       // 19: ferry.v1.GetMigrationRequest
-	(*GetMigrationResponse)(nil),      // 20: ferry.v1.GetMigrationResponse
-	(*ListMigrationsRequest)(nil),     // 21: ferry.v1.ListMigrationsRequest
-	(*ListMigrationsResponse)(nil),    // 22: ferry.v1.ListMigrationsResponse
-	(*WatchMigrationRequest)(nil),     // 23: ferry.v1.WatchMigrationRequest
-	(*WatchMigrationResponse)(nil),    // 24: ferry.v1.WatchMigrationResponse
-	(*ApproveStepRequest)(nil),        // 25: ferry.v1.ApproveStepRequest
-	(*ApproveStepResponse)(nil),       // 26: ferry.v1.ApproveStepResponse
-	(*RollbackMigrationRequest)(nil),  // 27: ferry.v1.RollbackMigrationRequest
-	(*RollbackMigrationResponse)(nil), // 28: ferry.v1.RollbackMigrationResponse
-	(*PauseMigrationRequest)(nil),     // 29: ferry.v1.PauseMigrationRequest
-	(*PauseMigrationResponse)(nil),    // 30: ferry.v1.PauseMigrationResponse
-	(*ResumeMigrationRequest)(nil),    // 31: ferry.v1.ResumeMigrationRequest
-	(*ResumeMigrationResponse)(nil),   // 32: ferry.v1.ResumeMigrationResponse
-	(*CancelMigrationRequest)(nil),    // 33: ferry.v1.CancelMigrationRequest
-	(*CancelMigrationResponse)(nil),   // 34: ferry.v1.CancelMigrationResponse
-	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
-	(*MigrationSpec)(nil),             // 36: ferry.v1.MigrationSpec
-	(*durationpb.Duration)(nil),       // 37: google.protobuf.Duration
+	(*DatabaseCutoverStatus)(nil),     // 4: ferry.v1.DatabaseCutoverStatus
+	(*PhaseStatus)(nil),               // 5: ferry.v1.PhaseStatus
+	(*AmiShareStatus)(nil),            // 6: ferry.v1.AmiShareStatus
+	(*AmiCopyStatus)(nil),             // 7: ferry.v1.AmiCopyStatus
+	(*MongoMoveStatus)(nil),           // 8: ferry.v1.MongoMoveStatus
+	(*MongoMemberStatus)(nil),         // 9: ferry.v1.MongoMemberStatus
+	(*Step)(nil),                      // 10: ferry.v1.Step
+	(*PendingApproval)(nil),           // 11: ferry.v1.PendingApproval
+	(*AuditEntry)(nil),                // 12: ferry.v1.AuditEntry
+	(*DnsShiftStatus)(nil),            // 13: ferry.v1.DnsShiftStatus
+	(*GateResult)(nil),                // 14: ferry.v1.GateResult
+	(*PlannedStep)(nil),               // 15: ferry.v1.PlannedStep
+	(*PlanMigrationRequest)(nil),      // 16: ferry.v1.PlanMigrationRequest
+	(*PlanMigrationResponse)(nil),     // 17: ferry.v1.PlanMigrationResponse
+	(*StartMigrationRequest)(nil),     // 18: ferry.v1.StartMigrationRequest
+	(*StartMigrationResponse)(nil),    // 19: ferry.v1.StartMigrationResponse
+	(*GetMigrationRequest)(nil),       // 20: ferry.v1.GetMigrationRequest
+	(*GetMigrationResponse)(nil),      // 21: ferry.v1.GetMigrationResponse
+	(*ListMigrationsRequest)(nil),     // 22: ferry.v1.ListMigrationsRequest
+	(*ListMigrationsResponse)(nil),    // 23: ferry.v1.ListMigrationsResponse
+	(*WatchMigrationRequest)(nil),     // 24: ferry.v1.WatchMigrationRequest
+	(*WatchMigrationResponse)(nil),    // 25: ferry.v1.WatchMigrationResponse
+	(*ApproveStepRequest)(nil),        // 26: ferry.v1.ApproveStepRequest
+	(*ApproveStepResponse)(nil),       // 27: ferry.v1.ApproveStepResponse
+	(*RollbackMigrationRequest)(nil),  // 28: ferry.v1.RollbackMigrationRequest
+	(*RollbackMigrationResponse)(nil), // 29: ferry.v1.RollbackMigrationResponse
+	(*PauseMigrationRequest)(nil),     // 30: ferry.v1.PauseMigrationRequest
+	(*PauseMigrationResponse)(nil),    // 31: ferry.v1.PauseMigrationResponse
+	(*ResumeMigrationRequest)(nil),    // 32: ferry.v1.ResumeMigrationRequest
+	(*ResumeMigrationResponse)(nil),   // 33: ferry.v1.ResumeMigrationResponse
+	(*CancelMigrationRequest)(nil),    // 34: ferry.v1.CancelMigrationRequest
+	(*CancelMigrationResponse)(nil),   // 35: ferry.v1.CancelMigrationResponse
+	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
+	(*MigrationSpec)(nil),             // 37: ferry.v1.MigrationSpec
+	(*durationpb.Duration)(nil),       // 38: google.protobuf.Duration
 }
 var file_ferry_v1_migration_proto_depIdxs = []int32{
 	0,  // 0: ferry.v1.Migration.kind:type_name -> ferry.v1.MigrationKind
 	1,  // 1: ferry.v1.Migration.state:type_name -> ferry.v1.MigrationState
-	9,  // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
-	10, // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
-	11, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
-	35, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
-	35, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
-	36, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
-	12, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
-	5,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
-	7,  // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
-	4,  // 11: ferry.v1.Migration.phases:type_name -> ferry.v1.PhaseStatus
-	6,  // 12: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
-	8,  // 13: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
-	37, // 14: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
-	2,  // 15: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
-	35, // 16: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
-	35, // 17: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
-	35, // 18: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	13, // 19: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
-	35, // 20: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
-	37, // 21: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
-	36, // 22: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	0,  // 23: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
-	14, // 24: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
-	36, // 25: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	3,  // 26: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 27: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
-	0,  // 28: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
-	1,  // 29: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
-	3,  // 30: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
-	3,  // 31: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 32: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 33: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 34: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 35: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 36: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
-	15, // 37: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
-	17, // 38: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
-	19, // 39: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
-	21, // 40: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
-	23, // 41: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
-	25, // 42: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
-	27, // 43: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
-	29, // 44: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
-	31, // 45: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
-	33, // 46: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
-	16, // 47: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
-	18, // 48: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
-	20, // 49: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
-	22, // 50: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
-	24, // 51: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
-	26, // 52: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
-	28, // 53: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
-	30, // 54: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
-	32, // 55: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
-	34, // 56: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
-	47, // [47:57] is the sub-list for method output_type
-	37, // [37:47] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	10, // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
+	11, // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
+	12, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
+	36, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
+	36, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
+	37, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
+	13, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
+	6,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
+	8,  // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
+	5,  // 11: ferry.v1.Migration.phases:type_name -> ferry.v1.PhaseStatus
+	4,  // 12: ferry.v1.Migration.database_cutover:type_name -> ferry.v1.DatabaseCutoverStatus
+	38, // 13: ferry.v1.DatabaseCutoverStatus.lag:type_name -> google.protobuf.Duration
+	38, // 14: ferry.v1.DatabaseCutoverStatus.write_freeze:type_name -> google.protobuf.Duration
+	7,  // 15: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
+	9,  // 16: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
+	38, // 17: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
+	2,  // 18: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
+	36, // 19: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
+	36, // 20: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
+	36, // 21: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	14, // 22: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
+	36, // 23: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
+	38, // 24: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
+	37, // 25: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	0,  // 26: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
+	15, // 27: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
+	37, // 28: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	3,  // 29: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 30: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
+	0,  // 31: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
+	1,  // 32: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
+	3,  // 33: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
+	3,  // 34: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 35: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 36: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 37: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 38: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 39: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
+	16, // 40: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
+	18, // 41: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
+	20, // 42: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
+	22, // 43: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
+	24, // 44: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
+	26, // 45: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
+	28, // 46: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
+	30, // 47: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
+	32, // 48: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
+	34, // 49: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
+	17, // 50: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
+	19, // 51: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
+	21, // 52: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
+	23, // 53: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
+	25, // 54: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
+	27, // 55: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
+	29, // 56: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
+	31, // 57: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
+	33, // 58: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
+	35, // 59: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
+	50, // [50:60] is the sub-list for method output_type
+	40, // [40:50] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_migration_proto_init() }
@@ -2669,7 +2842,7 @@ func file_ferry_v1_migration_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_migration_proto_rawDesc), len(file_ferry_v1_migration_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
