@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/ferryhq/ferry/internal/loopback"
 )
 
 // Credentials the pair is set up with. They are for throwaway local servers only.
@@ -122,7 +124,7 @@ func Start(ctx context.Context, o Options) (*Pair, error) {
 		o.Hosts = [2]string{"127.0.0.2", "127.0.0.3"}
 	}
 	if o.Port == 0 {
-		if o.Port, err = freePort(o.Hosts); err != nil {
+		if o.Port, err = loopback.SharedPort(o.Hosts); err != nil {
 			return nil, err
 		}
 	}
@@ -149,23 +151,6 @@ func Start(ctx context.Context, o Options) (*Pair, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-func freePort(hosts [2]string) (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln2, err := net.Listen("tcp", net.JoinHostPort(hosts[1], strconv.Itoa(port)))
-		_ = ln.Close()
-		if err == nil {
-			_ = ln2.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no port free on both loopback addresses")
 }
 
 func (s *Server) start(ctx context.Context, mariadbd, installDB string, logf *os.File) error {

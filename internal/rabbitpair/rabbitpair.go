@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/loopback"
 )
 
 // Credentials of the nodes' administrator (the config file's default user). They are for
@@ -149,7 +151,7 @@ func Start(ctx context.Context, o Options) (*Pair, error) {
 		p.ownsRoot = true
 	}
 	p.Root = o.Dir
-	amqpPort, err := freePort(o.Hosts)
+	amqpPort, err := loopback.SharedPort(o.Hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -351,23 +353,6 @@ collect_statistics_interval = %d
 		}
 		return os.Chown(path, int(uid), int(gid))
 	})
-}
-
-func freePort(hosts [2]string) (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln2, err := net.Listen("tcp", net.JoinHostPort(hosts[1], strconv.Itoa(port)))
-		_ = ln.Close()
-		if err == nil {
-			_ = ln2.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no port free on both loopback addresses")
 }
 
 func freeLocalPorts(n int) ([]int, error) {
