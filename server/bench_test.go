@@ -80,7 +80,7 @@ dnsShift: {hostedZone: z%d.example., recordName: www.z%d.example., from: eu-west
 					TypedSearchAttributes: temporal.NewSearchAttributes(
 						workflows.SAKind.ValueSet(workflows.KindDNSShift), workflows.SAState.ValueSet(workflows.StateRunning),
 						workflows.SAPhase.ValueSet("starting"), workflows.SAInitiator.ValueSet("alice"),
-						workflows.SASourceRegion.ValueSet("eu-west-1"), workflows.SATargetRegion.ValueSet("eu-west-2"),
+						workflows.SASourceRegion.ValueSet("eu-west-1"), workflows.SATargetRegions.ValueSet([]string{"eu-west-2"}),
 						workflows.SAAwaitingApproval.ValueSet(false)),
 					StaticSummary: "bare start",
 				}, workflows.DNSShift, in)

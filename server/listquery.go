@@ -36,7 +36,9 @@ func listQuery(r *ferryv1.ListMigrationsRequest) (string, error) {
 		if err := filterValue("region", reg, "a region such as eu-west-1", isRegionChar); err != nil {
 			return "", err
 		}
-		q = append(q, "(FerrySourceRegion = "+quote(reg)+" OR FerryTargetRegion = "+quote(reg)+")")
+		// FerryTargetRegions is a KeywordList: "=" matches an element. The legacy comma-joined
+		// Keyword is asked too, for migrations started before it (see workflows/api.go).
+		q = append(q, "(FerrySourceRegion = "+quote(reg)+" OR FerryTargetRegions = "+quote(reg)+" OR FerryTargetRegion = "+quote(reg)+")")
 	}
 	if who := r.GetInitiator(); who != "" {
 		if err := filterValue("initiator", who, "an identity such as alice or alice@example.com", isIdentityChar); err != nil {

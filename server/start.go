@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -32,7 +31,7 @@ type startable struct {
 	kind    spec.Kind
 	input   any
 	source  string
-	target  string
+	targets []string
 	summary string
 }
 
@@ -45,12 +44,11 @@ func buildStart(m *ferryv1.MigrationSpec, initiator, planHash string) (startable
 	}
 	source, targets := k.Regions(in)
 	return startable{
-		id:     k.LockID(in),
-		kind:   k,
-		input:  in,
-		source: source,
-		// FerryTargetRegion is one keyword: several targets are listed comma-separated.
-		target:  strings.Join(targets, ","),
+		id:      k.LockID(in),
+		kind:    k,
+		input:   in,
+		source:  source,
+		targets: targets,
 		summary: k.Summary(in),
 	}, nil
 }
@@ -164,7 +162,7 @@ func (s *migrationService) StartMigration(ctx context.Context, req *connect.Requ
 			workflows.SAPhase.ValueSet("starting"),
 			workflows.SAInitiator.ValueSet(p.Identity),
 			workflows.SASourceRegion.ValueSet(st.source),
-			workflows.SATargetRegion.ValueSet(st.target),
+			workflows.SATargetRegions.ValueSet(st.targets),
 			workflows.SAAwaitingApproval.ValueSet(false),
 		),
 		StaticSummary: st.summary,

@@ -65,22 +65,34 @@ const (
 	StateBlocked = "blocked"
 )
 
-// Search attributes, registered by `ferry dev` (on other clusters by hand for now: the
-// README lists them) so the Temporal UI and ListMigrations can filter without opening
-// payloads.
+// Search attributes: ferry's whole visibility schema, declared here and nowhere else.
+// `ferry setup` (internal/clustersetup) registers exactly this list on any cluster and
+// `ferry dev` runs the same code; readiness checks it. SQL visibility (Temporal 1.29) allows
+// per namespace 10 Keyword, 3 KeywordList and 3 Bool custom attributes
+// (TestSearchAttributesFitSQLVisibility keeps the list within them), so another issue's
+// filter should reuse a value here before adding a name.
 var (
-	SAKind             = temporal.NewSearchAttributeKeyKeyword("FerryKind")
-	SAPhase            = temporal.NewSearchAttributeKeyKeyword("FerryPhase")
-	SAState            = temporal.NewSearchAttributeKeyKeyword("FerryState")
-	SASourceRegion     = temporal.NewSearchAttributeKeyKeyword("FerrySourceRegion")
-	SATargetRegion     = temporal.NewSearchAttributeKeyKeyword("FerryTargetRegion")
+	SAKind         = temporal.NewSearchAttributeKeyKeyword("FerryKind")
+	SAPhase        = temporal.NewSearchAttributeKeyKeyword("FerryPhase")
+	SAState        = temporal.NewSearchAttributeKeyKeyword("FerryState")
+	SASourceRegion = temporal.NewSearchAttributeKeyKeyword("FerrySourceRegion")
+	// SATargetRegions holds every target region, one element each, so "X IN targets"
+	// matches a multi-region AMI share for each of its regions.
+	SATargetRegions    = temporal.NewSearchAttributeKeyKeywordList("FerryTargetRegions")
 	SAInitiator        = temporal.NewSearchAttributeKeyKeyword("FerryInitiator")
 	SAAwaitingApproval = temporal.NewSearchAttributeKeyBool("FerryAwaitingApproval")
+
+	// SATargetRegionLegacy is the Keyword that held the targets comma-joined before
+	// FerryTargetRegions (a Keyword cannot become a KeywordList under its name). Nothing
+	// writes it now; it stays registered so migrations started before the change are still
+	// found by `ferry list --region` (which asks both) in an existing data directory.
+	SATargetRegionLegacy = temporal.NewSearchAttributeKeyKeyword("FerryTargetRegion")
 )
 
 // SearchAttributeKeys lists every ferry search attribute, for registration.
 var SearchAttributeKeys = []temporal.SearchAttributeKey{
-	SAKind, SAPhase, SAState, SASourceRegion, SATargetRegion, SAInitiator, SAAwaitingApproval,
+	SAKind, SAPhase, SAState, SASourceRegion, SATargetRegions, SAInitiator, SAAwaitingApproval,
+	SATargetRegionLegacy,
 }
 
 // DNSShiftWorkflowID derives the workflow id from the record, so two shifts of one record

@@ -109,7 +109,7 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SAKind.ValueSet(KindRegionMove),
 		SASourceRegion.ValueSet(w.spec.SourceRegion),
-		SATargetRegion.ValueSet(w.spec.TargetRegion),
+		SATargetRegions.ValueSet([]string{w.spec.TargetRegion}),
 		SAInitiator.ValueSet(in.Initiator),
 	); err != nil {
 		w.log.Warn("upsert search attributes", "error", err)
@@ -333,7 +333,7 @@ func (w *regionMove) childOptions(ctx workflow.Context, id, kind, summary string
 			SAPhase.ValueSet("starting"),
 			SAInitiator.ValueSet(w.in.Initiator),
 			SASourceRegion.ValueSet(w.spec.SourceRegion),
-			SATargetRegion.ValueSet(w.spec.TargetRegion),
+			SATargetRegions.ValueSet([]string{w.spec.TargetRegion}),
 			SAAwaitingApproval.ValueSet(false),
 		),
 		StaticSummary: summary,
