@@ -120,6 +120,10 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	}
 	stack.temporal = ts
 	stack.stops = append(stack.stops, ts.Stop)
+	// A data directory from an older ferry gains the search attributes added since.
+	for _, ch := range ts.SetupChanges() {
+		log.Info("temporal setup (as `ferry setup` does on other clusters)", "change", ch)
+	}
 
 	if !o.noSandbox {
 		sb, err := startDevSandbox(ctx, log, o.sandboxAddr, o.topology, false)

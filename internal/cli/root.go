@@ -85,6 +85,7 @@ writes one named dev.`,
 		newSandboxCmd(g),
 		newVersionCmd(g),
 		newConfigCmd(g),
+		newSetupCmd(g),
 	)
 	addClientCommands(root, g)
 	addBuiltinExamples(root)

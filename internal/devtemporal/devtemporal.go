@@ -4,6 +4,7 @@
 package devtemporal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/temporalio/cli/temporalcli/devserver"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/ferryhq/ferry/internal/clustersetup"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -40,6 +44,8 @@ type Options struct {
 	// DynamicConfig adds to or overrides the server's dynamic config (e.g. a low
 	// "limit.historyCount.suggestContinueAsNew" to prove histories stay bounded).
 	DynamicConfig map[string]any
+	// SetupProgress receives clustersetup's lines (nil: quiet).
+	SetupProgress func(string)
 }
 
 // Server is a running embedded Temporal.
@@ -49,6 +55,8 @@ type Server struct {
 	uiURL     string
 	namespace string
 	stopOnce  sync.Once
+	// setupChanges is what clustersetup changed at start.
+	setupChanges []string
 }
 
 // SQLitePragmas are the store settings that keep a durable file at about 70% of the
@@ -140,8 +148,36 @@ func Start(o Options) (*Server, error) {
 		srv.Stop()
 		return nil, err
 	}
+	if err := s.setup(o); err != nil {
+		srv.Stop()
+		return nil, err
+	}
 	return s, nil
 }
+
+// setup runs `ferry setup`'s code against the embedded server. A new store already has every
+// search attribute (written with the namespace, above), so this only checks; a data
+// directory from an older ferry gains the attributes added since (FerryTargetRegions), which
+// the embedded frontend lists once its namespace cache refreshes (under a minute, once).
+func (s *Server) setup(o Options) error {
+	c, err := client.Dial(client.Options{HostPort: s.hostPort, Namespace: o.Namespace, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return fmt.Errorf("connect to embedded temporal for setup: %w", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := clustersetup.Run(ctx, c, clustersetup.Options{Namespace: o.Namespace, Wait: 90 * time.Second, Progress: o.SetupProgress})
+	if err != nil {
+		return fmt.Errorf("set up embedded temporal: %w", err)
+	}
+	s.setupChanges = res.Changes
+	return nil
+}
+
+// SetupChanges is what the start's setup changed: nothing on a new store, the attributes
+// added since on an older data directory.
+func (s *Server) SetupChanges() []string { return s.setupChanges }
 
 // HostPort is the frontend's gRPC address.
 func (s *Server) HostPort() string { return s.hostPort }
