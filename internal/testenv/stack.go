@@ -60,30 +60,7 @@ func StartStack(t testing.TB) *Stack {
 		t.Fatalf("client with metrics: %v", err)
 	}
 	t.Cleanup(c.Close)
-	// TTL 1s: a shift dwells max(bake, TTL), so the default 60s would make every test step
-	// a minute long.
-	topo := topology.Default()
-	for i := range topo.HostedZones {
-		for j := range topo.HostedZones[i].Records {
-			topo.HostedZones[i].Records[j].TTL = 1
-		}
-	}
-	// The replica set on free ports: a developer's own `ferry dev` may hold 27017 and up.
-	for i := range topo.Mongo.ReplicaSets {
-		for j := range topo.Mongo.ReplicaSets[i].Members {
-			topo.Mongo.ReplicaSets[i].Members[j].Port = 0
-		}
-	}
-	mongo, err := sandbox.StartMongo(ctx, topo, true, nil)
-	if err != nil {
-		t.Fatalf("start sandbox mongodb: %v", err)
-	}
-	t.Cleanup(func() { _ = mongo.Close() })
-	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: mongo})
-	if err != nil {
-		t.Fatalf("start sandbox: %v", err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
+	sb, mongo := StartSandbox(t)
 	// The API signs with a key the worker trusts, as in `ferry dev`: approvals and starts
 	// that did not come through the API are refused.
 	pub, signingKey, err := ed25519.GenerateKey(rand.Reader)
@@ -114,6 +91,42 @@ func StartStack(t testing.TB) *Stack {
 	api.StartTLS()
 	t.Cleanup(api.Close)
 	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api, SigningKey: signingKey, Metrics: metrics}
+}
+
+// StartSandbox starts the sandbox as tests want it: fast, every record's TTL 1 s, the replica
+// set's members on ports of their own; edits change the topology first (e.g.
+// AddShiftRecords). Both stop when the test ends.
+func StartSandbox(t testing.TB, edits ...func(*topology.Topology)) (*sandbox.Sandbox, *sandbox.MongoSets) {
+	t.Helper()
+	ctx := context.Background()
+	// TTL 1s: a shift dwells max(bake, TTL), so the default 60s would make every test step
+	// a minute long.
+	topo := topology.Default()
+	for i := range topo.HostedZones {
+		for j := range topo.HostedZones[i].Records {
+			topo.HostedZones[i].Records[j].TTL = 1
+		}
+	}
+	// The replica set on free ports: a developer's own `ferry dev` may hold 27017 and up.
+	for i := range topo.Mongo.ReplicaSets {
+		for j := range topo.Mongo.ReplicaSets[i].Members {
+			topo.Mongo.ReplicaSets[i].Members[j].Port = 0
+		}
+	}
+	for _, edit := range edits {
+		edit(topo)
+	}
+	mongo, err := sandbox.StartMongo(ctx, topo, true, nil)
+	if err != nil {
+		t.Fatalf("start sandbox mongodb: %v", err)
+	}
+	t.Cleanup(func() { _ = mongo.Close() })
+	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: mongo})
+	if err != nil {
+		t.Fatalf("start sandbox: %v", err)
+	}
+	t.Cleanup(func() { _ = sb.Close() })
+	return sb, mongo
 }
 
 // APIClient returns a MigrationService client that sends token; grpc picks the gRPC
