@@ -109,7 +109,7 @@ func (w *regionMove) setup(ctx workflow.Context, in RegionMoveInput) error {
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SAKind.ValueSet(KindRegionMove),
 		SASourceRegion.ValueSet(w.spec.SourceRegion),
-		SATargetRegions.ValueSet([]string{w.spec.TargetRegion}),
+		SATargetRegions.ValueSet(regionMoveTargets(w.spec)),
 		SAInitiator.ValueSet(in.Initiator),
 	); err != nil {
 		w.log.Warn("upsert search attributes", "error", err)
@@ -317,7 +317,10 @@ func (w *regionMove) holdAt(ctx workflow.Context, g regionGate, ph regionPhase, 
 }
 
 // childOptions are the options of a child that runs or undoes a phase.
-func (w *regionMove) childOptions(ctx workflow.Context, id, kind, summary string) workflow.Context {
+// childOptions starts a phase's child (or its undo) with kind's search attributes for
+// input in: its own regions (an AMI phase may share to more than the move's target).
+func (w *regionMove) childOptions(ctx workflow.Context, id string, kind *KindDef, in any, summary string) workflow.Context {
+	source, targets := kind.Regions(in)
 	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: id,
 		// A finished migration of the same resource may run again (the undo of a phase
@@ -328,12 +331,12 @@ func (w *regionMove) childOptions(ctx workflow.Context, id, kind, summary string
 		ParentClosePolicy:   enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		WaitForCancellation: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			SAKind.ValueSet(kind),
+			SAKind.ValueSet(kind.Name),
 			SAState.ValueSet(StateRunning),
 			SAPhase.ValueSet("starting"),
 			SAInitiator.ValueSet(w.in.Initiator),
-			SASourceRegion.ValueSet(w.spec.SourceRegion),
-			SATargetRegions.ValueSet([]string{w.spec.TargetRegion}),
+			SASourceRegion.ValueSet(source),
+			SATargetRegions.ValueSet(targets),
 			SAAwaitingApproval.ValueSet(false),
 		),
 		StaticSummary: summary,
@@ -354,7 +357,7 @@ func (w *regionMove) runPhase(ctx workflow.Context, ph regionPhase) (Outcome, er
 		Budgets: w.in.Budgets, // a phase holds and retries on the move's budgets
 	})
 	summary := fmt.Sprintf("region move %s: %s %s -> %s", w.in.Name, ph.name, w.spec.SourceRegion, w.spec.TargetRegion)
-	cctx := w.childOptions(ctx, ph.id(), ph.kind.Name, summary)
+	cctx := w.childOptions(ctx, ph.id(), ph.kind, in, summary)
 	fut := workflow.ExecuteChildWorkflow(cctx, ph.kind.WorkflowName, in)
 	var raw json.RawMessage
 	err := w.await(ctx, ph.name, ph.id(), fut, &raw)

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -17,9 +18,7 @@ var regionMoveKind = describe(KindDef{Name: KindRegionMove, WorkflowName: "Regio
 		summary: func(in RegionMoveInput) string {
 			return fmt.Sprintf("region move %s: %s -> %s", in.Name, in.Spec.SourceRegion, in.Spec.TargetRegion)
 		},
-		regions: func(in RegionMoveInput) (string, []string) {
-			return in.Spec.SourceRegion, []string{in.Spec.TargetRegion}
-		},
+		regions: func(in RegionMoveInput) (string, []string) { return in.Spec.SourceRegion, regionMoveTargets(in.Spec) },
 	})
 
 // regionUndoRecord is the region move's change record: each phase's own report, in the
@@ -46,4 +45,18 @@ func (w *regionMove) changes() Changes {
 	}
 	rec.Spec = w.spec
 	return newChanges(w.owner, KindRegionMove, strings.Join(lines, "; "), rec)
+}
+
+// regionMoveTargets are the move's target region and every other region its AMI phase
+// shares to, so a search by any of them finds the move.
+func regionMoveTargets(s RegionMoveSpec) []string {
+	targets := []string{s.TargetRegion}
+	if s.AMI != nil {
+		for _, r := range s.AMI.TargetRegions {
+			if !slices.Contains(targets, r) {
+				targets = append(targets, r)
+			}
+		}
+	}
+	return targets
 }

@@ -61,7 +61,7 @@ func (w *regionMove) undoPhase(ctx workflow.Context, ph regionPhase, ch Changes)
 		Initiator: w.in.Initiator, Approvals: w.in.Approvals, OnFailure: OnFailureLeave, LockedBy: w.id,
 		Budgets: w.in.Budgets,
 	})
-	cctx := w.childOptions(ctx, ch.ID, ph.kind.Name, fmt.Sprintf("region move %s rollback: undo %s", w.in.Name, ph.name))
+	cctx := w.childOptions(ctx, ch.ID, ph.kind, in, fmt.Sprintf("region move %s rollback: undo %s", w.in.Name, ph.name))
 	var out Outcome
 	err := workflow.ExecuteChildWorkflow(cctx, ph.kind.WorkflowName, in).Get(ctx, &out)
 	if w.blockedBy == ch.ID {
