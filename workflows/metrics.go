@@ -27,6 +27,16 @@ const (
 	MetricRollbackDuration = "ferry_rollback_duration"
 	// MetricApprovalWait is how long an approval gate waited for its approvers, by kind.
 	MetricApprovalWait = "ferry_approval_wait"
+	// MetricRollbackReaction is the time from a rollback being asked for (a gate failing,
+	// a person) to the rollback beginning, by kind: how long a step in flight or a wait
+	// held it up.
+	MetricRollbackReaction = "ferry_rollback_reaction"
+	// MetricStepsEnded counts steps that ended, by kind and status (done, failed,
+	// rolled-back, ...). Step names are left out: a spec chooses them, and labels must stay
+	// a bounded set.
+	MetricStepsEnded = "ferry_steps_ended"
+	// MetricStepDuration is a step's time from start to end, by kind and status.
+	MetricStepDuration = "ferry_step_duration"
 )
 
 // metricsOf is the run's metrics handler tagged with its kind.
@@ -56,7 +66,21 @@ func (s *Steering) countRollback(ctx workflow.Context, by string) {
 	if by == SystemIdentity {
 		who = "system"
 	}
-	metricsOf(ctx, s.p.Kind).WithTags(map[string]string{"by": who}).Counter(MetricRollbacks).Inc(1)
+	m := metricsOf(ctx, s.p.Kind)
+	m.WithTags(map[string]string{"by": who}).Counter(MetricRollbacks).Inc(1)
+	// Unknown (zero) when the request came before a continue-as-new: not recorded then.
+	if !s.rollbackAsked.IsZero() {
+		m.Timer(MetricRollbackReaction).Record(s.rollbackBegan.Sub(s.rollbackAsked))
+	}
+}
+
+// countStep counts a step's end and records its duration when it had started.
+func (s *Steering) countStep(ctx workflow.Context, step StepProgress) {
+	m := metricsOf(ctx, s.p.Kind).WithTags(map[string]string{"status": step.Status})
+	m.Counter(MetricStepsEnded).Inc(1)
+	if !step.StartTime.IsZero() {
+		m.Timer(MetricStepDuration).Record(step.EndTime.Sub(step.StartTime))
+	}
 }
 
 func (s *Steering) countApprovalWait(ctx workflow.Context, opened time.Time) {

@@ -33,6 +33,8 @@ type Steering struct {
 	rollingBack bool
 	// rollbackBegan is when the rollback began, for its duration metric.
 	rollbackBegan time.Time
+	// rollbackAsked is when the rollback was asked for, for its reaction-time metric.
+	rollbackAsked time.Time
 	finished      bool
 	pending       *approvalGate
 	// blocked says what keeps failing and since when, while a step retries at a slow pace.
@@ -312,6 +314,7 @@ func (s *Steering) EndStep(ctx workflow.Context, i int, status, detail string) {
 	if detail != "" {
 		s.p.Steps[i].Detail = detail
 	}
+	s.countStep(ctx, s.p.Steps[i])
 	s.refresh(ctx)
 }
 
@@ -415,6 +418,7 @@ func (s *Steering) RequestRollback(ctx workflow.Context, reason, step string) {
 		return
 	}
 	s.rollback = &ActionRequest{Identity: SystemIdentity, Reason: reason, Step: step}
+	s.rollbackAsked = workflow.Now(ctx)
 	s.Audit(ctx, SystemIdentity, "rollback", reason, step)
 }
 

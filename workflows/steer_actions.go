@@ -131,6 +131,7 @@ func (s *Steering) validateRollback(req ActionRequest) error {
 func (s *Steering) applyRollback(ctx workflow.Context, req ActionRequest) string {
 	r := req
 	s.rollback = &r
+	s.rollbackAsked = workflow.Now(ctx)
 	s.useProof(req)
 	s.lastReq["rollback"] = req
 	s.Audit(ctx, s.unverified(req, proof.ActionRollback), "rollback", req.Reason, req.Step)

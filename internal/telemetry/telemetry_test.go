@@ -53,6 +53,8 @@ dnsShift: {hostedZone: shop.example., recordName: www.shop.example., from: eu-we
 		`ferry_migrations_started\{[^}]*kind="dns-shift"[^}]*\} 1\n`,
 		`ferry_migrations_ended\{[^}]*kind="dns-shift"[^}]*state="completed"[^}]*\} 1\n`,
 		`ferry_gate_evaluations\{[^}]*kind="dns-shift"[^}]*verdict="pass"[^}]*\} [1-9]`,
+		`ferry_steps_ended\{[^}]*kind="dns-shift"[^}]*status="done"[^}]*\} [1-9]`,
+		`ferry_step_duration_seconds_count\{[^}]*kind="dns-shift"[^}]*status="done"[^}]*\} [1-9]`,
 		// The SDK may count a completion again when a workflow task is retried; ferry's own
 		// counters above are exact.
 		`temporal_workflow_completed\{[^}]*workflow_type="DNSShift"[^}]*\} [1-9]`,
