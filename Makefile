@@ -4,7 +4,7 @@ SHELL := /bin/bash
 TOOL := go tool -modfile=tools/go.mod
 GO_PACKAGES := ./...
 
-.PHONY: all build dev test test-short test-ui generate checkgenerate lint bench chaos clean
+.PHONY: all build dev test test-postgres test-short test-ui generate checkgenerate lint bench chaos clean
 
 all: build
 
@@ -27,6 +27,13 @@ test:
 ## Under CI=true a missing Chromium fails the test instead of skipping it.
 test-ui:
 	go test -tags uitest -count=1 -timeout 8m -v -run TestTemporalUI ./e2e/ui
+
+## test-postgres: ferry against a Temporal cluster on PostgreSQL (127.0.0.1:5432): setup,
+## one server and two worker processes, a DNS shift and a region move with a worker killed.
+## Part of `make test` too; this runs it alone. The first run builds the pinned Temporal
+## server into ~/.cache/ferry (about 2 minutes on 2 cores with a warm build cache).
+test-postgres:
+	go test -count=1 -timeout 15m -v -run TestPostgresCluster ./cmd/ferry
 
 ## test-short: unit tests only
 test-short:

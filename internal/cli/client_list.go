@@ -51,8 +51,9 @@ func newListCmd(g *globals, f *clientFlags) *cobra.Command {
 		Short: "List migrations, newest first, page by page up to --limit (or --all)",
 		Long: `Lists migrations from Temporal visibility, newest first. Every search attribute ferry sets
 is a filter: --kind (FerryKind), --state (FerryState), --phase (FerryPhase, matched by the
-CLI), --region (FerrySourceRegion or FerryTargetRegion), --initiator (FerryInitiator) and
---awaiting-approval (FerryAwaitingApproval). Filters combine with AND.
+CLI), --region (FerrySourceRegion, or one element of FerryTargetRegions; older runs by their
+comma-joined FerryTargetRegion), --initiator (FerryInitiator) and --awaiting-approval
+(FerryAwaitingApproval). Filters combine with AND.
 
 Kinds: ` + strings.Join(kindNames(), ", ") + `.`,
 		Example: `  ferry list
