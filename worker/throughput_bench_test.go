@@ -60,6 +60,31 @@ func startProcess(b *testing.B, bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// shiftWorkload starts a fast sandbox with m weighted records (t<i>.shop.example.) and
+// returns it with m gate-less two-step shift inputs, one per record. The sandbox is closed
+// when the benchmark ends.
+func shiftWorkload(ctx context.Context, b *testing.B, m int) (*sandbox.Sandbox, []workflows.DNSShiftInput) {
+	b.Helper()
+	topo := topology.Default()
+	testenv.AddShiftRecords(topo, m, func(i int) string { return fmt.Sprintf("t%d.shop.example.", i) })
+	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sb.Close() })
+	inputs := make([]workflows.DNSShiftInput, m)
+	for i := range m {
+		s, err := spec.Parse([]byte(fmt.Sprintf(`dnsShift: {hostedZone: shop.example., recordName: t%d.shop.example., from: eu-west-1, to: eu-west-2, schedule: [50, 100], bakeTime: 1s}`, i)), ".yaml")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if inputs[i], err = spec.DNSShiftInput(s, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return sb, inputs
+}
+
 // timeConcurrently starts m workflows, waits for all and returns activities per second.
 func timeConcurrently(ctx context.Context, b *testing.B, c client.Client, m, activities int, start func(int) (client.WorkflowRun, error)) float64 {
 	began := time.Now()
@@ -132,23 +157,7 @@ func BenchmarkThroughput(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 
-	topo := topology.Default()
-	testenv.AddShiftRecords(topo, m, func(i int) string { return fmt.Sprintf("t%d.shop.example.", i) })
-	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sb.Close()
-	inputs := make([]workflows.DNSShiftInput, m)
-	for i := range m {
-		s, err := spec.Parse([]byte(fmt.Sprintf(`dnsShift: {hostedZone: shop.example., recordName: t%d.shop.example., from: eu-west-1, to: eu-west-2, schedule: [50, 100], bakeTime: 1s}`, i)), ".yaml")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if inputs[i], err = spec.DNSShiftInput(s, "bench"); err != nil {
-			b.Fatal(err)
-		}
-	}
+	sb, inputs := shiftWorkload(ctx, b, m)
 
 	// Each workload gets a fresh store and its own worker process: a store already holding
 	// the other workload's thousands of histories is slower, and that would bias whichever
