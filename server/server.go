@@ -30,6 +30,9 @@ type Options struct {
 	Namespace string
 	// Metrics, when set, is served at /metrics (telemetry.Metrics.HTTP).
 	Metrics http.Handler
+	// TraceInterceptor traces each API call (nil: no tracing); it goes outermost, so a span
+	// covers refusals too, and the Temporal calls a handler makes are its children.
+	TraceInterceptor connect.Interceptor
 	// UIURL is the Temporal Web UI's base address, for links in Migration.ui_url.
 	UIURL string
 	// Tokens authenticates callers. Nil refuses every call but health and reflection.
@@ -61,6 +64,16 @@ type Options struct {
 	Policy *Policy
 }
 
+// interceptors are the API's, outermost first: the trace (when on), then the log, so the
+// log sees refusals by the others; the deadline covers the handler, not the role check.
+func (o Options) interceptors() []connect.Interceptor {
+	in := []connect.Interceptor{logInterceptor{}, newAuthInterceptor(o.Tokens), deadlineInterceptor{opts: o}}
+	if o.TraceInterceptor != nil {
+		in = append([]connect.Interceptor{o.TraceInterceptor}, in...)
+	}
+	return in
+}
+
 // compressMinBytes is the smallest response the API compresses.
 const compressMinBytes = 1024
 
@@ -74,9 +87,7 @@ func Handler(c client.Client, o Options) http.Handler {
 	svc := &migrationService{temporal: c, opts: o, signer: signer{key: o.SigningKey}}
 	limits := limitOptions(o.maxRequestBytes())
 	path, h := ferryv1connect.NewMigrationServiceHandler(svc, append(limits,
-		// The log interceptor is outermost so it sees refusals by the others; the deadline
-		// covers the handler, not the role check.
-		connect.WithInterceptors(logInterceptor{}, newAuthInterceptor(o.Tokens), deadlineInterceptor{opts: o}),
+		connect.WithInterceptors(o.interceptors()...),
 		// gzip costs more than it saves on a message of a few hundred bytes (a start's
 		// answer); lists and migrations with long audit trails are still compressed.
 		connect.WithCompressMinBytes(compressMinBytes),

@@ -145,6 +145,15 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	}
 	stack.stops = append(stack.stops, metrics.Close)
 	conn := temporalconn.Options{Address: ts.HostPort(), Namespace: ts.Namespace(), Identity: defaultIdentity("dev"), MetricsHandler: metrics.Handler}
+	tracing, stopTracing, err := startTracing(ctx, "ferry-dev", log, &conn)
+	if err != nil {
+		return nil, err
+	}
+	stack.stops = append(stack.stops, stopTracing)
+	traceAPI, err := tracing.ConnectInterceptor()
+	if err != nil {
+		return nil, err
+	}
 	c, err := temporalconn.Dial(conn, log.With("component", "temporal-client"))
 	if err != nil {
 		return nil, err
@@ -181,7 +190,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 	}
 	policy := server.DefaultPolicy()
 	h := server.Handler(c, server.Options{Namespace: ts.Namespace(), UIURL: ts.UIURL(), Tokens: tokens, Logger: log,
-		SigningKey: signingKey, Policy: &policy, Metrics: metrics.HTTP()})
+		SigningKey: signingKey, Policy: &policy, Metrics: metrics.HTTP(), TraceInterceptor: traceAPI})
 	srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(srvCtx, apiLn, h, log) }()

@@ -76,6 +76,11 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 			}
 			defer metrics.Close()
 			conn.MetricsHandler = metrics.Handler
+			_, stopTracing, err := startTracing(cmd.Context(), "ferry-worker", log, &conn)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			c, err := temporalconn.Dial(conn, log)
 			if err != nil {
 				return err
@@ -108,6 +113,26 @@ on one task queue and they share the work. Every flag is also a FERRY_* variable
 	cmd.Flags().BoolVar(&unsigned, "allow-unsigned", envBool("FERRY_ALLOW_UNSIGNED", false), "trust no key: accept approvals and starts nobody signed, e.g. tests that drive Temporal directly (FERRY_ALLOW_UNSIGNED)")
 	cmd.Flags().StringVar(&httpAddr, "http-listen", envOr("FERRY_WORKER_HTTP", ""), "serve /metrics, /healthz (liveness) and /readyz (Temporal, namespace and search attributes ready) on this address, e.g. :9464; empty: off (FERRY_WORKER_HTTP)")
 	return cmd
+}
+
+// startTracing turns tracing on when the OTEL_* variables ask for it (off otherwise) and
+// puts its Temporal interceptor into conn. stop flushes what is not yet exported.
+func startTracing(ctx context.Context, service string, log *slog.Logger, conn *temporalconn.Options) (*telemetry.Tracing, func(), error) {
+	tr, err := telemetry.NewTracing(ctx, service, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if conn.Interceptors, err = tr.TemporalInterceptors(); err != nil {
+		return nil, nil, err
+	}
+	log.Info("tracing", "export", tr.Describe)
+	return tr, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("tracing", "error", err)
+		}
+	}, nil
 }
 
 // serveProbes serves a worker's metrics and probes until stop is called.
@@ -189,6 +214,11 @@ func newServerCmd(g *globals) *cobra.Command {
 			}
 			defer metrics.Close()
 			conn.MetricsHandler = metrics.Handler
+			tracing, stopTracing, err := startTracing(cmd.Context(), "ferry-server", log, &conn)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			c, err := temporalconn.Dial(conn, log)
 			if err != nil {
 				return err
@@ -206,6 +236,9 @@ func newServerCmd(g *globals) *cobra.Command {
 			o := limits
 			o.Namespace, o.UIURL, o.Tokens, o.Logger = conn.Namespace, uiURL, tokens, log
 			o.SigningKey, o.Policy, o.Metrics = key, &pol, metrics.HTTP()
+			if o.TraceInterceptor, err = tracing.ConnectInterceptor(); err != nil {
+				return err
+			}
 			h := server.Handler(c, o)
 			return server.ServeTLS(cmd.Context(), ln, h, tlsFiles, log)
 		},

@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	Identity string
 	// MetricsHandler receives the SDK's metrics and those workflows emit (nil: none).
 	MetricsHandler client.MetricsHandler
+	// Interceptors wrap the client's calls and, when they are worker interceptors too (the
+	// tracing one is), the workflows and activities of workers built from the client.
+	Interceptors []interceptor.ClientInterceptor
 }
 
 // Validate checks the combination of settings before any connection is tried.
@@ -60,6 +64,7 @@ func Dial(o Options, logger *slog.Logger) (client.Client, error) {
 	if o.MetricsHandler != nil {
 		co.MetricsHandler = o.MetricsHandler
 	}
+	co.Interceptors = o.Interceptors
 	if logger != nil {
 		co.Logger = tlog.NewStructuredLogger(logger)
 	}

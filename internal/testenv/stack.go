@@ -45,8 +45,21 @@ type Stack struct {
 	Metrics *telemetry.Metrics
 }
 
+// StackOptions change how StartStackWith builds the stack.
+type StackOptions struct {
+	// Tracing, when set, traces the API's calls and the Temporal client's (so the worker's
+	// workflows and activities) as `ferry server` and `ferry worker` do with OTLP on.
+	Tracing *telemetry.Tracing
+}
+
 // StartStack starts the stack; everything stops when the test ends.
 func StartStack(t testing.TB) *Stack {
+	t.Helper()
+	return StartStackWith(t, StackOptions{})
+}
+
+// StartStackWith starts the stack with o; everything stops when the test ends.
+func StartStackWith(t testing.TB, o StackOptions) *Stack {
 	t.Helper()
 	srv, raw := Temporal(t)
 	ctx := context.Background()
@@ -55,7 +68,15 @@ func StartStack(t testing.TB) *Stack {
 		t.Fatalf("metrics: %v", err)
 	}
 	t.Cleanup(metrics.Close)
-	c, err := client.NewClientFromExisting(raw, client.Options{Namespace: srv.Namespace(), Logger: QuietLogger(), MetricsHandler: metrics.Handler})
+	interceptors, err := o.Tracing.TemporalInterceptors()
+	if err != nil {
+		t.Fatalf("tracing: %v", err)
+	}
+	traceAPI, err := o.Tracing.ConnectInterceptor()
+	if err != nil {
+		t.Fatalf("tracing: %v", err)
+	}
+	c, err := client.NewClientFromExisting(raw, client.Options{Namespace: srv.Namespace(), Logger: QuietLogger(), MetricsHandler: metrics.Handler, Interceptors: interceptors})
 	if err != nil {
 		t.Fatalf("client with metrics: %v", err)
 	}
@@ -86,7 +107,7 @@ func StartStack(t testing.TB) *Stack {
 		server.TokenEntry{Token: TokenCarol, Principal: server.Principal{Identity: "carol", Roles: []string{server.RoleApprover}}},
 		server.TokenEntry{Token: TokenVera, Principal: server.Principal{Identity: "vera", Roles: []string{server.RoleViewer}}},
 	)
-	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens, SigningKey: signingKey, Metrics: metrics.HTTP()}))
+	api := httptest.NewUnstartedServer(server.Handler(c, server.Options{Namespace: srv.Namespace(), UIURL: "http://ui.test", Tokens: tokens, SigningKey: signingKey, Metrics: metrics.HTTP(), TraceInterceptor: traceAPI}))
 	api.EnableHTTP2 = true
 	api.StartTLS()
 	t.Cleanup(api.Close)

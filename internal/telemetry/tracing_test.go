@@ -1,0 +1,132 @@
+package telemetry_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
+	"github.com/ferryhq/ferry/internal/telemetry"
+	"github.com/ferryhq/ferry/internal/testenv"
+	"github.com/ferryhq/ferry/spec"
+)
+
+// One trace follows an API call into the workflow and its activities: the Connect span of
+// StartMigration is the root, the workflow's start and run are below it, and an activity's
+// run (a Route 53 weight change) is below those, all with one trace id.
+func TestTraceFollowsAPICallIntoActivities(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	st := testenv.StartStackWith(t, testenv.StackOptions{Tracing: telemetry.NewTracingWith(tp)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m, err := spec.Parse([]byte(`
+dnsShift: {hostedZone: shop.example., recordName: www.shop.example., from: eu-west-1, to: eu-west-2,
+  schedule: [100], bakeTime: 1s}`), ".yaml")
+	require.NoError(t, err)
+	api := st.APIClient(testenv.TokenAlice, false)
+	res, err := api.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
+	require.NoError(t, err)
+	id := res.Msg.GetMigration().GetId()
+	testenv.Eventually(t, time.Minute, "the shift to complete", func() bool {
+		r, err := api.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+		return err == nil && r.Msg.GetMigration().GetCloseTime() != nil
+	})
+
+	// Spans end as their work ends; the activity's is recorded when its task completes.
+	var chain []sdktrace.ReadOnlySpan
+	testenv.Eventually(t, 10*time.Second, "the weight change's span", func() bool {
+		chain = nil
+		byID := map[string]sdktrace.ReadOnlySpan{}
+		var activity sdktrace.ReadOnlySpan
+		for _, s := range rec.Ended() {
+			byID[s.SpanContext().SpanID().String()] = s
+			if s.Name() == "RunActivity:ChangeWeights" {
+				activity = s
+			}
+		}
+		for s := activity; s != nil; s = byID[s.Parent().SpanID().String()] {
+			chain = append(chain, s)
+			if !s.Parent().IsValid() {
+				return true
+			}
+		}
+		return false
+	})
+	var names []string
+	for _, s := range chain {
+		names = append(names, s.Name())
+		require.Equal(t, chain[0].SpanContext().TraceID(), s.SpanContext().TraceID(), "one trace id from the API call to the activity")
+	}
+	t.Logf("activity to root: %s", strings.Join(names, " <- "))
+	require.Equal(t, "ferry.v1.MigrationService/StartMigration", names[len(names)-1], "the API call is the root")
+	require.Contains(t, names, "RunWorkflow:DNSShift")
+	require.Contains(t, names, "StartActivity:ChangeWeights")
+}
+
+// With no OTLP endpoint configured, tracing is off: no interceptors, nothing recorded.
+func TestTracingOffByDefault(t *testing.T) {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	tr, err := telemetry.NewTracing(context.Background(), "ferry-test", nil)
+	require.NoError(t, err)
+	require.False(t, tr.Enabled)
+	ti, err := tr.TemporalInterceptors()
+	require.NoError(t, err)
+	require.Empty(t, ti)
+	ci, err := tr.ConnectInterceptor()
+	require.NoError(t, err)
+	require.Nil(t, ci)
+	require.NoError(t, tr.Shutdown(context.Background()))
+
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")
+	_, err = telemetry.NewTracing(context.Background(), "ferry-test", nil)
+	require.ErrorContains(t, err, "OTEL_EXPORTER_OTLP_PROTOCOL")
+}
+
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach an OTLP/HTTP receiver as protobuf on
+// /v1/traces, with the process's service name, once the provider is shut down (flushed).
+func TestTracingExportsOverOTLP(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posts = append(posts, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type")+" "+string(body))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	prev := otel.GetTracerProvider()
+	defer otel.SetTracerProvider(prev)
+	tr, err := telemetry.NewTracing(context.Background(), "ferry-test-worker", nil)
+	require.NoError(t, err)
+	require.True(t, tr.Enabled)
+	require.Contains(t, tr.Describe, "http/protobuf to "+collector.URL)
+	_, span := otel.Tracer("test").Start(context.Background(), "migration-step")
+	span.End()
+	require.NoError(t, tr.Shutdown(context.Background()))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, posts, 1)
+	require.True(t, strings.HasPrefix(posts[0], "POST /v1/traces application/x-protobuf"), posts[0])
+	require.Contains(t, posts[0], "migration-step")
+	require.Contains(t, posts[0], "ferry-test-worker")
+}
