@@ -38,6 +38,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// Command is ferry's command tree, for tools that check what it accepts (the deploy
+// manifests' test checks every flag and FERRY_* variable they use against it).
+func Command() *cobra.Command { return newRoot(io.Discard, io.Discard) }
+
 // exitError carries an exit code without printing anything more (the command already said
 // what happened, e.g. `ferry watch` on a migration that rolled back).
 type exitError struct{ code int }
