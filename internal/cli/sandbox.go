@@ -117,18 +117,26 @@ than command-error is a state (a member down): it takes --duration, not --after/
 	add.Flags().StringVar(&f.Command, "command", "", "command-error: the MongoDB command to fail, e.g. replSetReconfig")
 	add.Flags().IntVar(&f.Code, "code", 0, "command-error: the MongoDB error code to answer (0: 13, Unauthorized)")
 	add.Flags().Float64Var(&f.DurationSec, "duration", 0, "expire after this many seconds (0: no limit)")
+	add.Flags().StringVar(&f.Owner, "owner", "", "label the fault with who injected it (e.g. a GameDay's id), so list and clear --owner find it")
+	var owner string
 
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List active faults",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			faults, err := client().ListFaults(cmd.Context())
+			var faults []control.Fault
+			var err error
+			if cmd.Flags().Changed("owner") {
+				faults, err = client().ListFaultsOf(cmd.Context(), owner)
+			} else {
+				faults, err = client().ListFaults(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTARGET\tKIND\tRATE\tLATENCY\tAFTER\tLEFT\tFIRED")
+			fmt.Fprintln(tw, "ID\tTARGET\tKIND\tRATE\tLATENCY\tAFTER\tLEFT\tFIRED\tOWNER")
 			for _, f := range faults {
 				kind, left := f.Kind, "-"
 				if f.Command != "" {
@@ -141,22 +149,36 @@ than command-error is a state (a member down): it takes --duration, not --after/
 				if f.Count > 0 {
 					left = fmt.Sprint(f.Remaining)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%dms\t%d\t%s\t%d\n", f.ID, f.Target, kind, f.Rate, f.LatencyMs, f.After, left, f.Fired)
+				who := f.Owner
+				if who == "" {
+					who = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%dms\t%d\t%s\t%d\t%s\n", f.ID, f.Target, kind, f.Rate, f.LatencyMs, f.After, left, f.Fired, who)
 			}
 			return tw.Flush()
 		},
 	}
 	clear := &cobra.Command{
 		Use:   "clear [ID]",
-		Short: "Remove one fault, or all of them",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Remove one fault, one owner's faults (--owner), or all of them",
+		Example: `  ferry sandbox fault clear f-3f9a1c2b7d4e
+  ferry sandbox fault clear --owner gameday/informed-1
+  ferry sandbox fault clear`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
+			switch {
+			case len(args) == 1 && cmd.Flags().Changed("owner"):
+				return fmt.Errorf("give a fault id or --owner, not both")
+			case len(args) == 1:
 				return client().DeleteFault(cmd.Context(), args[0])
+			case cmd.Flags().Changed("owner"):
+				return client().ClearFaultsOf(cmd.Context(), owner)
 			}
 			return client().ClearFaults(cmd.Context())
 		},
 	}
+	list.Flags().StringVar(&owner, "owner", "", "only the faults with this owner label")
+	clear.Flags().StringVar(&owner, "owner", "", "only the faults with this owner label; others stay")
 	cmd.AddCommand(add, list, clear)
 	return cmd
 }

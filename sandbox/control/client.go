@@ -51,6 +51,18 @@ func (c *Client) ClearFaults(ctx context.Context) error {
 	return c.do(ctx, http.MethodDelete, "/_sandbox/faults", nil, nil)
 }
 
+// ListFaultsOf returns the active faults owner injected.
+func (c *Client) ListFaultsOf(ctx context.Context, owner string) ([]Fault, error) {
+	var out []Fault
+	err := c.do(ctx, http.MethodGet, "/_sandbox/faults?owner="+url.QueryEscape(owner), nil, &out)
+	return out, err
+}
+
+// ClearFaultsOf removes the faults owner injected, and no other.
+func (c *Client) ClearFaultsOf(ctx context.Context, owner string) error {
+	return c.do(ctx, http.MethodDelete, "/_sandbox/faults?owner="+url.QueryEscape(owner), nil, nil)
+}
+
 // DeleteFault removes one fault.
 func (c *Client) DeleteFault(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/_sandbox/faults/"+url.PathEscape(id), nil, nil)

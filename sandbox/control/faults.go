@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +55,10 @@ type Fault struct {
 	// Command is the MongoDB command a command-error fault fails, e.g. "replSetReconfig".
 	Command string `json:"command,omitempty"`
 	// Code is the MongoDB error code a command-error fault answers (0: 13, Unauthorized).
-	Code    int       `json:"code,omitempty"`
+	Code int `json:"code,omitempty"`
+	// Owner labels who injected the fault (e.g. a GameDay's id), so it can list and clear
+	// its own faults and only those. Empty: a person at the CLI.
+	Owner   string    `json:"owner,omitempty"`
 	Created time.Time `json:"created,omitzero"`
 	// Remaining is how many more times a Count fault fires (read-only).
 	Remaining int `json:"remaining,omitempty"`
@@ -131,6 +135,9 @@ func (r *Registry) Validate(f Fault) error {
 	}
 	if f.LatencyMs < 0 {
 		return &FieldError{"latencyMs", "must not be negative"}
+	}
+	if !validOwner(f.Owner) {
+		return &FieldError{"owner", fmt.Sprintf("%q: use at most 128 letters, digits and . _ - / : @", f.Owner)}
 	}
 	if f.Count < 0 {
 		return &FieldError{"count", "must not be negative"}
@@ -303,11 +310,46 @@ func (r *Registry) Delete(id string) (bool, error) {
 	return true, r.notifyRemove(f)
 }
 
+// ownerRE is what an owner label may hold: ids such as "gameday/informed-2026-12-04".
+var ownerRE = regexp.MustCompile(`^[A-Za-z0-9._\-/:@]{0,128}$`)
+
+func validOwner(o string) bool { return ownerRE.MatchString(o) }
+
 // Clear removes every fault.
 func (r *Registry) Clear() error {
+	_, err := r.clear(func(*Fault) bool { return true })
+	return err
+}
+
+// ClearOwner removes the faults owner injected and no other; it returns how many.
+func (r *Registry) ClearOwner(owner string) (int, error) {
+	return r.clear(func(f *Fault) bool { return f.Owner == owner })
+}
+
+// ListOwner returns the active faults owner injected.
+func (r *Registry) ListOwner(owner string) []Fault {
+	var out []Fault
+	for _, f := range r.List() {
+		if f.Owner == owner {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// clear removes the faults match selects, then tells their simulators (outside the lock:
+// a hook may call back into the registry).
+func (r *Registry) clear(match func(*Fault) bool) (int, error) {
 	r.mu.Lock()
-	old := r.faults
-	r.faults = nil
+	var old, keep []*Fault
+	for _, f := range r.faults {
+		if match(f) {
+			old = append(old, f)
+		} else {
+			keep = append(keep, f)
+		}
+	}
+	r.faults = keep
 	r.mu.Unlock()
 	var first error
 	for _, f := range old {
@@ -315,7 +357,7 @@ func (r *Registry) Clear() error {
 			first = err
 		}
 	}
-	return first
+	return len(old), first
 }
 
 // hookLocked returns the hooks of the owner of target (the MongoDB simulator for mongo:).

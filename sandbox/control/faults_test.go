@@ -240,3 +240,49 @@ func TestControlAPITakesTheNewFields(t *testing.T) {
 		assert.Equal(t, bad.field, ae.Field, ae.Error())
 	}
 }
+
+// A GameDay clears its own faults through the control API and leaves everyone else's,
+// including a simulator's (the MongoDB hook hears only about the owner's); a bad owner
+// label is refused naming the field.
+func TestFaultOwnersClearOnlyTheirOwn(t *testing.T) {
+	r := NewRegistry([]string{"eu-west-2"}, 1)
+	var removed []string
+	r.Handle("mongo:", Hooks{Add: func(Fault) error { return nil }, Remove: func(id string) error { removed = append(removed, id); return nil }})
+	srv := httptest.NewServer(NewHandler(Sources{Faults: r}))
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL}
+	ctx := t.Context()
+	mine1, err := c.AddFault(ctx, Fault{Target: "app:eu-west-2", Kind: KindUnhealthy, Owner: "gameday/g1"})
+	require.NoError(t, err)
+	mine2, err := c.AddFault(ctx, Fault{Target: "mongo:rs0:27017", Kind: "down", Owner: "gameday/g1"})
+	require.NoError(t, err)
+	theirs, err := c.AddFault(ctx, Fault{Target: "aws:route53:*", Kind: KindThrottle, Owner: "gameday/g2"})
+	require.NoError(t, err)
+	person, err := c.AddFault(ctx, Fault{Target: "aws:ec2:*", Kind: KindThrottle})
+	require.NoError(t, err)
+
+	got, err := c.ListFaultsOf(ctx, "gameday/g1")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{mine1.ID, mine2.ID}, ids(got))
+	require.NoError(t, c.ClearFaultsOf(ctx, "gameday/g1"))
+	left, err := c.ListFaults(ctx)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{theirs.ID, person.ID}, ids(left), "another owner's fault and a person's survive")
+	assert.Equal(t, []string{mine2.ID}, removed, "the simulator hears of the owner's fault only")
+	none, err := c.ListFaultsOf(ctx, "gameday/g1")
+	require.NoError(t, err)
+	assert.Empty(t, none)
+
+	_, err = c.AddFault(ctx, Fault{Target: "app:eu-west-2", Kind: KindUnhealthy, Owner: "bad owner; rm -rf"})
+	require.ErrorContains(t, err, "owner")
+	left, _ = c.ListFaults(ctx)
+	assert.Len(t, left, 2, "a refused fault adds nothing")
+}
+
+func ids(fs []Fault) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.ID)
+	}
+	return out
+}

@@ -36,6 +36,11 @@ func NewHandler(src Sources) http.Handler {
 		if !need(w, src.Faults != nil, "faults") {
 			return
 		}
+		// ?owner=X lists only X's faults (a GameDay's); without it, every fault.
+		if q := r.URL.Query(); q.Has("owner") {
+			writeJSON(w, http.StatusOK, nonNil(src.Faults.ListOwner(q.Get("owner"))))
+			return
+		}
 		writeJSON(w, http.StatusOK, src.Faults.List())
 	})
 	mux.HandleFunc("POST /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
@@ -60,11 +65,22 @@ func NewHandler(src Sources) http.Handler {
 			return
 		}
 		log.Info("fault added", "id", added.ID, "target", added.Target, "kind", added.Kind, "rate", added.Rate,
-			"after", added.After, "count", added.Count, "command", added.Command, "code", added.Code)
+			"after", added.After, "count", added.Count, "command", added.Command, "code", added.Code, "owner", added.Owner)
 		writeJSON(w, http.StatusCreated, added)
 	})
 	mux.HandleFunc("DELETE /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
 		if !need(w, src.Faults != nil, "faults") {
+			return
+		}
+		// ?owner=X clears X's faults and leaves everyone else's.
+		if q := r.URL.Query(); q.Has("owner") {
+			n, err := src.Faults.ClearOwner(q.Get("owner"))
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, &FieldError{"", err.Error()})
+				return
+			}
+			log.Info("faults cleared", "owner", q.Get("owner"), "count", n)
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		if err := src.Faults.Clear(); err != nil {
@@ -146,4 +162,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(fs []Fault) []Fault {
+	if fs == nil {
+		return []Fault{}
+	}
+	return fs
 }
