@@ -12,7 +12,6 @@ import (
 	"connectrpc.com/otelconnect"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -43,10 +42,12 @@ type Tracing struct {
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 // NewTracing configures tracing from the standard OpenTelemetry environment variables:
-// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT turns it on;
-// OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL picks grpc or http/protobuf (the default);
-// OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _INSECURE and the certificate variables are read by
-// the exporters themselves; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the process
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT turns it on; spans go
+// over OTLP/gRPC (a collector's port 4317), so OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL may be
+// unset or grpc. (The OTLP/HTTP exporter of the otel version the Temporal SDK pins has
+// GO-2026-4985, unbounded response bodies; its fix moves otel, gRPC and genproto for the
+// whole module, so HTTP waits for that upgrade.) OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+// _INSECURE and the certificate variables are read by the exporter itself; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the process
 // (default service name: service); OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn
 // it off. Off, it costs nothing.
 func NewTracing(ctx context.Context, service string, log *slog.Logger) (*Tracing, error) {
@@ -61,13 +62,11 @@ func NewTracing(ctx context.Context, service string, log *slog.Logger) (*Tracing
 	var exp sdktrace.SpanExporter
 	var err error
 	switch protocol {
-	case "", "http/protobuf":
-		protocol = "http/protobuf"
-		exp, err = otlptracehttp.New(ctx)
-	case "grpc":
+	case "", "grpc":
+		protocol = "grpc"
 		exp, err = otlptracegrpc.New(ctx)
 	default:
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL is %q; ferry exports traces over grpc or http/protobuf", protocol)
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL is %q; ferry exports traces over OTLP/gRPC only: unset it or set grpc, and point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's gRPC port (4317)", protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("trace exporter (%s to %s): %w", protocol, endpoint, err)
@@ -86,7 +85,7 @@ func NewTracing(ctx context.Context, service string, log *slog.Logger) (*Tracing
 	// An export that fails (collector down) must not fail migrations: the SDK reports it
 	// here and drops the batch.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
-	return &Tracing{provider: tp, shutdown: tp.Shutdown, Enabled: true, Describe: protocol + " to " + endpoint}, nil
+	return &Tracing{provider: tp, shutdown: tp.Shutdown, Enabled: true, Describe: "OTLP/" + protocol + " to " + endpoint}, nil
 }
 
 // NewTracingWith records into the caller's provider (tests: an in-memory recorder).

@@ -2,9 +2,7 @@ package telemetry_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/internal/telemetry"
@@ -93,40 +93,60 @@ func TestTracingOffByDefault(t *testing.T) {
 	require.NoError(t, tr.Shutdown(context.Background()))
 
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 	_, err = telemetry.NewTracing(context.Background(), "ferry-test", nil)
 	require.ErrorContains(t, err, "OTEL_EXPORTER_OTLP_PROTOCOL")
 }
 
-// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach an OTLP/HTTP receiver as protobuf on
-// /v1/traces, with the process's service name, once the provider is shut down (flushed).
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach an OTLP/gRPC receiver (the collector's
+// TraceService), with the process's service name, once the provider is shut down (flushed).
 func TestTracingExportsOverOTLP(t *testing.T) {
-	var mu sync.Mutex
-	var posts []string
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		posts = append(posts, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type")+" "+string(body))
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer collector.Close()
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	rcv := &receiver{}
+	gs := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(gs, rcv)
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
 	t.Setenv("OTEL_SERVICE_NAME", "")
 	prev := otel.GetTracerProvider()
 	defer otel.SetTracerProvider(prev)
 	tr, err := telemetry.NewTracing(context.Background(), "ferry-test-worker", nil)
 	require.NoError(t, err)
 	require.True(t, tr.Enabled)
-	require.Contains(t, tr.Describe, "http/protobuf to "+collector.URL)
+	require.Contains(t, tr.Describe, "OTLP/grpc to http://"+ln.Addr().String())
 	_, span := otel.Tracer("test").Start(context.Background(), "migration-step")
 	span.End()
 	require.NoError(t, tr.Shutdown(context.Background()))
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, posts, 1)
-	require.True(t, strings.HasPrefix(posts[0], "POST /v1/traces application/x-protobuf"), posts[0])
-	require.Contains(t, posts[0], "migration-step")
-	require.Contains(t, posts[0], "ferry-test-worker")
+
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	require.Len(t, rcv.got, 1, "one export on shutdown")
+	rs := rcv.got[0].GetResourceSpans()
+	require.Len(t, rs, 1)
+	var service string
+	for _, a := range rs[0].GetResource().GetAttributes() {
+		if a.GetKey() == "service.name" {
+			service = a.GetValue().GetStringValue()
+		}
+	}
+	require.Equal(t, "ferry-test-worker", service)
+	require.Equal(t, "migration-step", rs[0].GetScopeSpans()[0].GetSpans()[0].GetName())
+}
+
+// receiver is an OTLP collector's trace service that keeps what it is sent.
+type receiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu  sync.Mutex
+	got []*collectortrace.ExportTraceServiceRequest
+}
+
+func (r *receiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, req)
+	return &collectortrace.ExportTraceServiceResponse{}, nil
 }
