@@ -32,21 +32,10 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 // SDK's; /readyz fails and /healthz passes while Temporal is down.
 func TestMetricsAndProbes(t *testing.T) {
 	st := testenv.StartStack(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	m, err := spec.Parse([]byte(`
+	runToEnd(t, st, `
 dnsShift: {hostedZone: shop.example., recordName: www.shop.example., from: eu-west-1, to: eu-west-2,
   schedule: [50, 100], bakeTime: 2s, gateInterval: 1s,
-  gates: [{name: app, http: {url: "`+st.Sandbox.Addr()+`/_apps/eu-west-2/healthz"}}]}`), ".yaml")
-	require.NoError(t, err)
-	api := st.APIClient(testenv.TokenAlice, false)
-	res, err := api.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
-	require.NoError(t, err)
-	id := res.Msg.GetMigration().GetId()
-	testenv.Eventually(t, time.Minute, "the shift to complete", func() bool {
-		r, err := api.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
-		return err == nil && r.Msg.GetMigration().GetCloseTime() != nil
-	})
+  gates: [{name: app, http: {url: "`+st.Sandbox.Addr()+`/_apps/eu-west-2/healthz"}}]}`)
 
 	hc := st.API.Client()
 	wants := []string{
@@ -94,4 +83,22 @@ dnsShift: {hostedZone: shop.example., recordName: www.shop.example., from: eu-we
 	require.Contains(t, body, "temporal unreachable")
 	code, _ = get(t, hc, st.API.URL+"/healthz")
 	require.Equal(t, http.StatusOK, code, "liveness must not fail with Temporal: a restart fixes nothing")
+}
+
+// runToEnd starts the migration spec describes through the API, as alice, and waits until
+// it has closed.
+func runToEnd(t *testing.T, st *testenv.Stack, specYAML string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m, err := spec.Parse([]byte(specYAML), ".yaml")
+	require.NoError(t, err)
+	api := st.APIClient(testenv.TokenAlice, false)
+	res, err := api.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
+	require.NoError(t, err)
+	id := res.Msg.GetMigration().GetId()
+	testenv.Eventually(t, time.Minute, id+" to end", func() bool {
+		r, err := api.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
+		return err == nil && r.Msg.GetMigration().GetCloseTime() != nil
+	})
 }

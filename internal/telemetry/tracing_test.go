@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -16,10 +15,8 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 
-	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/internal/telemetry"
 	"github.com/ferryhq/ferry/internal/testenv"
-	"github.com/ferryhq/ferry/spec"
 )
 
 // One trace follows an API call into the workflow and its activities: the Connect span of
@@ -30,20 +27,9 @@ func TestTraceFollowsAPICallIntoActivities(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	st := testenv.StartStackWith(t, testenv.StackOptions{Tracing: telemetry.NewTracingWith(tp)})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	m, err := spec.Parse([]byte(`
+	runToEnd(t, st, `
 dnsShift: {hostedZone: shop.example., recordName: www.shop.example., from: eu-west-1, to: eu-west-2,
-  schedule: [100], bakeTime: 1s}`), ".yaml")
-	require.NoError(t, err)
-	api := st.APIClient(testenv.TokenAlice, false)
-	res, err := api.StartMigration(ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m}))
-	require.NoError(t, err)
-	id := res.Msg.GetMigration().GetId()
-	testenv.Eventually(t, time.Minute, "the shift to complete", func() bool {
-		r, err := api.GetMigration(ctx, connect.NewRequest(&ferryv1.GetMigrationRequest{Id: id}))
-		return err == nil && r.Msg.GetMigration().GetCloseTime() != nil
-	})
+  schedule: [100], bakeTime: 1s}`)
 
 	// Spans end as their work ends; the activity's is recorded when its task completes.
 	var chain []sdktrace.ReadOnlySpan
