@@ -109,7 +109,7 @@ func (m *mgmt) doBody(ctx context.Context, method, path string, header http.Head
 	case resp.StatusCode == http.StatusNotFound:
 		return permanent(ErrRabbitManagement, statusError(resp.StatusCode), "%s broker %s %s: not found (%s)", m.b.Name, method, path, strings.TrimSpace(string(respBody)))
 	case resp.StatusCode >= 300:
-		return fmt.Errorf("%s broker %s %s: %s: %s", m.b.Name, method, path, resp.Status, strings.TrimSpace(string(respBody)))
+		return statusMessage{statusError(resp.StatusCode), fmt.Sprintf("%s broker %s %s: %s: %s", m.b.Name, method, path, resp.Status, strings.TrimSpace(string(respBody)))}
 	}
 	if out == nil {
 		return nil
@@ -171,6 +171,21 @@ type (
 type statusError int
 
 func (e statusError) Error() string { return http.StatusText(int(e)) }
+
+// statusMessage is an unexpected answer: its message for people, its status for callers.
+type statusMessage struct {
+	status statusError
+	msg    string
+}
+
+func (e statusMessage) Error() string { return e.msg }
+func (e statusMessage) Unwrap() error { return e.status }
+
+// isRabbitStatus reports whether err is the management API's answer code.
+func isRabbitStatus(err error, code int) bool {
+	var s statusError
+	return errors.As(err, &s) && int(s) == code
+}
 
 // isRabbitNotFound reports whether err is the management API's 404.
 func isRabbitNotFound(err error) bool {

@@ -158,6 +158,17 @@ func applyProgress(m *ferryv1.Migration, p *workflows.Progress, status enumspb.W
 			WriteFreeze: durationpb.New(d.WriteFreeze), ReverseReplication: d.ReverseReplicate,
 		}
 	}
+	if b := p.Broker; b != nil {
+		bs := &ferryv1.BrokerMoveStatus{OldBroker: b.Old, NewBroker: b.New, Order: b.Order, Shovels: b.Shovels}
+		for _, a := range b.Apps {
+			bs.Applications = append(bs.Applications, &ferryv1.BrokerAppStatus{ConnectionName: a.ConnectionName, Role: a.Role, Broker: a.Broker})
+		}
+		if d := b.Drain; d != nil {
+			bs.Drain = &ferryv1.BrokerDrainStatus{Broker: d.Broker, MessagesLeft: d.MessagesLeft, AckRate: d.AckRate, Estimate: durationpb.New(d.Estimate),
+				Blocking: d.Blocking, Drained: d.Drained, Started: ts(d.Started)}
+		}
+		m.BrokerMove = bs
+	}
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {

@@ -99,6 +99,22 @@ func BrokerMove(s *ferryv1.BrokerMoveSpec) (workflows.BrokerMoveSpec, error) {
 			return out, fieldErr(p+".drainTimeout", "%s: must be positive (e.g. 10m)", out.DrainTimeout)
 		}
 	}
+	out.StatsInterval = 5 * time.Second
+	if d := s.GetStatisticsInterval(); d != nil {
+		// RabbitMQ refuses intervals under 100ms; an hour would make a drain a day.
+		if out.StatsInterval = d.AsDuration(); out.StatsInterval < 100*time.Millisecond || out.StatsInterval > time.Minute {
+			return out, fieldErr(p+".statisticsInterval", "%s: the broker's collect_statistics_interval, between 100ms and 1m (RabbitMQ's default is 5s)", out.StatsInterval)
+		}
+	}
+	out.MoveTimeout = 2 * time.Minute
+	if d := s.GetMoveTimeout(); d != nil {
+		if out.MoveTimeout = d.AsDuration(); out.MoveTimeout < 4*out.StatsInterval {
+			return out, fieldErr(p+".moveTimeout", "%s: at least four statistics intervals (%s): the broker lists a new connection only an interval or more after it opened", out.MoveTimeout, 4*out.StatsInterval)
+		}
+	}
+	if out.DrainTimeout < 2*out.StatsInterval {
+		return out, fieldErr(p+".drainTimeout", "%s: at least two statistics intervals (%s), the least a drain can be proven in", out.DrainTimeout, 2*out.StatsInterval)
+	}
 	out.ImportDefinitions, out.RequireApproval = s.GetImportDefinitions(), s.GetRequireApproval()
 	return out, nil
 }

@@ -67,6 +67,14 @@ var Kinds = []Kind{
 			return workflows.DBCutoverInput{Spec: s, Common: c}, err
 		},
 	},
+	{
+		KindDef: workflows.KindByName(workflows.KindBrokerMove), Proto: ferryv1.MigrationKind_MIGRATION_KIND_BROKER_MOVE,
+		In: func(m *ferryv1.MigrationSpec) bool { return m.GetBrokerMove() != nil },
+		Input: func(m *ferryv1.MigrationSpec, c workflows.Common) (any, error) {
+			s, err := BrokerMove(m.GetBrokerMove())
+			return workflows.BrokerMoveInput{Spec: s, Common: c}, err
+		},
+	},
 }
 
 // KindOf returns the kind m describes, or a *FieldError when it describes none.
@@ -79,7 +87,7 @@ func KindOf(m *ferryv1.MigrationSpec) (Kind, error) {
 			return k, nil
 		}
 	}
-	return Kind{}, fieldErr("spec", "names no migration: set dnsShift, amiShare, mongoPrimaryMove, regionMove or databaseCutover")
+	return Kind{}, fieldErr("spec", "names no migration: set dnsShift, amiShare, mongoPrimaryMove, regionMove, databaseCutover or brokerMove")
 }
 
 // KindByProto returns the kind with the API enum value k.

@@ -97,6 +97,7 @@ func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activitie
 	w.RegisterActivity(&activities.EC2{Client: c.ec2})
 	w.RegisterActivity(mongo)
 	w.RegisterActivity(&activities.MySQL{})
+	w.RegisterActivity(&activities.Rabbit{})
 	// Resource locks: the lock child, and reading who holds one for a refusal's message.
 	workflows.RegisterLock(w)
 	w.RegisterActivity(&activities.Locks{Temporal: tc})

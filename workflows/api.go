@@ -173,7 +173,8 @@ type Progress struct {
 	DNS             *DNSProgress
 	AMI             *AMIProgress
 	Mongo           *MongoProgress
-	DB              *DBCutoverProgress `json:",omitempty"`
+	DB              *DBCutoverProgress  `json:",omitempty"`
+	Broker          *BrokerMoveProgress `json:",omitempty"`
 	Phases          []PhaseProgress
 }
 

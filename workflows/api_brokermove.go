@@ -1,9 +1,23 @@
 package workflows
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
-// The broker move's contract types (issue 20). The kind is not registered yet: its
-// workflow is still to come (see docs/design.md, "Broker move").
+// --- Broker move (contract) ----------------------------------------------------------------
+
+// KindBrokerMove is the broker move's FerryKind value.
+const KindBrokerMove = "broker-move"
+
+// BrokerMoveWorkflowID names a broker move by the old broker and vhost
+// ("broker/10.0.2.7:5672/shop"): two moves off one vhost never run at once.
+func BrokerMoveWorkflowID(oldAMQPAddress, vhost string) string {
+	if vhost == "" {
+		vhost = "/"
+	}
+	return "broker/" + strings.ToLower(oldAMQPAddress) + "/" + strings.TrimPrefix(vhost, "/")
+}
 
 // Broker move orders.
 const (
@@ -29,13 +43,66 @@ type BrokerApplication struct {
 // BrokerMoveSpec is the validated, normalised broker move spec (built from the proto by
 // package spec). It holds no observed state.
 type BrokerMoveSpec struct {
-	Old, New          BrokerEndpoint
-	VHost             string
-	Queues            []string
-	Producers         []BrokerApplication
-	Consumers         []BrokerApplication
-	Order             string
-	DrainTimeout      time.Duration
+	Old, New     BrokerEndpoint
+	VHost        string
+	Queues       []string
+	Producers    []BrokerApplication
+	Consumers    []BrokerApplication
+	Order        string
+	DrainTimeout time.Duration
+	// StatsInterval is the old broker's collect_statistics_interval; MoveTimeout bounds
+	// one application's move (switch to verified on the new broker).
+	StatsInterval     time.Duration
+	MoveTimeout       time.Duration
 	ImportDefinitions bool
 	RequireApproval   bool
+}
+
+// BrokerMoveInput starts a broker move.
+type BrokerMoveInput struct {
+	Spec BrokerMoveSpec
+	Common
+}
+
+// PlanBrokerMoveInput asks for a broker move plan (a dry run).
+type PlanBrokerMoveInput struct {
+	Spec BrokerMoveSpec
+}
+
+// BrokerMoveResult is how a broker move ended.
+type BrokerMoveResult struct {
+	Outcome
+	// OnNew lists the applications on the new broker at the end.
+	OnNew []string
+	// Drain is from the first group's last move to the drain proven; Shovelled says the
+	// rest was shovelled (consumersFirst, or a person chose it after drainTimeout).
+	Drain     time.Duration
+	Shovelled bool
+}
+
+// BrokerMoveProgress is the broker move's part of Progress.
+type BrokerMoveProgress struct {
+	Old, New string // AMQP addresses
+	Order    string
+	Apps     []BrokerAppProgress
+	Drain    *BrokerDrainProgress `json:",omitempty"`
+	Shovels  []string             `json:",omitempty"`
+}
+
+// BrokerAppProgress is one application: its role and the broker it uses.
+type BrokerAppProgress struct {
+	ConnectionName string
+	Role           string // producer or consumer
+	Broker         string // old, switching or new
+}
+
+// BrokerDrainProgress is the drain oracle's latest verdict, for the UI and the CLI.
+type BrokerDrainProgress struct {
+	Broker       string // old, or new while rolling back
+	Started      time.Time
+	MessagesLeft int64
+	AckRate      float64
+	Estimate     time.Duration
+	Blocking     string
+	Drained      bool
 }

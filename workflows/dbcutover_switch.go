@@ -148,43 +148,11 @@ func (w *dbCutover) maintenanceOn(ctx workflow.Context) error {
 }
 
 // setRecord replaces a simple record's values, conditional on the values last seen (*now),
-// and waits INSYNC. frozen picks the tight options used while writes are frozen. *now is
-// updated as soon as the batch went in (or was found applied), so the change record
-// always says what the record holds.
+// and waits INSYNC (setSimpleRecord). frozen picks the tight options used while writes are
+// frozen.
 func (w *dbCutover) setRecord(ctx workflow.Context, frozen bool, zoneID string, seen activities.RecordSet, values []string, now *[]string) error {
-	opts := workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: stepAttempt(w.s, w.in.Common),
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrRecordDrifted, activities.ErrNoSuchRecord, activities.ErrAccessDenied}},
-		Summary: fmt.Sprintf("point %s at %s", seen.Name, strings.Join(values, ",")),
-	}
-	poll := 2 * time.Second
-	if frozen {
-		opts = frozenOpts(opts.Summary, 5*time.Second)
-		opts.RetryPolicy.NonRetryableErrorTypes = []string{activities.ErrRecordDrifted, activities.ErrNoSuchRecord, activities.ErrAccessDenied}
-		poll = 100 * time.Millisecond
-	}
-	seen.Values = *now
-	var out activities.SetRecordOutput
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), r53.SetRecord, activities.SetRecordInput{
-		ZoneID: zoneID, Seen: seen, Values: values, Comment: "ferry database cutover " + workflow.GetInfo(ctx).WorkflowExecution.ID,
-	}).Get(ctx, &out); err != nil {
-		return err
-	}
-	*now = values
-	w.publish(ctx)
-	w.s.Audit(ctx, SystemIdentity, "dns", fmt.Sprintf("%s %s -> %s", seen.Name, seen.Type, strings.Join(values, ",")), "")
-	if out.ChangeID == "" {
-		return nil
-	}
-	wopts := opts
-	wopts.Summary = "wait INSYNC " + out.ChangeID
-	wopts.HeartbeatTimeout = 0
-	if !frozen {
-		wopts.StartToCloseTimeout, wopts.HeartbeatTimeout = 10*time.Minute, 30*time.Second
-	}
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, wopts), r53.WaitInsync, activities.WaitInsyncInput{ChangeID: out.ChangeID, PollInterval: poll}).Get(ctx, nil)
+	return setSimpleRecord(ctx, w.s, w.in.Common, recordSet{ZoneID: zoneID, Seen: seen, Now: now, Values: values, Frozen: frozen,
+		Comment: "ferry database cutover " + workflow.GetInfo(ctx).WorkflowExecution.ID, Changed: w.publish})
 }
 
 // ms rounds a duration for people: a write freeze is read in milliseconds.

@@ -80,7 +80,7 @@ func (k *KindDef) UndoInput(ch Changes, c Common) any {
 }
 
 // kinds is the registry: adding a kind is one descriptor in its own file and one line here.
-var kinds = []*KindDef{dnsShiftKind, amiShareKind, mongoPrimaryMoveKind, regionMoveKind, dbCutoverKind}
+var kinds = []*KindDef{dnsShiftKind, amiShareKind, mongoPrimaryMoveKind, regionMoveKind, dbCutoverKind, brokerMoveKind}
 
 // Kinds lists every migration kind.
 func Kinds() []*KindDef { return slices.Clone(kinds) }

@@ -103,6 +103,7 @@ func TestKindRegistry(t *testing.T) {
 		KindMongoPrimaryMove: "MongoPrimaryMove/PlanMongoPrimaryMove",
 		KindRegionMove:       "RegionMove/PlanRegionMove",
 		KindDBCutover:        "DatabaseCutover/PlanDatabaseCutover",
+		KindBrokerMove:       "BrokerMove/PlanBrokerMove",
 	}, names)
 	require.Nil(t, KindByName("nope"))
 }

@@ -17,6 +17,7 @@ var kindBlurbs = map[string]string{
 	"mongo-primary-move": "extend a MongoDB replica set into a region and move the primary there",
 	"region-move":        "AMI share, MongoDB primary move and DNS shift as child workflows, with approvals between",
 	"database-cutover":   "switch a MySQL / MariaDB primary behind a maintenance page",
+	"broker-move":        "move RabbitMQ producers and consumers to another broker in drain order",
 }
 
 // kindsHelp lists the registered kinds (spec.Kinds), one a line.

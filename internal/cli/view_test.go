@@ -41,6 +41,9 @@ func viewCases() []viewCase {
 	for _, s := range []mState{running, awaiting, completed, rolledBk} {
 		cs = append(cs, viewCase{name: "database-cutover/" + stateText(s), m: dbFixture(s)})
 	}
+	for _, s := range []mState{running, awaiting, completed, rolledBk} {
+		cs = append(cs, viewCase{name: "broker-move/" + stateText(s), m: brokerFixture(s)})
+	}
 	cs = append(cs,
 		viewCase{name: "dns-shift/running-wide", m: dnsFixture(running), wide: true},
 		viewCase{name: "ami-share/failed-wide", m: amiFixture(failed), wide: true},

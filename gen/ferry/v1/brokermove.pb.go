@@ -52,8 +52,15 @@ type BrokerMoveSpec struct {
 	ImportDefinitions bool `protobuf:"varint,9,opt,name=import_definitions,json=importDefinitions,proto3" json:"import_definitions,omitempty"`
 	// Wait for an approval after preflight, before the first switch.
 	RequireApproval bool `protobuf:"varint,10,opt,name=require_approval,json=requireApproval,proto3" json:"require_approval,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The old broker's collect_statistics_interval (default 5s, RabbitMQ's own): its
+	// figures change only that often, so the drain oracle holds a clean reading for two of
+	// them and samples twice an interval.
+	StatisticsInterval *durationpb.Duration `protobuf:"bytes,11,opt,name=statistics_interval,json=statisticsInterval,proto3" json:"statistics_interval,omitempty"`
+	// How long moving one application may take, from its switch to the broker showing its
+	// connections gone from the old broker and on the new one (default 2m).
+	MoveTimeout   *durationpb.Duration `protobuf:"bytes,12,opt,name=move_timeout,json=moveTimeout,proto3" json:"move_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BrokerMoveSpec) Reset() {
@@ -154,6 +161,20 @@ func (x *BrokerMoveSpec) GetRequireApproval() bool {
 		return x.RequireApproval
 	}
 	return false
+}
+
+func (x *BrokerMoveSpec) GetStatisticsInterval() *durationpb.Duration {
+	if x != nil {
+		return x.StatisticsInterval
+	}
+	return nil
+}
+
+func (x *BrokerMoveSpec) GetMoveTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.MoveTimeout
+	}
+	return nil
 }
 
 // BrokerEndpoint is one RabbitMQ broker.
@@ -346,7 +367,7 @@ var File_ferry_v1_brokermove_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_brokermove_proto_rawDesc = "" +
 	"\n" +
-	"\x19ferry/v1/brokermove.proto\x12\bferry.v1\x1a\x18ferry/v1/dbcutover.proto\x1a\x1egoogle/protobuf/duration.proto\"\xd6\x03\n" +
+	"\x19ferry/v1/brokermove.proto\x12\bferry.v1\x1a\x18ferry/v1/dbcutover.proto\x1a\x1egoogle/protobuf/duration.proto\"\xe0\x04\n" +
 	"\x0eBrokerMoveSpec\x127\n" +
 	"\n" +
 	"old_broker\x18\x01 \x01(\v2\x18.ferry.v1.BrokerEndpointR\toldBroker\x127\n" +
@@ -360,7 +381,9 @@ const file_ferry_v1_brokermove_proto_rawDesc = "" +
 	"\rdrain_timeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12-\n" +
 	"\x12import_definitions\x18\t \x01(\bR\x11importDefinitions\x12)\n" +
 	"\x10require_approval\x18\n" +
-	" \x01(\bR\x0frequireApproval\"\xa7\x01\n" +
+	" \x01(\bR\x0frequireApproval\x12J\n" +
+	"\x13statistics_interval\x18\v \x01(\v2\x19.google.protobuf.DurationR\x12statisticsInterval\x12<\n" +
+	"\fmove_timeout\x18\f \x01(\v2\x19.google.protobuf.DurationR\vmoveTimeout\"\xa7\x01\n" +
 	"\x0eBrokerEndpoint\x12!\n" +
 	"\famqp_address\x18\x01 \x01(\tR\vamqpAddress\x12%\n" +
 	"\x0emanagement_url\x18\x02 \x01(\tR\rmanagementUrl\x12\x12\n" +
@@ -397,19 +420,21 @@ var file_ferry_v1_brokermove_proto_goTypes = []any{
 	(*DnsRecordRef)(nil),        // 6: ferry.v1.DnsRecordRef
 }
 var file_ferry_v1_brokermove_proto_depIdxs = []int32{
-	1, // 0: ferry.v1.BrokerMoveSpec.old_broker:type_name -> ferry.v1.BrokerEndpoint
-	1, // 1: ferry.v1.BrokerMoveSpec.new_broker:type_name -> ferry.v1.BrokerEndpoint
-	2, // 2: ferry.v1.BrokerMoveSpec.producers:type_name -> ferry.v1.BrokerApplication
-	2, // 3: ferry.v1.BrokerMoveSpec.consumers:type_name -> ferry.v1.BrokerApplication
-	4, // 4: ferry.v1.BrokerMoveSpec.drain_timeout:type_name -> google.protobuf.Duration
-	5, // 5: ferry.v1.BrokerEndpoint.password:type_name -> ferry.v1.DatabaseSecretRef
-	3, // 6: ferry.v1.BrokerApplication.switch:type_name -> ferry.v1.BrokerSwitch
-	6, // 7: ferry.v1.BrokerSwitch.record:type_name -> ferry.v1.DnsRecordRef
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: ferry.v1.BrokerMoveSpec.old_broker:type_name -> ferry.v1.BrokerEndpoint
+	1,  // 1: ferry.v1.BrokerMoveSpec.new_broker:type_name -> ferry.v1.BrokerEndpoint
+	2,  // 2: ferry.v1.BrokerMoveSpec.producers:type_name -> ferry.v1.BrokerApplication
+	2,  // 3: ferry.v1.BrokerMoveSpec.consumers:type_name -> ferry.v1.BrokerApplication
+	4,  // 4: ferry.v1.BrokerMoveSpec.drain_timeout:type_name -> google.protobuf.Duration
+	4,  // 5: ferry.v1.BrokerMoveSpec.statistics_interval:type_name -> google.protobuf.Duration
+	4,  // 6: ferry.v1.BrokerMoveSpec.move_timeout:type_name -> google.protobuf.Duration
+	5,  // 7: ferry.v1.BrokerEndpoint.password:type_name -> ferry.v1.DatabaseSecretRef
+	3,  // 8: ferry.v1.BrokerApplication.switch:type_name -> ferry.v1.BrokerSwitch
+	6,  // 9: ferry.v1.BrokerSwitch.record:type_name -> ferry.v1.DnsRecordRef
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_brokermove_proto_init() }

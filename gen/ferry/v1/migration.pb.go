@@ -39,6 +39,8 @@ const (
 	MigrationKind_MIGRATION_KIND_REGION_MOVE MigrationKind = 4
 	// MySQL / MariaDB primary switch behind a maintenance page.
 	MigrationKind_MIGRATION_KIND_DATABASE_CUTOVER MigrationKind = 5
+	// RabbitMQ producers and consumers moved to another broker in drain order.
+	MigrationKind_MIGRATION_KIND_BROKER_MOVE MigrationKind = 6
 )
 
 // Enum value maps for MigrationKind.
@@ -50,6 +52,7 @@ var (
 		3: "MIGRATION_KIND_MONGO_PRIMARY_MOVE",
 		4: "MIGRATION_KIND_REGION_MOVE",
 		5: "MIGRATION_KIND_DATABASE_CUTOVER",
+		6: "MIGRATION_KIND_BROKER_MOVE",
 	}
 	MigrationKind_value = map[string]int32{
 		"MIGRATION_KIND_UNSPECIFIED":        0,
@@ -58,6 +61,7 @@ var (
 		"MIGRATION_KIND_MONGO_PRIMARY_MOVE": 3,
 		"MIGRATION_KIND_REGION_MOVE":        4,
 		"MIGRATION_KIND_DATABASE_CUTOVER":   5,
+		"MIGRATION_KIND_BROKER_MOVE":        6,
 	}
 )
 
@@ -276,8 +280,10 @@ type Migration struct {
 	Phases []*PhaseStatus `protobuf:"bytes,23,rep,name=phases,proto3" json:"phases,omitempty"`
 	// Database cutover details, for kind DATABASE_CUTOVER.
 	DatabaseCutover *DatabaseCutoverStatus `protobuf:"bytes,24,opt,name=database_cutover,json=databaseCutover,proto3" json:"database_cutover,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Broker move details, for kind BROKER_MOVE.
+	BrokerMove    *BrokerMoveStatus `protobuf:"bytes,25,opt,name=broker_move,json=brokerMove,proto3" json:"broker_move,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Migration) Reset() {
@@ -443,6 +449,267 @@ func (x *Migration) GetDatabaseCutover() *DatabaseCutoverStatus {
 	return nil
 }
 
+func (x *Migration) GetBrokerMove() *BrokerMoveStatus {
+	if x != nil {
+		return x.BrokerMove
+	}
+	return nil
+}
+
+// BrokerMoveStatus shows which applications use which broker and how the drain goes.
+type BrokerMoveStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The brokers' AMQP addresses.
+	OldBroker string `protobuf:"bytes,1,opt,name=old_broker,json=oldBroker,proto3" json:"old_broker,omitempty"`
+	NewBroker string `protobuf:"bytes,2,opt,name=new_broker,json=newBroker,proto3" json:"new_broker,omitempty"`
+	// producersFirst or consumersFirst.
+	Order string `protobuf:"bytes,3,opt,name=order,proto3" json:"order,omitempty"`
+	// Each application and the broker it uses now.
+	Applications []*BrokerAppStatus `protobuf:"bytes,4,rep,name=applications,proto3" json:"applications,omitempty"`
+	// The drain of the old queues (or, while rolling back, of the new ones).
+	Drain *BrokerDrainStatus `protobuf:"bytes,5,opt,name=drain,proto3" json:"drain,omitempty"`
+	// Shovels ferry runs now, e.g. "old/orders -> new/orders".
+	Shovels       []string `protobuf:"bytes,6,rep,name=shovels,proto3" json:"shovels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrokerMoveStatus) Reset() {
+	*x = BrokerMoveStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrokerMoveStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrokerMoveStatus) ProtoMessage() {}
+
+func (x *BrokerMoveStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrokerMoveStatus.ProtoReflect.Descriptor instead.
+func (*BrokerMoveStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BrokerMoveStatus) GetOldBroker() string {
+	if x != nil {
+		return x.OldBroker
+	}
+	return ""
+}
+
+func (x *BrokerMoveStatus) GetNewBroker() string {
+	if x != nil {
+		return x.NewBroker
+	}
+	return ""
+}
+
+func (x *BrokerMoveStatus) GetOrder() string {
+	if x != nil {
+		return x.Order
+	}
+	return ""
+}
+
+func (x *BrokerMoveStatus) GetApplications() []*BrokerAppStatus {
+	if x != nil {
+		return x.Applications
+	}
+	return nil
+}
+
+func (x *BrokerMoveStatus) GetDrain() *BrokerDrainStatus {
+	if x != nil {
+		return x.Drain
+	}
+	return nil
+}
+
+func (x *BrokerMoveStatus) GetShovels() []string {
+	if x != nil {
+		return x.Shovels
+	}
+	return nil
+}
+
+// BrokerAppStatus is one application of a broker move.
+type BrokerAppStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The application's connection name.
+	ConnectionName string `protobuf:"bytes,1,opt,name=connection_name,json=connectionName,proto3" json:"connection_name,omitempty"`
+	// producer or consumer.
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// old, switching or new.
+	Broker        string `protobuf:"bytes,3,opt,name=broker,proto3" json:"broker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrokerAppStatus) Reset() {
+	*x = BrokerAppStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrokerAppStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrokerAppStatus) ProtoMessage() {}
+
+func (x *BrokerAppStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrokerAppStatus.ProtoReflect.Descriptor instead.
+func (*BrokerAppStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BrokerAppStatus) GetConnectionName() string {
+	if x != nil {
+		return x.ConnectionName
+	}
+	return ""
+}
+
+func (x *BrokerAppStatus) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *BrokerAppStatus) GetBroker() string {
+	if x != nil {
+		return x.Broker
+	}
+	return ""
+}
+
+// BrokerDrainStatus is the drain oracle's latest judgement.
+type BrokerDrainStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which broker's queues are draining: old, or new while rolling back.
+	Broker string `protobuf:"bytes,1,opt,name=broker,proto3" json:"broker,omitempty"`
+	// Messages ready plus unacknowledged over the queues.
+	MessagesLeft int64 `protobuf:"varint,2,opt,name=messages_left,json=messagesLeft,proto3" json:"messages_left,omitempty"`
+	// Acknowledgements per second over the queues.
+	AckRate float64 `protobuf:"fixed64,3,opt,name=ack_rate,json=ackRate,proto3" json:"ack_rate,omitempty"`
+	// Messages left at that rate.
+	Estimate *durationpb.Duration `protobuf:"bytes,4,opt,name=estimate,proto3" json:"estimate,omitempty"`
+	// Why it is not drained yet ("" once drained).
+	Blocking string `protobuf:"bytes,5,opt,name=blocking,proto3" json:"blocking,omitempty"`
+	// Drained: the oracle's rule held.
+	Drained bool `protobuf:"varint,6,opt,name=drained,proto3" json:"drained,omitempty"`
+	// Since when the drain runs.
+	Started       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started,proto3" json:"started,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrokerDrainStatus) Reset() {
+	*x = BrokerDrainStatus{}
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrokerDrainStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrokerDrainStatus) ProtoMessage() {}
+
+func (x *BrokerDrainStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrokerDrainStatus.ProtoReflect.Descriptor instead.
+func (*BrokerDrainStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BrokerDrainStatus) GetBroker() string {
+	if x != nil {
+		return x.Broker
+	}
+	return ""
+}
+
+func (x *BrokerDrainStatus) GetMessagesLeft() int64 {
+	if x != nil {
+		return x.MessagesLeft
+	}
+	return 0
+}
+
+func (x *BrokerDrainStatus) GetAckRate() float64 {
+	if x != nil {
+		return x.AckRate
+	}
+	return 0
+}
+
+func (x *BrokerDrainStatus) GetEstimate() *durationpb.Duration {
+	if x != nil {
+		return x.Estimate
+	}
+	return nil
+}
+
+func (x *BrokerDrainStatus) GetBlocking() string {
+	if x != nil {
+		return x.Blocking
+	}
+	return ""
+}
+
+func (x *BrokerDrainStatus) GetDrained() bool {
+	if x != nil {
+		return x.Drained
+	}
+	return false
+}
+
+func (x *BrokerDrainStatus) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
 // DatabaseCutoverStatus shows where a database cutover's writes go and how far it is.
 type DatabaseCutoverStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -474,7 +741,7 @@ type DatabaseCutoverStatus struct {
 
 func (x *DatabaseCutoverStatus) Reset() {
 	*x = DatabaseCutoverStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +753,7 @@ func (x *DatabaseCutoverStatus) String() string {
 func (*DatabaseCutoverStatus) ProtoMessage() {}
 
 func (x *DatabaseCutoverStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[1]
+	mi := &file_ferry_v1_migration_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +766,7 @@ func (x *DatabaseCutoverStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseCutoverStatus.ProtoReflect.Descriptor instead.
 func (*DatabaseCutoverStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DatabaseCutoverStatus) GetSource() string {
@@ -601,7 +868,7 @@ type PhaseStatus struct {
 
 func (x *PhaseStatus) Reset() {
 	*x = PhaseStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +880,7 @@ func (x *PhaseStatus) String() string {
 func (*PhaseStatus) ProtoMessage() {}
 
 func (x *PhaseStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[2]
+	mi := &file_ferry_v1_migration_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +893,7 @@ func (x *PhaseStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhaseStatus.ProtoReflect.Descriptor instead.
 func (*PhaseStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PhaseStatus) GetName() string {
@@ -661,7 +928,7 @@ type AmiShareStatus struct {
 
 func (x *AmiShareStatus) Reset() {
 	*x = AmiShareStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +940,7 @@ func (x *AmiShareStatus) String() string {
 func (*AmiShareStatus) ProtoMessage() {}
 
 func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[3]
+	mi := &file_ferry_v1_migration_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +953,7 @@ func (x *AmiShareStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiShareStatus.ProtoReflect.Descriptor instead.
 func (*AmiShareStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AmiShareStatus) GetCopies() []*AmiCopyStatus {
@@ -715,7 +982,7 @@ type AmiCopyStatus struct {
 
 func (x *AmiCopyStatus) Reset() {
 	*x = AmiCopyStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +994,7 @@ func (x *AmiCopyStatus) String() string {
 func (*AmiCopyStatus) ProtoMessage() {}
 
 func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[4]
+	mi := &file_ferry_v1_migration_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +1007,7 @@ func (x *AmiCopyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmiCopyStatus.ProtoReflect.Descriptor instead.
 func (*AmiCopyStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AmiCopyStatus) GetSourceImageId() string {
@@ -797,7 +1064,7 @@ type MongoMoveStatus struct {
 
 func (x *MongoMoveStatus) Reset() {
 	*x = MongoMoveStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1076,7 @@ func (x *MongoMoveStatus) String() string {
 func (*MongoMoveStatus) ProtoMessage() {}
 
 func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[5]
+	mi := &file_ferry_v1_migration_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1089,7 @@ func (x *MongoMoveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoMoveStatus.ProtoReflect.Descriptor instead.
 func (*MongoMoveStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MongoMoveStatus) GetPrimary() string {
@@ -881,7 +1148,7 @@ type MongoMemberStatus struct {
 
 func (x *MongoMemberStatus) Reset() {
 	*x = MongoMemberStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1160,7 @@ func (x *MongoMemberStatus) String() string {
 func (*MongoMemberStatus) ProtoMessage() {}
 
 func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[6]
+	mi := &file_ferry_v1_migration_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1173,7 @@ func (x *MongoMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MongoMemberStatus.ProtoReflect.Descriptor instead.
 func (*MongoMemberStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MongoMemberStatus) GetHost() string {
@@ -970,7 +1237,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1249,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[7]
+	mi := &file_ferry_v1_migration_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1262,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Step) GetName() string {
@@ -1048,7 +1315,7 @@ type PendingApproval struct {
 
 func (x *PendingApproval) Reset() {
 	*x = PendingApproval{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1327,7 @@ func (x *PendingApproval) String() string {
 func (*PendingApproval) ProtoMessage() {}
 
 func (x *PendingApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[8]
+	mi := &file_ferry_v1_migration_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1340,7 @@ func (x *PendingApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingApproval.ProtoReflect.Descriptor instead.
 func (*PendingApproval) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{8}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PendingApproval) GetStep() string {
@@ -1116,7 +1383,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1395,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[9]
+	mi := &file_ferry_v1_migration_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1408,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{9}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
@@ -1196,7 +1463,7 @@ type DnsShiftStatus struct {
 
 func (x *DnsShiftStatus) Reset() {
 	*x = DnsShiftStatus{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1475,7 @@ func (x *DnsShiftStatus) String() string {
 func (*DnsShiftStatus) ProtoMessage() {}
 
 func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[10]
+	mi := &file_ferry_v1_migration_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1488,7 @@ func (x *DnsShiftStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsShiftStatus.ProtoReflect.Descriptor instead.
 func (*DnsShiftStatus) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{10}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DnsShiftStatus) GetFromWeight() uint32 {
@@ -1271,7 +1538,7 @@ type GateResult struct {
 
 func (x *GateResult) Reset() {
 	*x = GateResult{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1550,7 @@ func (x *GateResult) String() string {
 func (*GateResult) ProtoMessage() {}
 
 func (x *GateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[11]
+	mi := &file_ferry_v1_migration_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1563,7 @@ func (x *GateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateResult.ProtoReflect.Descriptor instead.
 func (*GateResult) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{11}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GateResult) GetName() string {
@@ -1351,7 +1618,7 @@ type PlannedStep struct {
 
 func (x *PlannedStep) Reset() {
 	*x = PlannedStep{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1630,7 @@ func (x *PlannedStep) String() string {
 func (*PlannedStep) ProtoMessage() {}
 
 func (x *PlannedStep) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[12]
+	mi := &file_ferry_v1_migration_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1643,7 @@ func (x *PlannedStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedStep.ProtoReflect.Descriptor instead.
 func (*PlannedStep) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{12}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlannedStep) GetName() string {
@@ -1418,7 +1685,7 @@ type PlanMigrationRequest struct {
 
 func (x *PlanMigrationRequest) Reset() {
 	*x = PlanMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1697,7 @@ func (x *PlanMigrationRequest) String() string {
 func (*PlanMigrationRequest) ProtoMessage() {}
 
 func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[13]
+	mi := &file_ferry_v1_migration_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1710,7 @@ func (x *PlanMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PlanMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{13}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlanMigrationRequest) GetSpec() *MigrationSpec {
@@ -1472,7 +1739,7 @@ type PlanMigrationResponse struct {
 
 func (x *PlanMigrationResponse) Reset() {
 	*x = PlanMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1751,7 @@ func (x *PlanMigrationResponse) String() string {
 func (*PlanMigrationResponse) ProtoMessage() {}
 
 func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[14]
+	mi := &file_ferry_v1_migration_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1764,7 @@ func (x *PlanMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PlanMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{14}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlanMigrationResponse) GetId() string {
@@ -1550,7 +1817,7 @@ type StartMigrationRequest struct {
 
 func (x *StartMigrationRequest) Reset() {
 	*x = StartMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1829,7 @@ func (x *StartMigrationRequest) String() string {
 func (*StartMigrationRequest) ProtoMessage() {}
 
 func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[15]
+	mi := &file_ferry_v1_migration_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1842,7 @@ func (x *StartMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationRequest.ProtoReflect.Descriptor instead.
 func (*StartMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{15}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartMigrationRequest) GetSpec() *MigrationSpec {
@@ -1610,7 +1877,7 @@ type StartMigrationResponse struct {
 
 func (x *StartMigrationResponse) Reset() {
 	*x = StartMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1889,7 @@ func (x *StartMigrationResponse) String() string {
 func (*StartMigrationResponse) ProtoMessage() {}
 
 func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[16]
+	mi := &file_ferry_v1_migration_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1902,7 @@ func (x *StartMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartMigrationResponse.ProtoReflect.Descriptor instead.
 func (*StartMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{16}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartMigrationResponse) GetMigration() *Migration {
@@ -1656,7 +1923,7 @@ type GetMigrationRequest struct {
 
 func (x *GetMigrationRequest) Reset() {
 	*x = GetMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1935,7 @@ func (x *GetMigrationRequest) String() string {
 func (*GetMigrationRequest) ProtoMessage() {}
 
 func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[17]
+	mi := &file_ferry_v1_migration_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1948,7 @@ func (x *GetMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationRequest.ProtoReflect.Descriptor instead.
 func (*GetMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{17}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetMigrationRequest) GetId() string {
@@ -1702,7 +1969,7 @@ type GetMigrationResponse struct {
 
 func (x *GetMigrationResponse) Reset() {
 	*x = GetMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1981,7 @@ func (x *GetMigrationResponse) String() string {
 func (*GetMigrationResponse) ProtoMessage() {}
 
 func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[18]
+	mi := &file_ferry_v1_migration_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1994,7 @@ func (x *GetMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMigrationResponse.ProtoReflect.Descriptor instead.
 func (*GetMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{18}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetMigrationResponse) GetMigration() *Migration {
@@ -1760,7 +2027,7 @@ type ListMigrationsRequest struct {
 
 func (x *ListMigrationsRequest) Reset() {
 	*x = ListMigrationsRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2039,7 @@ func (x *ListMigrationsRequest) String() string {
 func (*ListMigrationsRequest) ProtoMessage() {}
 
 func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[19]
+	mi := &file_ferry_v1_migration_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2052,7 @@ func (x *ListMigrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListMigrationsRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{19}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListMigrationsRequest) GetKind() MigrationKind {
@@ -1850,7 +2117,7 @@ type ListMigrationsResponse struct {
 
 func (x *ListMigrationsResponse) Reset() {
 	*x = ListMigrationsResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +2129,7 @@ func (x *ListMigrationsResponse) String() string {
 func (*ListMigrationsResponse) ProtoMessage() {}
 
 func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[20]
+	mi := &file_ferry_v1_migration_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2142,7 @@ func (x *ListMigrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMigrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListMigrationsResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{20}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListMigrationsResponse) GetMigrations() []*Migration {
@@ -1903,7 +2170,7 @@ type WatchMigrationRequest struct {
 
 func (x *WatchMigrationRequest) Reset() {
 	*x = WatchMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2182,7 @@ func (x *WatchMigrationRequest) String() string {
 func (*WatchMigrationRequest) ProtoMessage() {}
 
 func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[21]
+	mi := &file_ferry_v1_migration_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2195,7 @@ func (x *WatchMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationRequest.ProtoReflect.Descriptor instead.
 func (*WatchMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{21}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchMigrationRequest) GetId() string {
@@ -1949,7 +2216,7 @@ type WatchMigrationResponse struct {
 
 func (x *WatchMigrationResponse) Reset() {
 	*x = WatchMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2228,7 @@ func (x *WatchMigrationResponse) String() string {
 func (*WatchMigrationResponse) ProtoMessage() {}
 
 func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[22]
+	mi := &file_ferry_v1_migration_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2241,7 @@ func (x *WatchMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMigrationResponse.ProtoReflect.Descriptor instead.
 func (*WatchMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{22}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchMigrationResponse) GetMigration() *Migration {
@@ -1999,7 +2266,7 @@ type ApproveStepRequest struct {
 
 func (x *ApproveStepRequest) Reset() {
 	*x = ApproveStepRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2278,7 @@ func (x *ApproveStepRequest) String() string {
 func (*ApproveStepRequest) ProtoMessage() {}
 
 func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[23]
+	mi := &file_ferry_v1_migration_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2291,7 @@ func (x *ApproveStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepRequest.ProtoReflect.Descriptor instead.
 func (*ApproveStepRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{23}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApproveStepRequest) GetId() string {
@@ -2059,7 +2326,7 @@ type ApproveStepResponse struct {
 
 func (x *ApproveStepResponse) Reset() {
 	*x = ApproveStepResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2338,7 @@ func (x *ApproveStepResponse) String() string {
 func (*ApproveStepResponse) ProtoMessage() {}
 
 func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[24]
+	mi := &file_ferry_v1_migration_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2351,7 @@ func (x *ApproveStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveStepResponse.ProtoReflect.Descriptor instead.
 func (*ApproveStepResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{24}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ApproveStepResponse) GetMigration() *Migration {
@@ -2107,7 +2374,7 @@ type RollbackMigrationRequest struct {
 
 func (x *RollbackMigrationRequest) Reset() {
 	*x = RollbackMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2386,7 @@ func (x *RollbackMigrationRequest) String() string {
 func (*RollbackMigrationRequest) ProtoMessage() {}
 
 func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[25]
+	mi := &file_ferry_v1_migration_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2399,7 @@ func (x *RollbackMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationRequest.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{25}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RollbackMigrationRequest) GetId() string {
@@ -2160,7 +2427,7 @@ type RollbackMigrationResponse struct {
 
 func (x *RollbackMigrationResponse) Reset() {
 	*x = RollbackMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2439,7 @@ func (x *RollbackMigrationResponse) String() string {
 func (*RollbackMigrationResponse) ProtoMessage() {}
 
 func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[26]
+	mi := &file_ferry_v1_migration_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2452,7 @@ func (x *RollbackMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMigrationResponse.ProtoReflect.Descriptor instead.
 func (*RollbackMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{26}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RollbackMigrationResponse) GetMigration() *Migration {
@@ -2208,7 +2475,7 @@ type PauseMigrationRequest struct {
 
 func (x *PauseMigrationRequest) Reset() {
 	*x = PauseMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[27]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2487,7 @@ func (x *PauseMigrationRequest) String() string {
 func (*PauseMigrationRequest) ProtoMessage() {}
 
 func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[27]
+	mi := &file_ferry_v1_migration_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2500,7 @@ func (x *PauseMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationRequest.ProtoReflect.Descriptor instead.
 func (*PauseMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{27}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PauseMigrationRequest) GetId() string {
@@ -2261,7 +2528,7 @@ type PauseMigrationResponse struct {
 
 func (x *PauseMigrationResponse) Reset() {
 	*x = PauseMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[28]
+	mi := &file_ferry_v1_migration_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2540,7 @@ func (x *PauseMigrationResponse) String() string {
 func (*PauseMigrationResponse) ProtoMessage() {}
 
 func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[28]
+	mi := &file_ferry_v1_migration_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2553,7 @@ func (x *PauseMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseMigrationResponse.ProtoReflect.Descriptor instead.
 func (*PauseMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{28}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PauseMigrationResponse) GetMigration() *Migration {
@@ -2309,7 +2576,7 @@ type ResumeMigrationRequest struct {
 
 func (x *ResumeMigrationRequest) Reset() {
 	*x = ResumeMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[29]
+	mi := &file_ferry_v1_migration_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2588,7 @@ func (x *ResumeMigrationRequest) String() string {
 func (*ResumeMigrationRequest) ProtoMessage() {}
 
 func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[29]
+	mi := &file_ferry_v1_migration_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2601,7 @@ func (x *ResumeMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationRequest.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{29}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResumeMigrationRequest) GetId() string {
@@ -2362,7 +2629,7 @@ type ResumeMigrationResponse struct {
 
 func (x *ResumeMigrationResponse) Reset() {
 	*x = ResumeMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[30]
+	mi := &file_ferry_v1_migration_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2641,7 @@ func (x *ResumeMigrationResponse) String() string {
 func (*ResumeMigrationResponse) ProtoMessage() {}
 
 func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[30]
+	mi := &file_ferry_v1_migration_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2654,7 @@ func (x *ResumeMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeMigrationResponse.ProtoReflect.Descriptor instead.
 func (*ResumeMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{30}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResumeMigrationResponse) GetMigration() *Migration {
@@ -2410,7 +2677,7 @@ type CancelMigrationRequest struct {
 
 func (x *CancelMigrationRequest) Reset() {
 	*x = CancelMigrationRequest{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[31]
+	mi := &file_ferry_v1_migration_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2689,7 @@ func (x *CancelMigrationRequest) String() string {
 func (*CancelMigrationRequest) ProtoMessage() {}
 
 func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[31]
+	mi := &file_ferry_v1_migration_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2702,7 @@ func (x *CancelMigrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationRequest.ProtoReflect.Descriptor instead.
 func (*CancelMigrationRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{31}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CancelMigrationRequest) GetId() string {
@@ -2463,7 +2730,7 @@ type CancelMigrationResponse struct {
 
 func (x *CancelMigrationResponse) Reset() {
 	*x = CancelMigrationResponse{}
-	mi := &file_ferry_v1_migration_proto_msgTypes[32]
+	mi := &file_ferry_v1_migration_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2742,7 @@ func (x *CancelMigrationResponse) String() string {
 func (*CancelMigrationResponse) ProtoMessage() {}
 
 func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_migration_proto_msgTypes[32]
+	mi := &file_ferry_v1_migration_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2755,7 @@ func (x *CancelMigrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelMigrationResponse.ProtoReflect.Descriptor instead.
 func (*CancelMigrationResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{32}
+	return file_ferry_v1_migration_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CancelMigrationResponse) GetMigration() *Migration {
@@ -2502,7 +2769,7 @@ var File_ferry_v1_migration_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\n" +
-	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x06\n" +
+	"\x18ferry/v1/migration.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\a\n" +
 	"\tMigration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.ferry.v1.MigrationKindR\x04kind\x12.\n" +
@@ -2526,7 +2793,30 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\n" +
 	"mongo_move\x18\x16 \x01(\v2\x19.ferry.v1.MongoMoveStatusR\tmongoMove\x12-\n" +
 	"\x06phases\x18\x17 \x03(\v2\x15.ferry.v1.PhaseStatusR\x06phases\x12J\n" +
-	"\x10database_cutover\x18\x18 \x01(\v2\x1f.ferry.v1.DatabaseCutoverStatusR\x0fdatabaseCutover\"\xe0\x03\n" +
+	"\x10database_cutover\x18\x18 \x01(\v2\x1f.ferry.v1.DatabaseCutoverStatusR\x0fdatabaseCutover\x12;\n" +
+	"\vbroker_move\x18\x19 \x01(\v2\x1a.ferry.v1.BrokerMoveStatusR\n" +
+	"brokerMove\"\xf2\x01\n" +
+	"\x10BrokerMoveStatus\x12\x1d\n" +
+	"\n" +
+	"old_broker\x18\x01 \x01(\tR\toldBroker\x12\x1d\n" +
+	"\n" +
+	"new_broker\x18\x02 \x01(\tR\tnewBroker\x12\x14\n" +
+	"\x05order\x18\x03 \x01(\tR\x05order\x12=\n" +
+	"\fapplications\x18\x04 \x03(\v2\x19.ferry.v1.BrokerAppStatusR\fapplications\x121\n" +
+	"\x05drain\x18\x05 \x01(\v2\x1b.ferry.v1.BrokerDrainStatusR\x05drain\x12\x18\n" +
+	"\ashovels\x18\x06 \x03(\tR\ashovels\"f\n" +
+	"\x0fBrokerAppStatus\x12'\n" +
+	"\x0fconnection_name\x18\x01 \x01(\tR\x0econnectionName\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
+	"\x06broker\x18\x03 \x01(\tR\x06broker\"\x8e\x02\n" +
+	"\x11BrokerDrainStatus\x12\x16\n" +
+	"\x06broker\x18\x01 \x01(\tR\x06broker\x12#\n" +
+	"\rmessages_left\x18\x02 \x01(\x03R\fmessagesLeft\x12\x19\n" +
+	"\back_rate\x18\x03 \x01(\x01R\aackRate\x125\n" +
+	"\bestimate\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bestimate\x12\x1a\n" +
+	"\bblocking\x18\x05 \x01(\tR\bblocking\x12\x18\n" +
+	"\adrained\x18\x06 \x01(\bR\adrained\x124\n" +
+	"\astarted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\astarted\"\xe0\x03\n" +
 	"\x15DatabaseCutoverStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x18\n" +
@@ -2667,14 +2957,15 @@ const file_ferry_v1_migration_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
 	"\x17CancelMigrationResponse\x121\n" +
-	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\xd7\x01\n" +
+	"\tmigration\x18\x01 \x01(\v2\x13.ferry.v1.MigrationR\tmigration*\xf7\x01\n" +
 	"\rMigrationKind\x12\x1e\n" +
 	"\x1aMIGRATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MIGRATION_KIND_DNS_SHIFT\x10\x01\x12\x1c\n" +
 	"\x18MIGRATION_KIND_AMI_SHARE\x10\x02\x12%\n" +
 	"!MIGRATION_KIND_MONGO_PRIMARY_MOVE\x10\x03\x12\x1e\n" +
 	"\x1aMIGRATION_KIND_REGION_MOVE\x10\x04\x12#\n" +
-	"\x1fMIGRATION_KIND_DATABASE_CUTOVER\x10\x05*\xcb\x02\n" +
+	"\x1fMIGRATION_KIND_DATABASE_CUTOVER\x10\x05\x12\x1e\n" +
+	"\x1aMIGRATION_KIND_BROKER_MOVE\x10\x06*\xcb\x02\n" +
 	"\x0eMigrationState\x12\x1f\n" +
 	"\x1bMIGRATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MIGRATION_STATE_RUNNING\x10\x01\x12%\n" +
@@ -2720,114 +3011,122 @@ func file_ferry_v1_migration_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_migration_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_ferry_v1_migration_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_ferry_v1_migration_proto_goTypes = []any{
 	(MigrationKind)(0),                // 0: ferry.v1.MigrationKind
 	(MigrationState)(0),               // 1: ferry.v1.MigrationState
 	(StepStatus)(0),                   // 2: ferry.v1.StepStatus
 	(*Migration)(nil),                 // 3: ferry.v1.Migration
-	(*DatabaseCutoverStatus)(nil),     // 4: ferry.v1.DatabaseCutoverStatus
-	(*PhaseStatus)(nil),               // 5: ferry.v1.PhaseStatus
-	(*AmiShareStatus)(nil),            // 6: ferry.v1.AmiShareStatus
-	(*AmiCopyStatus)(nil),             // 7: ferry.v1.AmiCopyStatus
-	(*MongoMoveStatus)(nil),           // 8: ferry.v1.MongoMoveStatus
-	(*MongoMemberStatus)(nil),         // 9: ferry.v1.MongoMemberStatus
-	(*Step)(nil),                      // 10: ferry.v1.Step
-	(*PendingApproval)(nil),           // 11: ferry.v1.PendingApproval
-	(*AuditEntry)(nil),                // 12: ferry.v1.AuditEntry
-	(*DnsShiftStatus)(nil),            // 13: ferry.v1.DnsShiftStatus
-	(*GateResult)(nil),                // 14: ferry.v1.GateResult
-	(*PlannedStep)(nil),               // 15: ferry.v1.PlannedStep
-	(*PlanMigrationRequest)(nil),      // 16: ferry.v1.PlanMigrationRequest
-	(*PlanMigrationResponse)(nil),     // 17: ferry.v1.PlanMigrationResponse
-	(*StartMigrationRequest)(nil),     // 18: ferry.v1.StartMigrationRequest
-	(*StartMigrationResponse)(nil),    // 19: ferry.v1.StartMigrationResponse
-	(*GetMigrationRequest)(nil),       // 20: ferry.v1.GetMigrationRequest
-	(*GetMigrationResponse)(nil),      // 21: ferry.v1.GetMigrationResponse
-	(*ListMigrationsRequest)(nil),     // 22: ferry.v1.ListMigrationsRequest
-	(*ListMigrationsResponse)(nil),    // 23: ferry.v1.ListMigrationsResponse
-	(*WatchMigrationRequest)(nil),     // 24: ferry.v1.WatchMigrationRequest
-	(*WatchMigrationResponse)(nil),    // 25: ferry.v1.WatchMigrationResponse
-	(*ApproveStepRequest)(nil),        // 26: ferry.v1.ApproveStepRequest
-	(*ApproveStepResponse)(nil),       // 27: ferry.v1.ApproveStepResponse
-	(*RollbackMigrationRequest)(nil),  // 28: ferry.v1.RollbackMigrationRequest
-	(*RollbackMigrationResponse)(nil), // 29: ferry.v1.RollbackMigrationResponse
-	(*PauseMigrationRequest)(nil),     // 30: ferry.v1.PauseMigrationRequest
-	(*PauseMigrationResponse)(nil),    // 31: ferry.v1.PauseMigrationResponse
-	(*ResumeMigrationRequest)(nil),    // 32: ferry.v1.ResumeMigrationRequest
-	(*ResumeMigrationResponse)(nil),   // 33: ferry.v1.ResumeMigrationResponse
-	(*CancelMigrationRequest)(nil),    // 34: ferry.v1.CancelMigrationRequest
-	(*CancelMigrationResponse)(nil),   // 35: ferry.v1.CancelMigrationResponse
-	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
-	(*MigrationSpec)(nil),             // 37: ferry.v1.MigrationSpec
-	(*durationpb.Duration)(nil),       // 38: google.protobuf.Duration
+	(*BrokerMoveStatus)(nil),          // 4: ferry.v1.BrokerMoveStatus
+	(*BrokerAppStatus)(nil),           // 5: ferry.v1.BrokerAppStatus
+	(*BrokerDrainStatus)(nil),         // 6: ferry.v1.BrokerDrainStatus
+	(*DatabaseCutoverStatus)(nil),     // 7: ferry.v1.DatabaseCutoverStatus
+	(*PhaseStatus)(nil),               // 8: ferry.v1.PhaseStatus
+	(*AmiShareStatus)(nil),            // 9: ferry.v1.AmiShareStatus
+	(*AmiCopyStatus)(nil),             // 10: ferry.v1.AmiCopyStatus
+	(*MongoMoveStatus)(nil),           // 11: ferry.v1.MongoMoveStatus
+	(*MongoMemberStatus)(nil),         // 12: ferry.v1.MongoMemberStatus
+	(*Step)(nil),                      // 13: ferry.v1.Step
+	(*PendingApproval)(nil),           // 14: ferry.v1.PendingApproval
+	(*AuditEntry)(nil),                // 15: ferry.v1.AuditEntry
+	(*DnsShiftStatus)(nil),            // 16: ferry.v1.DnsShiftStatus
+	(*GateResult)(nil),                // 17: ferry.v1.GateResult
+	(*PlannedStep)(nil),               // 18: ferry.v1.PlannedStep
+	(*PlanMigrationRequest)(nil),      // 19: ferry.v1.PlanMigrationRequest
+	(*PlanMigrationResponse)(nil),     // 20: ferry.v1.PlanMigrationResponse
+	(*StartMigrationRequest)(nil),     // 21: ferry.v1.StartMigrationRequest
+	(*StartMigrationResponse)(nil),    // 22: ferry.v1.StartMigrationResponse
+	(*GetMigrationRequest)(nil),       // 23: ferry.v1.GetMigrationRequest
+	(*GetMigrationResponse)(nil),      // 24: ferry.v1.GetMigrationResponse
+	(*ListMigrationsRequest)(nil),     // 25: ferry.v1.ListMigrationsRequest
+	(*ListMigrationsResponse)(nil),    // 26: ferry.v1.ListMigrationsResponse
+	(*WatchMigrationRequest)(nil),     // 27: ferry.v1.WatchMigrationRequest
+	(*WatchMigrationResponse)(nil),    // 28: ferry.v1.WatchMigrationResponse
+	(*ApproveStepRequest)(nil),        // 29: ferry.v1.ApproveStepRequest
+	(*ApproveStepResponse)(nil),       // 30: ferry.v1.ApproveStepResponse
+	(*RollbackMigrationRequest)(nil),  // 31: ferry.v1.RollbackMigrationRequest
+	(*RollbackMigrationResponse)(nil), // 32: ferry.v1.RollbackMigrationResponse
+	(*PauseMigrationRequest)(nil),     // 33: ferry.v1.PauseMigrationRequest
+	(*PauseMigrationResponse)(nil),    // 34: ferry.v1.PauseMigrationResponse
+	(*ResumeMigrationRequest)(nil),    // 35: ferry.v1.ResumeMigrationRequest
+	(*ResumeMigrationResponse)(nil),   // 36: ferry.v1.ResumeMigrationResponse
+	(*CancelMigrationRequest)(nil),    // 37: ferry.v1.CancelMigrationRequest
+	(*CancelMigrationResponse)(nil),   // 38: ferry.v1.CancelMigrationResponse
+	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
+	(*MigrationSpec)(nil),             // 40: ferry.v1.MigrationSpec
+	(*durationpb.Duration)(nil),       // 41: google.protobuf.Duration
 }
 var file_ferry_v1_migration_proto_depIdxs = []int32{
 	0,  // 0: ferry.v1.Migration.kind:type_name -> ferry.v1.MigrationKind
 	1,  // 1: ferry.v1.Migration.state:type_name -> ferry.v1.MigrationState
-	10, // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
-	11, // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
-	12, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
-	36, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
-	36, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
-	37, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
-	13, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
-	6,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
-	8,  // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
-	5,  // 11: ferry.v1.Migration.phases:type_name -> ferry.v1.PhaseStatus
-	4,  // 12: ferry.v1.Migration.database_cutover:type_name -> ferry.v1.DatabaseCutoverStatus
-	38, // 13: ferry.v1.DatabaseCutoverStatus.lag:type_name -> google.protobuf.Duration
-	38, // 14: ferry.v1.DatabaseCutoverStatus.write_freeze:type_name -> google.protobuf.Duration
-	7,  // 15: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
-	9,  // 16: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
-	38, // 17: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
-	2,  // 18: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
-	36, // 19: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
-	36, // 20: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
-	36, // 21: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	14, // 22: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
-	36, // 23: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
-	38, // 24: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
-	37, // 25: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	0,  // 26: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
-	15, // 27: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
-	37, // 28: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
-	3,  // 29: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 30: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
-	0,  // 31: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
-	1,  // 32: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
-	3,  // 33: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
-	3,  // 34: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 35: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 36: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 37: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 38: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
-	3,  // 39: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
-	16, // 40: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
-	18, // 41: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
-	20, // 42: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
-	22, // 43: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
-	24, // 44: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
-	26, // 45: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
-	28, // 46: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
-	30, // 47: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
-	32, // 48: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
-	34, // 49: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
-	17, // 50: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
-	19, // 51: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
-	21, // 52: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
-	23, // 53: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
-	25, // 54: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
-	27, // 55: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
-	29, // 56: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
-	31, // 57: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
-	33, // 58: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
-	35, // 59: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
-	50, // [50:60] is the sub-list for method output_type
-	40, // [40:50] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	13, // 2: ferry.v1.Migration.steps:type_name -> ferry.v1.Step
+	14, // 3: ferry.v1.Migration.pending_approvals:type_name -> ferry.v1.PendingApproval
+	15, // 4: ferry.v1.Migration.audit:type_name -> ferry.v1.AuditEntry
+	39, // 5: ferry.v1.Migration.start_time:type_name -> google.protobuf.Timestamp
+	39, // 6: ferry.v1.Migration.close_time:type_name -> google.protobuf.Timestamp
+	40, // 7: ferry.v1.Migration.spec:type_name -> ferry.v1.MigrationSpec
+	16, // 8: ferry.v1.Migration.dns_shift:type_name -> ferry.v1.DnsShiftStatus
+	9,  // 9: ferry.v1.Migration.ami_share:type_name -> ferry.v1.AmiShareStatus
+	11, // 10: ferry.v1.Migration.mongo_move:type_name -> ferry.v1.MongoMoveStatus
+	8,  // 11: ferry.v1.Migration.phases:type_name -> ferry.v1.PhaseStatus
+	7,  // 12: ferry.v1.Migration.database_cutover:type_name -> ferry.v1.DatabaseCutoverStatus
+	4,  // 13: ferry.v1.Migration.broker_move:type_name -> ferry.v1.BrokerMoveStatus
+	5,  // 14: ferry.v1.BrokerMoveStatus.applications:type_name -> ferry.v1.BrokerAppStatus
+	6,  // 15: ferry.v1.BrokerMoveStatus.drain:type_name -> ferry.v1.BrokerDrainStatus
+	41, // 16: ferry.v1.BrokerDrainStatus.estimate:type_name -> google.protobuf.Duration
+	39, // 17: ferry.v1.BrokerDrainStatus.started:type_name -> google.protobuf.Timestamp
+	41, // 18: ferry.v1.DatabaseCutoverStatus.lag:type_name -> google.protobuf.Duration
+	41, // 19: ferry.v1.DatabaseCutoverStatus.write_freeze:type_name -> google.protobuf.Duration
+	10, // 20: ferry.v1.AmiShareStatus.copies:type_name -> ferry.v1.AmiCopyStatus
+	12, // 21: ferry.v1.MongoMoveStatus.members:type_name -> ferry.v1.MongoMemberStatus
+	41, // 22: ferry.v1.MongoMemberStatus.lag:type_name -> google.protobuf.Duration
+	2,  // 23: ferry.v1.Step.status:type_name -> ferry.v1.StepStatus
+	39, // 24: ferry.v1.Step.start_time:type_name -> google.protobuf.Timestamp
+	39, // 25: ferry.v1.Step.end_time:type_name -> google.protobuf.Timestamp
+	39, // 26: ferry.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	17, // 27: ferry.v1.DnsShiftStatus.gates:type_name -> ferry.v1.GateResult
+	39, // 28: ferry.v1.GateResult.time:type_name -> google.protobuf.Timestamp
+	41, // 29: ferry.v1.PlannedStep.wait:type_name -> google.protobuf.Duration
+	40, // 30: ferry.v1.PlanMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	0,  // 31: ferry.v1.PlanMigrationResponse.kind:type_name -> ferry.v1.MigrationKind
+	18, // 32: ferry.v1.PlanMigrationResponse.steps:type_name -> ferry.v1.PlannedStep
+	40, // 33: ferry.v1.StartMigrationRequest.spec:type_name -> ferry.v1.MigrationSpec
+	3,  // 34: ferry.v1.StartMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 35: ferry.v1.GetMigrationResponse.migration:type_name -> ferry.v1.Migration
+	0,  // 36: ferry.v1.ListMigrationsRequest.kind:type_name -> ferry.v1.MigrationKind
+	1,  // 37: ferry.v1.ListMigrationsRequest.state:type_name -> ferry.v1.MigrationState
+	3,  // 38: ferry.v1.ListMigrationsResponse.migrations:type_name -> ferry.v1.Migration
+	3,  // 39: ferry.v1.WatchMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 40: ferry.v1.ApproveStepResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 41: ferry.v1.RollbackMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 42: ferry.v1.PauseMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 43: ferry.v1.ResumeMigrationResponse.migration:type_name -> ferry.v1.Migration
+	3,  // 44: ferry.v1.CancelMigrationResponse.migration:type_name -> ferry.v1.Migration
+	19, // 45: ferry.v1.MigrationService.PlanMigration:input_type -> ferry.v1.PlanMigrationRequest
+	21, // 46: ferry.v1.MigrationService.StartMigration:input_type -> ferry.v1.StartMigrationRequest
+	23, // 47: ferry.v1.MigrationService.GetMigration:input_type -> ferry.v1.GetMigrationRequest
+	25, // 48: ferry.v1.MigrationService.ListMigrations:input_type -> ferry.v1.ListMigrationsRequest
+	27, // 49: ferry.v1.MigrationService.WatchMigration:input_type -> ferry.v1.WatchMigrationRequest
+	29, // 50: ferry.v1.MigrationService.ApproveStep:input_type -> ferry.v1.ApproveStepRequest
+	31, // 51: ferry.v1.MigrationService.RollbackMigration:input_type -> ferry.v1.RollbackMigrationRequest
+	33, // 52: ferry.v1.MigrationService.PauseMigration:input_type -> ferry.v1.PauseMigrationRequest
+	35, // 53: ferry.v1.MigrationService.ResumeMigration:input_type -> ferry.v1.ResumeMigrationRequest
+	37, // 54: ferry.v1.MigrationService.CancelMigration:input_type -> ferry.v1.CancelMigrationRequest
+	20, // 55: ferry.v1.MigrationService.PlanMigration:output_type -> ferry.v1.PlanMigrationResponse
+	22, // 56: ferry.v1.MigrationService.StartMigration:output_type -> ferry.v1.StartMigrationResponse
+	24, // 57: ferry.v1.MigrationService.GetMigration:output_type -> ferry.v1.GetMigrationResponse
+	26, // 58: ferry.v1.MigrationService.ListMigrations:output_type -> ferry.v1.ListMigrationsResponse
+	28, // 59: ferry.v1.MigrationService.WatchMigration:output_type -> ferry.v1.WatchMigrationResponse
+	30, // 60: ferry.v1.MigrationService.ApproveStep:output_type -> ferry.v1.ApproveStepResponse
+	32, // 61: ferry.v1.MigrationService.RollbackMigration:output_type -> ferry.v1.RollbackMigrationResponse
+	34, // 62: ferry.v1.MigrationService.PauseMigration:output_type -> ferry.v1.PauseMigrationResponse
+	36, // 63: ferry.v1.MigrationService.ResumeMigration:output_type -> ferry.v1.ResumeMigrationResponse
+	38, // 64: ferry.v1.MigrationService.CancelMigration:output_type -> ferry.v1.CancelMigrationResponse
+	55, // [55:65] is the sub-list for method output_type
+	45, // [45:55] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_migration_proto_init() }
@@ -2842,7 +3141,7 @@ func file_ferry_v1_migration_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_migration_proto_rawDesc), len(file_ferry_v1_migration_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

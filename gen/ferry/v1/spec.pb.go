@@ -262,6 +262,7 @@ type MigrationSpec struct {
 	//	*MigrationSpec_MongoPrimaryMove
 	//	*MigrationSpec_RegionMove
 	//	*MigrationSpec_DatabaseCutover
+	//	*MigrationSpec_BrokerMove
 	Kind          isMigrationSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -377,6 +378,15 @@ func (x *MigrationSpec) GetDatabaseCutover() *DatabaseCutoverSpec {
 	return nil
 }
 
+func (x *MigrationSpec) GetBrokerMove() *BrokerMoveSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*MigrationSpec_BrokerMove); ok {
+			return x.BrokerMove
+		}
+	}
+	return nil
+}
+
 type isMigrationSpec_Kind interface {
 	isMigrationSpec_Kind()
 }
@@ -406,6 +416,11 @@ type MigrationSpec_DatabaseCutover struct {
 	DatabaseCutover *DatabaseCutoverSpec `protobuf:"bytes,14,opt,name=database_cutover,json=databaseCutover,proto3,oneof"`
 }
 
+type MigrationSpec_BrokerMove struct {
+	// Move RabbitMQ producers and consumers to another broker in drain order.
+	BrokerMove *BrokerMoveSpec `protobuf:"bytes,15,opt,name=broker_move,json=brokerMove,proto3,oneof"`
+}
+
 func (*MigrationSpec_DnsShift) isMigrationSpec_Kind() {}
 
 func (*MigrationSpec_AmiShare) isMigrationSpec_Kind() {}
@@ -415,6 +430,8 @@ func (*MigrationSpec_MongoPrimaryMove) isMigrationSpec_Kind() {}
 func (*MigrationSpec_RegionMove) isMigrationSpec_Kind() {}
 
 func (*MigrationSpec_DatabaseCutover) isMigrationSpec_Kind() {}
+
+func (*MigrationSpec_BrokerMove) isMigrationSpec_Kind() {}
 
 // RegionMoveSpec composes the other migrations into one region move, run as child workflows
 // in order: AMI share -> MongoDB primary move -> DNS shift. A phase left out is skipped.
@@ -1981,7 +1998,7 @@ var File_ferry_v1_spec_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\n" +
-	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18ferry/v1/dbcutover.proto\"\xf6\x03\n" +
+	"\x13ferry/v1/spec.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19ferry/v1/brokermove.proto\x1a\x18ferry/v1/dbcutover.proto\"\xb3\x04\n" +
 	"\rMigrationSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x126\n" +
@@ -1994,7 +2011,9 @@ const file_ferry_v1_spec_proto_rawDesc = "" +
 	"\x12mongo_primary_move\x18\f \x01(\v2\x1e.ferry.v1.MongoPrimaryMoveSpecH\x00R\x10mongoPrimaryMove\x12;\n" +
 	"\vregion_move\x18\r \x01(\v2\x18.ferry.v1.RegionMoveSpecH\x00R\n" +
 	"regionMove\x12J\n" +
-	"\x10database_cutover\x18\x0e \x01(\v2\x1d.ferry.v1.DatabaseCutoverSpecH\x00R\x0fdatabaseCutoverB\x06\n" +
+	"\x10database_cutover\x18\x0e \x01(\v2\x1d.ferry.v1.DatabaseCutoverSpecH\x00R\x0fdatabaseCutover\x12;\n" +
+	"\vbroker_move\x18\x0f \x01(\v2\x18.ferry.v1.BrokerMoveSpecH\x00R\n" +
+	"brokerMoveB\x06\n" +
 	"\x04kind\"\x94\x03\n" +
 	"\x0eRegionMoveSpec\x12#\n" +
 	"\rsource_region\x18\x01 \x01(\tR\fsourceRegion\x12#\n" +
@@ -2209,7 +2228,8 @@ var file_ferry_v1_spec_proto_goTypes = []any{
 	nil,                          // 22: ferry.v1.AmiShareSpec.AddTagsEntry
 	nil,                          // 23: ferry.v1.MetricStat.DimensionsEntry
 	(*DatabaseCutoverSpec)(nil),  // 24: ferry.v1.DatabaseCutoverSpec
-	(*durationpb.Duration)(nil),  // 25: google.protobuf.Duration
+	(*BrokerMoveSpec)(nil),       // 25: ferry.v1.BrokerMoveSpec
+	(*durationpb.Duration)(nil),  // 26: google.protobuf.Duration
 }
 var file_ferry_v1_spec_proto_depIdxs = []int32{
 	11, // 0: ferry.v1.MigrationSpec.approvals:type_name -> ferry.v1.ApprovalPolicy
@@ -2219,41 +2239,42 @@ var file_ferry_v1_spec_proto_depIdxs = []int32{
 	9,  // 4: ferry.v1.MigrationSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
 	5,  // 5: ferry.v1.MigrationSpec.region_move:type_name -> ferry.v1.RegionMoveSpec
 	24, // 6: ferry.v1.MigrationSpec.database_cutover:type_name -> ferry.v1.DatabaseCutoverSpec
-	8,  // 7: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
-	9,  // 8: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
-	12, // 9: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
-	6,  // 10: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
-	20, // 11: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
-	21, // 12: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
-	22, // 13: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
-	7,  // 14: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
-	10, // 15: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
-	25, // 16: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
-	25, // 17: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
-	25, // 18: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
-	25, // 19: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
-	13, // 20: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
-	25, // 21: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
-	1,  // 22: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
-	2,  // 23: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
-	3,  // 24: ferry.v1.Gate.on_inconclusive:type_name -> ferry.v1.InconclusiveAction
-	14, // 25: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
-	15, // 26: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
-	16, // 27: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
-	17, // 28: ferry.v1.Gate.prometheus:type_name -> ferry.v1.PrometheusQuery
-	18, // 29: ferry.v1.Gate.cloudwatch_metric:type_name -> ferry.v1.CloudWatchMetric
-	25, // 30: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
-	7,  // 31: ferry.v1.PrometheusQuery.bearer_token:type_name -> ferry.v1.SecretRef
-	25, // 32: ferry.v1.PrometheusQuery.timeout:type_name -> google.protobuf.Duration
-	19, // 33: ferry.v1.CloudWatchMetric.metric:type_name -> ferry.v1.MetricStat
-	19, // 34: ferry.v1.CloudWatchMetric.metrics:type_name -> ferry.v1.MetricStat
-	25, // 35: ferry.v1.CloudWatchMetric.period:type_name -> google.protobuf.Duration
-	23, // 36: ferry.v1.MetricStat.dimensions:type_name -> ferry.v1.MetricStat.DimensionsEntry
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	25, // 7: ferry.v1.MigrationSpec.broker_move:type_name -> ferry.v1.BrokerMoveSpec
+	8,  // 8: ferry.v1.RegionMoveSpec.ami_share:type_name -> ferry.v1.AmiShareSpec
+	9,  // 9: ferry.v1.RegionMoveSpec.mongo_primary_move:type_name -> ferry.v1.MongoPrimaryMoveSpec
+	12, // 10: ferry.v1.RegionMoveSpec.dns_shift:type_name -> ferry.v1.DnsShiftSpec
+	6,  // 11: ferry.v1.RegionMoveSpec.maintenance_window:type_name -> ferry.v1.MaintenanceWindow
+	20, // 12: ferry.v1.AmiShareSpec.image_tags:type_name -> ferry.v1.AmiShareSpec.ImageTagsEntry
+	21, // 13: ferry.v1.AmiShareSpec.kms_keys:type_name -> ferry.v1.AmiShareSpec.KmsKeysEntry
+	22, // 14: ferry.v1.AmiShareSpec.add_tags:type_name -> ferry.v1.AmiShareSpec.AddTagsEntry
+	7,  // 15: ferry.v1.MongoPrimaryMoveSpec.password:type_name -> ferry.v1.SecretRef
+	10, // 16: ferry.v1.MongoPrimaryMoveSpec.priorities:type_name -> ferry.v1.MongoPriorities
+	26, // 17: ferry.v1.MongoPrimaryMoveSpec.max_lag:type_name -> google.protobuf.Duration
+	26, // 18: ferry.v1.MongoPrimaryMoveSpec.catch_up_period:type_name -> google.protobuf.Duration
+	26, // 19: ferry.v1.MongoPrimaryMoveSpec.takeover_timeout:type_name -> google.protobuf.Duration
+	26, // 20: ferry.v1.DnsShiftSpec.bake_time:type_name -> google.protobuf.Duration
+	13, // 21: ferry.v1.DnsShiftSpec.gates:type_name -> ferry.v1.Gate
+	26, // 22: ferry.v1.DnsShiftSpec.gate_interval:type_name -> google.protobuf.Duration
+	1,  // 23: ferry.v1.DnsShiftSpec.rollback_mode:type_name -> ferry.v1.RollbackMode
+	2,  // 24: ferry.v1.DnsShiftSpec.on_gate_failure:type_name -> ferry.v1.GateFailureAction
+	3,  // 25: ferry.v1.Gate.on_inconclusive:type_name -> ferry.v1.InconclusiveAction
+	14, // 26: ferry.v1.Gate.http:type_name -> ferry.v1.HttpProbe
+	15, // 27: ferry.v1.Gate.route53_health_check:type_name -> ferry.v1.Route53HealthCheck
+	16, // 28: ferry.v1.Gate.cloudwatch_alarm:type_name -> ferry.v1.CloudWatchAlarm
+	17, // 29: ferry.v1.Gate.prometheus:type_name -> ferry.v1.PrometheusQuery
+	18, // 30: ferry.v1.Gate.cloudwatch_metric:type_name -> ferry.v1.CloudWatchMetric
+	26, // 31: ferry.v1.HttpProbe.timeout:type_name -> google.protobuf.Duration
+	7,  // 32: ferry.v1.PrometheusQuery.bearer_token:type_name -> ferry.v1.SecretRef
+	26, // 33: ferry.v1.PrometheusQuery.timeout:type_name -> google.protobuf.Duration
+	19, // 34: ferry.v1.CloudWatchMetric.metric:type_name -> ferry.v1.MetricStat
+	19, // 35: ferry.v1.CloudWatchMetric.metrics:type_name -> ferry.v1.MetricStat
+	26, // 36: ferry.v1.CloudWatchMetric.period:type_name -> google.protobuf.Duration
+	23, // 37: ferry.v1.MetricStat.dimensions:type_name -> ferry.v1.MetricStat.DimensionsEntry
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_spec_proto_init() }
@@ -2261,6 +2282,7 @@ func file_ferry_v1_spec_proto_init() {
 	if File_ferry_v1_spec_proto != nil {
 		return
 	}
+	file_ferry_v1_brokermove_proto_init()
 	file_ferry_v1_dbcutover_proto_init()
 	file_ferry_v1_spec_proto_msgTypes[0].OneofWrappers = []any{
 		(*MigrationSpec_DnsShift)(nil),
@@ -2268,6 +2290,7 @@ func file_ferry_v1_spec_proto_init() {
 		(*MigrationSpec_MongoPrimaryMove)(nil),
 		(*MigrationSpec_RegionMove)(nil),
 		(*MigrationSpec_DatabaseCutover)(nil),
+		(*MigrationSpec_BrokerMove)(nil),
 	}
 	file_ferry_v1_spec_proto_msgTypes[3].OneofWrappers = []any{
 		(*SecretRef_Env)(nil),

@@ -1,0 +1,172 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryhq/ferry/activities"
+)
+
+// The broker move's drain and its undo. The undo never strands a message: before any
+// application goes back, a shovel (on-confirm) runs from each new queue to the old one,
+// the switches go back in reverse order, and the shovels are removed only once the new
+// queues are proven drained, by the same oracle as the forward drain.
+
+func (w *brokerMove) undoRecorded(ctx workflow.Context) (BrokerMoveResult, error) {
+	return w.rollback(ctx)
+}
+
+func (w *brokerMove) rollback(ctx workflow.Context) (BrokerMoveResult, error) {
+	why := w.s.BeginRollback(ctx)
+	w.log.Info("rolling back", "reason", why)
+	if err := keepTrying(ctx, w.s, w.in.budgets(), "rollback", w.unwind); err != nil {
+		return BrokerMoveResult{}, err
+	}
+	w.rec.Restored = true
+	w.publish(ctx)
+	for i, st := range w.s.Progress().Steps {
+		if st.Status == StepDone || st.Status == StepRunning {
+			w.s.EndStep(ctx, i, StepRolledBack, "")
+		}
+	}
+	msg := fmt.Sprintf("rolled back: every application on the old broker %s (%s)", w.spec.Old.AMQPAddress, why)
+	if len(w.notes) > 0 {
+		msg += "; " + strings.Join(w.notes, "; ")
+	}
+	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
+	w.s.Finish(ctx, StateRolledBack, msg)
+	return w.res(StateRolledBack, msg), nil
+}
+
+// unwind brings everything back; each part is idempotent and recorded as it is done, so
+// keepTrying's next attempt starts where the last stopped.
+func (w *brokerMove) unwind(ctx workflow.Context) error {
+	// The forward shovels go first: with shovels both ways a message would circle.
+	if err := w.stopShovels(ctx, "old"); err != nil {
+		return err
+	}
+	apps := w.spec.apps()
+	var back []brokerApp
+	for i := len(apps) - 1; i >= 0; i-- {
+		a := apps[i]
+		rec := w.rec.record(a.Record.Name)
+		if slices.Contains(w.rec.Moved, a.ConnectionName) || (rec != nil && rec.switched()) {
+			back = append(back, a)
+		}
+	}
+	if len(back) > 0 || slices.ContainsFunc(w.rec.Shovels, func(s brokerShovel) bool { return s.From == "new" }) {
+		w.s.SetPhase(ctx, "rollback: shovel the new queues back", strings.Join(w.spec.Queues, ", "))
+		if err := w.startShovels(ctx, "new"); err != nil {
+			return err
+		}
+		for _, a := range back {
+			w.s.SetPhase(ctx, "rollback: "+moveStepName(a), "back to the old broker")
+			if err := w.moveApp(ctx, a, "new", "old"); err != nil {
+				return err
+			}
+		}
+		w.s.SetPhase(ctx, "rollback: drain the new queues", "through the shovels into the old ones")
+		if err := w.drainBroker(ctx, "new", false); err != nil {
+			return err
+		}
+		if err := w.stopShovels(ctx, "new"); err != nil {
+			return err
+		}
+	}
+	if len(w.rec.Imported) > 0 {
+		w.s.SetPhase(ctx, "rollback: remove imported definitions", "only what is empty and unused")
+		var res activities.RemoveRabbitDefinitionsResult
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, rabbitOpts("remove the definitions imported into the new broker", time.Minute)),
+			rabbitActs.RemoveRabbitDefinitions, activities.RemoveRabbitDefinitionsInput{Broker: w.spec.broker("new"), Items: w.rec.Imported}).Get(ctx, &res); err != nil {
+			return err
+		}
+		if len(res.Kept) > 0 {
+			w.notes = append(w.notes, "kept on the new broker: "+strings.Join(res.Kept, "; "))
+		}
+		w.s.Audit(ctx, SystemIdentity, "definitions removed", strings.Join(res.Removed, "; "), "")
+		w.rec.Imported = nil
+	}
+	return nil
+}
+
+// drainBroker samples which's queues until the drain oracle says drained. Forward
+// (decide), after drainTimeout it opens a decision: approved, the rest is shovelled to
+// the new broker (on-confirm) and the drain goes on with the shovels as consumers; a
+// rollback request ends it (the caller rolls back); meanwhile it keeps sampling and may
+// finish on its own. In a rollback it waits as long as it takes: giving up would strand
+// messages.
+func (w *brokerMove) drainBroker(ctx workflow.Context, which string, decide bool) error {
+	const decision = "drain timeout: approve to shovel the rest (on-confirm), or roll back"
+	rule := DrainRule{StatsInterval: w.spec.StatsInterval, Intervals: 2, Producers: w.spec.producerNames()}
+	every := w.spec.StatsInterval / 2
+	// Enough samples for a clean run of two intervals and the dirty one before it.
+	keep := int(time.Duration(rule.Intervals)*rule.StatsInterval/every) + 4
+	start := workflow.Now(ctx)
+	if which == "old" {
+		w.drainFrom = start
+	}
+	w.drain = &BrokerDrainProgress{Broker: which, Started: start}
+	timeoutAt := start.Add(w.spec.DrainTimeout)
+	asked := false
+	var samples []activities.RabbitSample
+	for {
+		var s activities.RabbitSample
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, rabbitOpts("sample the "+which+" queues", 30*time.Second)),
+			rabbitActs.SampleRabbit, activities.SampleRabbitInput{Broker: w.spec.broker(which), Queues: w.spec.Queues}).Get(ctx, &s)
+		var v DrainVerdict
+		if err != nil {
+			if isPermanent(err) {
+				return err
+			}
+			// A gap in the readings: the clean run starts again.
+			samples = nil
+			v.Blocking = "the broker did not answer: " + failureLine(err)
+		} else {
+			if samples = append(samples, s); len(samples) > keep {
+				samples = samples[len(samples)-keep:]
+			}
+			v = JudgeDrain(samples, rule)
+		}
+		w.drain.MessagesLeft, w.drain.AckRate, w.drain.Estimate, w.drain.Blocking, w.drain.Drained = v.MessagesLeft, v.AckRate, v.Estimate, v.Blocking, v.Drained
+		w.publish(ctx)
+		if v.Drained {
+			if which == "old" {
+				w.drained = workflow.Now(ctx)
+			}
+			if asked {
+				w.s.CloseDecision(ctx)
+			}
+			w.s.Audit(ctx, SystemIdentity, "drained", fmt.Sprintf("the %s queues drained after %s", which, workflow.Now(ctx).Sub(start).Round(100*time.Millisecond)), "")
+			return nil
+		}
+		w.s.SetMessage(ctx, fmt.Sprintf("%d message(s) left on the %s queues, %.1f acks/s: %s", v.MessagesLeft, which, v.AckRate, v.Blocking))
+		if decide && !asked && !workflow.Now(ctx).Before(timeoutAt) {
+			w.s.OpenDecision(ctx, decision)
+			asked = true
+		}
+		if asked && w.s.Decided() {
+			w.s.CloseDecision(ctx)
+			asked, decide = false, false
+			w.shovelled = true
+			if err := w.startShovels(ctx, which); err != nil {
+				return err
+			}
+			samples = nil
+			continue
+		}
+		if !w.s.RollingBack() && w.s.RollbackRequest() != nil {
+			if asked {
+				w.s.CloseDecision(ctx)
+			}
+			return nil
+		}
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: every, TimerOptions: workflow.TimerOptions{Summary: "next drain sample"}},
+			func() bool { return (asked && w.s.Decided()) || (!w.s.RollingBack() && w.s.RollbackRequest() != nil) }); err != nil {
+			return err
+		}
+	}
+}
