@@ -64,8 +64,8 @@ type brokerUndoRecord struct {
 	// Connected are the applications preflight saw connected: a move of one of them is
 	// verified by seeing it on the other broker.
 	Connected []string `json:",omitempty"`
-	Done     bool
-	Restored bool
+	Done      bool
+	Restored  bool
 }
 
 type brokerRecordEntry struct {
