@@ -14,8 +14,7 @@ import (
 	"github.com/ferryhq/ferry/workflows"
 )
 
-// The spec as a file would give it (protojson, lowerCamelCase); the kind is not in
-// MigrationSpec yet, so the message is parsed on its own.
+// The spec as a file would give it (protojson, lowerCamelCase), parsed on its own.
 const goodBrokerMove = `{
   "oldBroker": {"amqpAddress": "127.0.0.4:5672", "managementUrl": "http://127.0.0.1:15674/", "user": "ferry", "password": {"env": "PW"}},
   "newBroker": {"amqpAddress": "127.0.0.5:5672", "managementUrl": "http://127.0.0.1:15675", "user": "ferry", "password": {"file": "/run/pw"}},
@@ -37,6 +36,8 @@ func TestBrokerMoveDefaults(t *testing.T) {
 	assert.Equal(t, "/", s.VHost)
 	assert.Equal(t, workflows.BrokerOrderProducersFirst, s.Order)
 	assert.Equal(t, 10*time.Minute, s.DrainTimeout)
+	assert.Equal(t, 5*time.Second, s.StatsInterval, "RabbitMQ's own collect_statistics_interval")
+	assert.Equal(t, 2*time.Minute, s.MoveTimeout)
 	assert.Equal(t, "http://127.0.0.1:15674", s.Old.ManagementURL)
 	assert.Equal(t, workflows.DBSecretRef{File: "/run/pw"}, s.New.Password)
 	assert.Equal(t, "mq-pub.shop.internal.", s.Producers[0].Record.Name)
@@ -67,6 +68,9 @@ func TestBrokerMoveFieldErrors(t *testing.T) {
 		{"password in clear", `"password": {"env": "PW"}`, `"password": {}`, "brokerMove.oldBroker.password", "never the password itself"},
 		{"no user", `"user": "ferry", "password": {"env": "PW"}`, `"password": {"env": "PW"}`, "brokerMove.oldBroker.user", "required"},
 		{"negative drain timeout", `"queues"`, `"drainTimeout": "-1s", "queues"`, "brokerMove.drainTimeout", "positive"},
+		{"drain timeout under two intervals", `"queues"`, `"drainTimeout": "5s", "queues"`, "brokerMove.drainTimeout", "two statistics intervals"},
+		{"statistics interval too short", `"queues"`, `"statisticsInterval": "0.01s", "queues"`, "brokerMove.statisticsInterval", "between 100ms and 1m"},
+		{"move timeout too short", `"queues"`, `"moveTimeout": "3s", "queues"`, "brokerMove.moveTimeout", "four statistics intervals"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			js := strings.Replace(goodBrokerMove, tc.from, tc.to, 1)
@@ -80,4 +84,18 @@ func TestBrokerMoveFieldErrors(t *testing.T) {
 	}
 	_, err := BrokerMove(nil)
 	require.Error(t, err)
+}
+
+// The example parses into the kind and validates; `ferry dev`'s playground is what it names.
+func TestBrokerMoveExample(t *testing.T) {
+	m, err := ParseFile("../examples/broker-move.yaml")
+	require.NoError(t, err)
+	k, in, err := Input(m, "alice", "")
+	require.NoError(t, err)
+	assert.Equal(t, workflows.KindBrokerMove, k.Name)
+	s := in.(workflows.BrokerMoveInput).Spec
+	assert.Equal(t, "127.0.0.5", s.Producers[0].NewValue)
+	assert.True(t, s.ImportDefinitions)
+	assert.Equal(t, time.Second, s.StatsInterval)
+	assert.Equal(t, "broker/127.0.0.4:5682", k.LockID(in))
 }

@@ -11,12 +11,14 @@ import (
 const KindBrokerMove = "broker-move"
 
 // BrokerMoveWorkflowID names a broker move by the old broker and vhost
-// ("broker/10.0.2.7:5672/shop"): two moves off one vhost never run at once.
+// ("broker/10.0.2.7:5672" for the default vhost "/", "broker/10.0.2.7:5672/shop" for
+// another): two moves off one vhost never run at once.
 func BrokerMoveWorkflowID(oldAMQPAddress, vhost string) string {
-	if vhost == "" {
-		vhost = "/"
+	id := "broker/" + strings.ToLower(oldAMQPAddress)
+	if v := strings.TrimPrefix(vhost, "/"); v != "" {
+		id += "/" + v
 	}
-	return "broker/" + strings.ToLower(oldAMQPAddress) + "/" + strings.TrimPrefix(vhost, "/")
+	return id
 }
 
 // Broker move orders.

@@ -194,8 +194,16 @@ func (w *brokerMove) waitMoved(ctx workflow.Context, app, from, to string) error
 			}
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s after moveTimeout %s", why, w.spec.MoveTimeout), ErrBrokerMoveStuck, nil)
 		}
-		w.s.SetMessage(ctx, fmt.Sprintf("%s: on %s %v, on %s %v", app, from, on[from], to, on[to]))
+		w.s.SetMessage(ctx, fmt.Sprintf("%s: %s", app, listedText(on[from], from, "still connected to the %s broker (closing again)", "gone from the %s broker")+"; "+
+			listedText(on[to], to, "listed on the %s broker", "not listed on the %s broker yet")))
 	}
+}
+
+func listedText(on bool, which, yes, no string) string {
+	if on {
+		return fmt.Sprintf(yes, which)
+	}
+	return fmt.Sprintf(no, which)
 }
 
 // listingLag is how long a new connection may stay unlisted by the management API.

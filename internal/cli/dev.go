@@ -136,6 +136,7 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 			stack.prom = startDevPrometheus(ctx, log, o.prometheusAddr, o.dataDir, sb.url)
 			stack.stops = append(stack.stops, stack.prom.stop)
 			stack.stops = append(stack.stops, startDevMariaDB(ctx, log, o.dataDir, sb))
+			stack.stops = append(stack.stops, startDevRabbit(ctx, log, sb))
 		}
 	}
 

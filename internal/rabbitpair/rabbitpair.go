@@ -128,6 +128,10 @@ type Options struct {
 	StatsInterval time.Duration
 	// Log receives the nodes' stdout and stderr (nil: each node's dir/out).
 	Log *os.File
+	// AMQPPort and MgmtPorts (blue's, green's), when set, are fixed ports instead of free
+	// ones picked at start: `ferry dev`'s example names them.
+	AMQPPort  int
+	MgmtPorts [2]int
 }
 
 // Start writes both nodes' configs and starts them in parallel, returning when both
@@ -151,9 +155,11 @@ func Start(ctx context.Context, o Options) (*Pair, error) {
 		p.ownsRoot = true
 	}
 	p.Root = o.Dir
-	amqpPort, err := loopback.SharedPort(o.Hosts)
-	if err != nil {
-		return nil, err
+	amqpPort := o.AMQPPort
+	if amqpPort == 0 {
+		if amqpPort, err = loopback.SharedPort(o.Hosts); err != nil {
+			return nil, err
+		}
 	}
 	// Management and distribution ports, two each, held open together so none repeats.
 	local, err := freeLocalPorts(4)
@@ -162,7 +168,11 @@ func Start(ctx context.Context, o Options) (*Pair, error) {
 	}
 	nodes := make([]*Node, 2)
 	for i, name := range []string{"blue", "green"} {
-		nodes[i] = &Node{Name: name, Host: o.Hosts[i], AMQPPort: amqpPort, MgmtPort: local[2*i], DistPort: local[2*i+1],
+		mgmt := local[2*i]
+		if o.MgmtPorts[i] != 0 {
+			mgmt = o.MgmtPorts[i]
+		}
+		nodes[i] = &Node{Name: name, Host: o.Hosts[i], AMQPPort: amqpPort, MgmtPort: mgmt, DistPort: local[2*i+1],
 			// The pid keeps two packages' pairs (go test runs packages in parallel) apart in epmd.
 			NodeName: fmt.Sprintf("%s-%d@localhost", name, os.Getpid()),
 			Dir:      filepath.Join(o.Dir, name)}
