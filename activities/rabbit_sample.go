@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -13,6 +14,10 @@ type SampleRabbitInput struct {
 	Broker    RabbitBroker
 	Queues    []string
 	Exchanges []string // the exchanges publishing into Queues; empty: every exchange of the vhost
+	// RateAge is the window the broker computes its rates over (whole seconds, at least
+	// 1; zero: the management API's default of 5s). A short window lets a drain see a
+	// producer's rate fall to 0 sooner after it stopped.
+	RateAge time.Duration
 }
 
 // RabbitQueueSample is one queue as the management API showed it.
@@ -63,6 +68,11 @@ func (a *Rabbit) SampleRabbit(ctx context.Context, in SampleRabbitInput) (Rabbit
 		return RabbitSample{}, err
 	}
 	v := "/" + m.vhostPath()
+	rates := ""
+	if in.RateAge > 0 {
+		sec := max(int(in.RateAge/time.Second), 1)
+		rates = fmt.Sprintf("?msg_rates_age=%d&msg_rates_incr=%d", sec, sec)
+	}
 	var queues []mgmtQueue
 	var exchanges []mgmtExchange
 	var conns []mgmtConnection
@@ -71,7 +81,7 @@ func (a *Rabbit) SampleRabbit(ctx context.Context, in SampleRabbitInput) (Rabbit
 		path string
 		out  any
 	}{
-		{"/api/queues" + v, &queues}, {"/api/exchanges" + v, &exchanges},
+		{"/api/queues" + v + rates, &queues}, {"/api/exchanges" + v + rates, &exchanges},
 		{"/api/vhosts" + v + "/connections", &conns}, {"/api/vhosts" + v + "/channels", &chans},
 	} {
 		if err := m.do(ctx, "GET", c.path, nil, c.out); err != nil {

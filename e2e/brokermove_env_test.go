@@ -56,7 +56,7 @@ type brokerWorld struct {
 	wg        sync.WaitGroup
 }
 
-func startBrokerWorld(t *testing.T, name string) *brokerWorld {
+func startBrokerWorld(t testing.TB, name string) *brokerWorld {
 	t.Helper()
 	pair := rabbitpair.Shared(t) // first: skips (or fails in CI) before the stack costs anything
 	t.Setenv(brokerPWEnv, rabbitpair.AdminPassword)

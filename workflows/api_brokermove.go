@@ -79,6 +79,7 @@ type BrokerMoveResult struct {
 	// Drain is from the first group's last move to the drain proven; Shovelled says the
 	// rest was shovelled (consumersFirst, or a person chose it after drainTimeout).
 	Drain     time.Duration
+	DrainedAt time.Time `json:",omitzero"`
 	Shovelled bool
 }
 

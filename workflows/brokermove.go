@@ -75,6 +75,9 @@ type brokerMove struct {
 	drain *BrokerDrainProgress
 	// drainFrom is when the drain began; drained when it was proven.
 	drainFrom, drained time.Time
+	// drainSamples are the old broker's readings taken while the first group leaves it:
+	// the drain's clean run may begin there (the oracle judges readings, not steps).
+	drainSamples []activities.RabbitSample
 	shovelled          bool
 	notes              []string
 }
@@ -118,7 +121,7 @@ func (w *brokerMove) resultOf(o Outcome) BrokerMoveResult {
 		}
 	}
 	if !w.drainFrom.IsZero() && !w.drained.IsZero() {
-		r.Drain = w.drained.Sub(w.drainFrom)
+		r.Drain, r.DrainedAt = w.drained.Sub(w.drainFrom), w.drained
 	}
 	return r
 }

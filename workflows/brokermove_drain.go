@@ -97,6 +97,9 @@ func JudgeDrain(samples []activities.RabbitSample, rule DrainRule) DrainVerdict 
 // dirty says why one sample is not a drained reading ("" when it is); prev, when there is
 // one, is the sample before it, whose publish counters must not have moved since.
 func dirty(s activities.RabbitSample, prev *activities.RabbitSample, producers []string) string {
+	if len(s.Queues) == 0 {
+		return "the reading holds no queue" // a reading of connections only proves nothing about queues
+	}
 	for _, c := range s.Connections {
 		if c.Publishing > 0 {
 			return fmt.Sprintf("connection %q (%s) has a publishing channel on the old broker", c.ClientName, c.Name)

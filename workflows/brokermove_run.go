@@ -170,12 +170,21 @@ func (w *brokerMove) waitMoved(ctx workflow.Context, app, from, to string) error
 		}
 		on := map[string]bool{}
 		for _, which := range []string{from, to} {
+			in := activities.SampleRabbitInput{Broker: w.spec.broker(which)}
+			feed := which == "old" && !w.s.RollingBack() && w.drained.IsZero()
+			if feed {
+				// Read the queues too: the drain's clean run may start as the producers leave.
+				in.Queues, in.RateAge = w.spec.Queues, w.spec.StatsInterval
+			}
 			var s activities.RabbitSample
 			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, rabbitOpts("connections on the "+which+" broker", 30*time.Second)),
-				rabbitActs.SampleRabbit, activities.SampleRabbitInput{Broker: w.spec.broker(which)}).Get(ctx, &s); err != nil {
+				rabbitActs.SampleRabbit, in).Get(ctx, &s); err != nil {
 				return err
 			}
 			on[which] = slices.ContainsFunc(s.Connections, func(c activities.RabbitConnectionSample) bool { return c.ClientName == app })
+			if feed {
+				w.judgeDrainSample(ctx, s)
+			}
 		}
 		switch {
 		case on[from]:

@@ -101,22 +101,27 @@ func (w *brokerMove) unwind(ctx workflow.Context) error {
 // messages.
 func (w *brokerMove) drainBroker(ctx workflow.Context, which string, decide bool) error {
 	const decision = "drain timeout: approve to shovel the rest (on-confirm), or roll back"
-	rule := DrainRule{StatsInterval: w.spec.StatsInterval, Intervals: 2, Producers: w.spec.producerNames()}
+	rule := w.drainRule()
 	every := w.spec.StatsInterval / 2
-	// Enough samples for a clean run of two intervals and the dirty one before it.
-	keep := int(time.Duration(rule.Intervals)*rule.StatsInterval/every) + 4
 	start := workflow.Now(ctx)
-	if which == "old" {
+	if which == "old" && w.drainFrom.IsZero() {
 		w.drainFrom = start
 	}
 	w.drain = &BrokerDrainProgress{Broker: which, Started: start}
 	timeoutAt := start.Add(w.spec.DrainTimeout)
 	asked := false
 	var samples []activities.RabbitSample
+	if which == "old" {
+		// The readings taken while the first group left the old broker (waitMoved).
+		samples = w.drainSamples
+		if !w.drainFrom.IsZero() {
+			w.drain.Started = w.drainFrom
+		}
+	}
 	for {
 		var s activities.RabbitSample
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, rabbitOpts("sample the "+which+" queues", 30*time.Second)),
-			rabbitActs.SampleRabbit, activities.SampleRabbitInput{Broker: w.spec.broker(which), Queues: w.spec.Queues}).Get(ctx, &s)
+			rabbitActs.SampleRabbit, activities.SampleRabbitInput{Broker: w.spec.broker(which), Queues: w.spec.Queues, RateAge: w.spec.StatsInterval}).Get(ctx, &s)
 		var v DrainVerdict
 		if err != nil {
 			if isPermanent(err) {
@@ -126,15 +131,16 @@ func (w *brokerMove) drainBroker(ctx workflow.Context, which string, decide bool
 			samples = nil
 			v.Blocking = "the broker did not answer: " + failureLine(err)
 		} else {
-			if samples = append(samples, s); len(samples) > keep {
-				samples = samples[len(samples)-keep:]
-			}
+			samples = keepDrainSamples(append(samples, s), rule, every)
 			v = JudgeDrain(samples, rule)
+		}
+		if which == "old" && !v.Drained {
+			w.drained = time.Time{} // a verdict taken back: drained is when it holds for good
 		}
 		w.drain.MessagesLeft, w.drain.AckRate, w.drain.Estimate, w.drain.Blocking, w.drain.Drained = v.MessagesLeft, v.AckRate, v.Estimate, v.Blocking, v.Drained
 		w.publish(ctx)
 		if v.Drained {
-			if which == "old" {
+			if which == "old" && w.drained.IsZero() {
 				w.drained = workflow.Now(ctx)
 			}
 			if asked {
@@ -168,5 +174,32 @@ func (w *brokerMove) drainBroker(ctx workflow.Context, which string, decide bool
 			func() bool { return (asked && w.s.Decided()) || (!w.s.RollingBack() && w.s.RollbackRequest() != nil) }); err != nil {
 			return err
 		}
+	}
+}
+
+func (w *brokerMove) drainRule() DrainRule {
+	return DrainRule{StatsInterval: w.spec.StatsInterval, Intervals: 2, Producers: w.spec.producerNames()}
+}
+
+// keepDrainSamples trims samples to what the oracle needs: a clean run of two intervals
+// and the reading before it.
+func keepDrainSamples(samples []activities.RabbitSample, rule DrainRule, every time.Duration) []activities.RabbitSample {
+	keep := int(time.Duration(rule.Intervals)*rule.StatsInterval/every) + 4
+	if len(samples) > keep {
+		return samples[len(samples)-keep:]
+	}
+	return samples
+}
+
+// judgeDrainSample adds a reading of the old broker taken while the first group leaves
+// it, and records when the oracle first says drained (the drain step confirms it).
+func (w *brokerMove) judgeDrainSample(ctx workflow.Context, s activities.RabbitSample) {
+	if w.drainFrom.IsZero() {
+		w.drainFrom = workflow.Now(ctx)
+	}
+	// Samples here come once an interval; the drain samples twice an interval.
+	w.drainSamples = keepDrainSamples(append(w.drainSamples, s), w.drainRule(), w.spec.StatsInterval/2)
+	if JudgeDrain(w.drainSamples, w.drainRule()).Drained && w.drained.IsZero() {
+		w.drained = workflow.Now(ctx)
 	}
 }

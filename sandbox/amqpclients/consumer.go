@@ -18,13 +18,22 @@ type Consumer struct {
 	mu         sync.Mutex
 	seen       map[int64]int    // message -> deliveries
 	from       map[int64]string // message -> broker address of its first delivery
+	lastAck    map[string]time.Time
 	reconnects int
+}
+
+// LastAck is when the consumer last acked a message delivered by the broker at addr (zero
+// if never): the moment a drain of that broker's queue could be proven from.
+func (c *Consumer) LastAck(addr string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastAck[addr]
 }
 
 // NewConsumer returns a consumer; Run starts it.
 func NewConsumer(o Options) *Consumer {
 	o.defaults()
-	return &Consumer{o: o, seen: map[int64]int{}, from: map[int64]string{}}
+	return &Consumer{o: o, seen: map[int64]int{}, from: map[int64]string{}, lastAck: map[string]time.Time{}}
 }
 
 // Run consumes until ctx ends, then closes its connection.
@@ -75,7 +84,11 @@ func (c *Consumer) consumeOn(ctx context.Context, conn *amqp.Connection, addr st
 				c.from[n] = addr
 			}
 			c.mu.Unlock()
-			_ = d.Ack(false)
+			if d.Ack(false) == nil {
+				c.mu.Lock()
+				c.lastAck[addr] = time.Now()
+				c.mu.Unlock()
+			}
 		}
 	}
 }
