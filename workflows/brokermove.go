@@ -78,8 +78,8 @@ type brokerMove struct {
 	// drainSamples are the old broker's readings taken while the first group leaves it:
 	// the drain's clean run may begin there (the oracle judges readings, not steps).
 	drainSamples []activities.RabbitSample
-	shovelled          bool
-	notes              []string
+	shovelled    bool
+	notes        []string
 }
 
 func (w *brokerMove) setup(ctx workflow.Context, in BrokerMoveInput) error {
