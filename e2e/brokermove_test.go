@@ -123,7 +123,12 @@ func TestBrokerMoveDrainTimeoutShovelsTheRest(t *testing.T) {
 	w.listedOnBlue(t, w.prodName)
 	id := w.start(t, w.specYAML(workflows.BrokerOrderProducersFirst, "drainTimeout: 3s"))
 	testenv.Eventually(t, time.Minute, "the drain-timeout decision", func() bool { return len(w.get(t, id).GetPendingApprovals()) == 1 })
-	_, err := w.APIClient(testenv.TokenBob, false).ApproveStep(w.ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id, Comment: "shovel it"}))
+	// A second move off the same broker and vhost is refused while this one runs.
+	m2, err := spec.Parse([]byte(w.specYAML(workflows.BrokerOrderConsumersFirst)), ".yaml")
+	require.NoError(t, err)
+	_, err = w.APIClient(testenv.TokenAlice, false).StartMigration(w.ctx, connect.NewRequest(&ferryv1.StartMigrationRequest{Spec: m2}))
+	require.Equal(t, connect.CodeAlreadyExists, connect.CodeOf(err), "%v", err)
+	_, err = w.APIClient(testenv.TokenBob, false).ApproveStep(w.ctx, connect.NewRequest(&ferryv1.ApproveStepRequest{Id: id, Comment: "shovel it"}))
 	require.NoError(t, err)
 	res, err := w.wait(t, id)
 	require.NoError(t, err)
@@ -171,4 +176,41 @@ func (w *brokerWorld) savePlan(t *testing.T) {
 	var plan workflows.Plan
 	require.NoError(t, run.Get(w.ctx, &plan))
 	testenv.SaveHistory(t, w.Client, run.GetID(), run.GetRunID(), filepath.Join(dir, "plan-broker-move.json.gz"))
+}
+
+// A producersFirst move whose worker is replaced (stopped, a new one started with nothing
+// cached) every 1.5s while it runs, so at every step (the steps last seconds): the move
+// must still end with nothing missing, both applications on green and the old queue
+// empty. The phases the restarts hit are logged and must include each switch and the drain.
+func TestBrokerMoveSurvivesWorkerRestarts(t *testing.T) {
+	w := startBrokerWorld(t, "wr")
+	w.declare(t, w.pair.Blue, w.pair.Green)
+	w.startConsumer(t)
+	w.startProducer(t)
+	w.listedOnBlue(t, w.prodName, w.consName)
+	id := w.start(t, w.specYAML(workflows.BrokerOrderProducersFirst))
+	hit := map[string]int{}
+	for {
+		time.Sleep(1500 * time.Millisecond)
+		m := w.get(t, id)
+		if m.GetState() != ferryv1.MigrationState_MIGRATION_STATE_RUNNING {
+			break
+		}
+		w.RestartWorker(t)
+		hit[m.GetPhase()]++
+	}
+	t.Logf("worker replaced during: %v", hit)
+	require.Positive(t, hit["move producer "+w.prodName]+hit["move consumer "+w.consName], "no restart during a switch")
+	res, err := w.wait(t, id)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StateCompleted, res.State, res.Message)
+	require.Equal(t, w.pair.Green.Host, w.value(t, w.pubRecord))
+	require.Equal(t, w.pair.Green.Host, w.value(t, w.conRecord))
+	require.Empty(t, w.appsOn(t, w.pair.Blue))
+	tally := w.settle(t, 20*time.Second)
+	t.Logf("tally: %+v", tally)
+	require.Zero(t, tally.Missing)
+	requireDuplicatesExplained(t, tally, w)
+	q := w.sample(t, w.pair.Blue).Queues[0]
+	require.Zero(t, q.Ready+q.Unacked)
 }

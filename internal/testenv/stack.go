@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"go.temporal.io/sdk/client"
@@ -43,6 +45,33 @@ type Stack struct {
 	// Metrics is what the worker's and the API's client record (the SDK's and ferry's
 	// own), served at API.URL + "/metrics" as `ferry server` serves it.
 	Metrics *telemetry.Metrics
+
+	workerOpts worker.Options
+	workerMu   sync.Mutex
+	worker     *worker.Worker
+	restarts   int
+}
+
+// RestartWorker stops ferry's worker and starts a new one with the same options, as a
+// deploy or a crash and its replacement would: the new worker has nothing cached, so every
+// running workflow continues from its history. It returns how many restarts so far.
+func (s *Stack) RestartWorker(t testing.TB) int {
+	t.Helper()
+	s.workerMu.Lock()
+	defer s.workerMu.Unlock()
+	s.worker.Stop()
+	s.restarts++
+	o := s.workerOpts
+	o.Identity = fmt.Sprintf("test-worker-%d", s.restarts)
+	w, err := worker.New(context.Background(), s.Client, o)
+	if err != nil {
+		t.Fatalf("build worker: %v", err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	s.worker = w
+	return s.restarts
 }
 
 // StackOptions change how StartStackWith builds the stack.
@@ -88,18 +117,24 @@ func StartStackWith(t testing.TB, o StackOptions) *Stack {
 	if err != nil {
 		t.Fatalf("signing key: %v", err)
 	}
-	w, err := worker.New(ctx, c, worker.Options{
+	wopts := worker.Options{
 		Identity:    "test-worker",
 		Cloud:       worker.CloudOptions{AWSEndpoint: sb.Addr()},
 		TrustedKeys: proof.Keys{proof.KeyID(pub): pub},
-	})
+	}
+	w, err := worker.New(ctx, c, wopts)
 	if err != nil {
 		t.Fatalf("build worker: %v", err)
 	}
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
-	t.Cleanup(w.Stop)
+	st := &Stack{workerOpts: wopts, worker: w}
+	t.Cleanup(func() {
+		st.workerMu.Lock()
+		defer st.workerMu.Unlock()
+		st.worker.Stop()
+	})
 	tokens := server.NewTokens(
 		server.TokenEntry{Token: TokenAlice, Principal: server.Principal{Identity: "alice", Roles: []string{server.RoleOperator}}},
 		server.TokenEntry{Token: TokenAliceApprover, Principal: server.Principal{Identity: "alice", Roles: []string{server.RoleOperator, server.RoleApprover}}},
@@ -111,7 +146,8 @@ func StartStackWith(t testing.TB, o StackOptions) *Stack {
 	api.EnableHTTP2 = true
 	api.StartTLS()
 	t.Cleanup(api.Close)
-	return &Stack{Temporal: srv, Client: c, Sandbox: sb, Mongo: mongo, API: api, SigningKey: signingKey, Metrics: metrics}
+	st.Temporal, st.Client, st.Sandbox, st.Mongo, st.API, st.SigningKey, st.Metrics = srv, c, sb, mongo, api, signingKey, metrics
+	return st
 }
 
 // StartSandbox starts the sandbox as tests want it: fast, every record's TTL 1 s, the replica
