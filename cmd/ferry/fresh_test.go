@@ -19,7 +19,7 @@ import (
 )
 
 // TestDefaultExampleOnFreshMachine is the README's first command on a machine with only
-// Go: `ferry dev` with nothing on the PATH (no prometheus, no mariadbd) says how to add
+// Go: `ferry dev` with nothing on the PATH (no prometheus, no mariadbd, no rabbitmq-server) says how to add
 // Prometheus and runs examples/dns-shift.yaml (its error-rate gate reads the sandbox's
 // CloudWatch) to completion, judged from the sandbox's Route 53.
 func TestDefaultExampleOnFreshMachine(t *testing.T) {
@@ -57,6 +57,9 @@ func TestDefaultExampleOnFreshMachine(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "ferry dev's table", func() bool { return strings.Contains(out.String(), "Prometheus") })
 	if !strings.Contains(out.String(), "apt-get install prometheus") {
 		t.Fatalf("ferry dev must say how to enable Prometheus when it is missing:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "apt-get install rabbitmq-server") {
+		t.Fatalf("ferry dev must say how to enable the broker move's RabbitMQ nodes when they are missing:\n%s", out.String())
 	}
 
 	example, err := os.ReadFile("../../examples/dns-shift.yaml")

@@ -66,6 +66,7 @@ type devStack struct {
 	apiURL   string
 	sandbox  *devSandbox
 	prom     *devPrometheus
+	rabbit   *devRabbit
 	stops    []func()
 }
 
@@ -136,7 +137,8 @@ func startDev(ctx context.Context, log *slog.Logger, o devOptions) (_ *devStack,
 			stack.prom = startDevPrometheus(ctx, log, o.prometheusAddr, o.dataDir, sb.url)
 			stack.stops = append(stack.stops, stack.prom.stop)
 			stack.stops = append(stack.stops, startDevMariaDB(ctx, log, o.dataDir, sb))
-			stack.stops = append(stack.stops, startDevRabbit(ctx, log, sb))
+			stack.rabbit = startDevRabbit(ctx, log, sb)
+			stack.stops = append(stack.stops, stack.rabbit.stop)
 		}
 	}
 
@@ -218,6 +220,9 @@ func printDevTable(g *globals, s *devStack, o devOptions, took time.Duration) {
 	}
 	if s.prom != nil {
 		s.prom.describe(tw)
+	}
+	if s.rabbit != nil {
+		s.rabbit.describe(tw)
 	}
 	abs, _ := filepath.Abs(o.dataDir)
 	fmt.Fprintf(tw, "state\t%s\tSQLite history + API tokens (tokens.json)\n", abs)

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -34,12 +37,30 @@ const (
 
 var devRabbitMgmtPorts = [2]int{15682, 15683}
 
-// startDevRabbit starts it all in the background and returns what stops it.
-func startDevRabbit(ctx context.Context, log *slog.Logger, sb *devSandbox) func() {
+// devRabbit is the playground's line in `ferry dev`'s table and what stops it.
+type devRabbit struct {
+	off  string // why it is off, with how to enable it; "" when it starts
+	stop func()
+}
+
+func (r *devRabbit) describe(tw io.Writer) {
+	if r.off != "" {
+		fmt.Fprintf(tw, "RabbitMQ\t-\t%s\n", r.off)
+		return
+	}
+	fmt.Fprintf(tw, "RabbitMQ\tblue 127.0.0.4:%d, green 127.0.0.5:%d\tstarting in the background (management :%d, :%d); try examples/broker-move.yaml\n",
+		devRabbitAMQPPort, devRabbitAMQPPort, devRabbitMgmtPorts[0], devRabbitMgmtPorts[1])
+}
+
+// startDevRabbit starts it all in the background.
+func startDevRabbit(ctx context.Context, log *slog.Logger, sb *devSandbox) *devRabbit {
 	log = log.With("component", "rabbitmq")
+	// Like mariadbd and prometheus, an optional server is used when it is on the PATH.
+	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
+		return &devRabbit{off: "not installed: apt-get install rabbitmq-server, then restart ferry dev, to run examples/broker-move.yaml", stop: func() {}}
+	}
 	if _, _, _, err := rabbitpair.Find(); err != nil {
-		log.Info("broker move playground off: "+err.Error(), "example", "examples/broker-move.yaml")
-		return func() {}
+		return &devRabbit{off: err.Error(), stop: func() {}}
 	}
 	var mu sync.Mutex
 	var stops []func()
@@ -91,7 +112,7 @@ func startDevRabbit(ctx context.Context, log *slog.Logger, sb *devSandbox) func(
 			}
 		}
 	}()
-	return func() {
+	return &devRabbit{stop: func() {
 		cancel()
 		<-done
 		mu.Lock()
@@ -99,7 +120,7 @@ func startDevRabbit(ctx context.Context, log *slog.Logger, sb *devSandbox) func(
 		for _, s := range stops {
 			s()
 		}
-	}
+	}}
 }
 
 // devRabbitSetup declares the queue on blue (green stays empty: the example imports the
