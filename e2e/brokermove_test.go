@@ -214,3 +214,38 @@ func TestBrokerMoveSurvivesWorkerRestarts(t *testing.T) {
 	q := w.sample(t, w.pair.Blue).Queues[0]
 	require.Zero(t, q.Ready+q.Unacked)
 }
+
+// A consumersFirst move whose producer's switch is refused for good (Route 53 denies the
+// second change: a permanent error) after the shovels run and the consumer has moved: the
+// run rolls back. The forward shovels go first (both ways would circle messages), green's
+// queue is shovelled back to blue, the consumer switches back, and the shovels are
+// removed once green's queue is proven drained. Nothing confirmed is missing, nothing is
+// left on green, no shovel remains, both records point at blue again.
+func TestBrokerMoveConsumersFirstPermanentErrorRollsBack(t *testing.T) {
+	w := startBrokerWorld(t, "ce")
+	w.declare(t, w.pair.Blue, w.pair.Green)
+	w.startConsumer(t)
+	w.startProducer(t)
+	w.listedOnBlue(t, w.prodName, w.consName)
+	_, err := w.Sandbox.Faults().Add(deny("aws:route53:ChangeResourceRecordSets", 1, 1))
+	require.NoError(t, err)
+	id := w.start(t, w.specYAML(workflows.BrokerOrderConsumersFirst))
+	res, err := w.wait(t, id)
+	require.NoError(t, err, "a failure undone in full ends rolled back")
+	require.Equal(t, workflows.StateRolledBack, res.State, res.Message)
+	t.Logf("%s", res.Message)
+	w.saveHistory(t, id, "broker-move-failed-undone.json.gz")
+
+	require.Equal(t, w.pair.Blue.Host, w.value(t, w.pubRecord))
+	require.Equal(t, w.pair.Blue.Host, w.value(t, w.conRecord))
+	require.Empty(t, w.shovels(t, w.pair.Blue))
+	require.Empty(t, w.shovels(t, w.pair.Green))
+	q := w.sample(t, w.pair.Green).Queues[0]
+	require.Zero(t, q.Ready+q.Unacked, "messages stranded on green: %+v", q)
+	testenv.Eventually(t, 15*time.Second, "both applications listed on blue", func() bool { return len(w.appsOn(t, w.pair.Blue)) == 2 })
+	require.Empty(t, w.appsOn(t, w.pair.Green))
+	tally := w.settle(t, 20*time.Second)
+	t.Logf("tally: %+v", tally)
+	require.Zero(t, tally.Missing)
+	require.Positive(t, tally.ReceivedFrom[w.pair.Green.AMQPAddr()], "the consumer never read from green: the shovel path was not exercised")
+}
