@@ -3,10 +3,15 @@ package e2e
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/ferryhq/ferry/activities"
 
 	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/workflows"
@@ -40,8 +45,8 @@ func BenchmarkBrokerMove(b *testing.B) {
 		mandated := 2*time.Second + 2*interval + 2*interval
 		delays = append(delays, float64(delay)/float64(interval))
 		ratios = append(ratios, float64(total)/float64(mandated))
-		testenv.BenchInfo(b, "broker move", fmt.Sprintf("run %d: drained %s after the last ack on the old broker (%.1f intervals); total %s, mandated %s",
-			i+1, delay.Round(10*time.Millisecond), delays[i], total.Round(10*time.Millisecond), mandated))
+		testenv.BenchInfo(b, "broker move", fmt.Sprintf("run %d: drained %s after the last ack on the old broker (%.1f intervals); total %s, mandated %s; %s",
+			i+1, delay.Round(10*time.Millisecond), delays[i], total.Round(10*time.Millisecond), mandated, drainTimeline(b, w, id, last)))
 		w.stopClients()
 	}
 	slices.Sort(delays)
@@ -50,4 +55,43 @@ func BenchmarkBrokerMove(b *testing.B) {
 		fmt.Sprintf("%.1f", delays[2]), "<= 2.5", delays[2] <= 2.5)
 	testenv.BenchRow(b, "broker move: total move time / mandated waits (median of 5; TTLs, drain hold, one interval per application)",
 		fmt.Sprintf("%.2f", ratios[2]), "<= 1.2", ratios[2] <= 1.2)
+}
+
+// drainTimeline replays the oracle over the old broker's readings the run recorded (its
+// SampleRabbit results with queues) and says, relative to the last ack, until when each
+// reason kept the drain from being proven: where the delay goes.
+func drainTimeline(b *testing.B, w *brokerWorld, id string, lastAck time.Time) string {
+	it := w.Client.GetWorkflowHistory(w.ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	dc := converter.GetDefaultDataConverter()
+	var samples []activities.RabbitSample
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(b, err)
+		a := ev.GetActivityTaskCompletedEventAttributes()
+		if a == nil {
+			continue
+		}
+		var s activities.RabbitSample
+		if dc.FromPayloads(a.GetResult(), &s) != nil || len(s.Queues) == 0 || s.Queues[0].Name != w.queue {
+			continue
+		}
+		samples = append(samples, s)
+	}
+	var out []string
+	prev := ""
+	for i := range samples {
+		v := workflows.JudgeDrain(samples[:i+1], workflows.DrainRule{StatsInterval: w.pair.StatsInterval, Intervals: 2, Producers: []string{w.prodName}})
+		why := v.Blocking
+		if j := strings.IndexAny(why, "(0123456789"); j > 0 {
+			why = strings.TrimSpace(why[:j])
+		}
+		if v.Drained {
+			why = "drained"
+		}
+		if why != prev {
+			out = append(out, fmt.Sprintf("%+.1fs %s", samples[i].At.Sub(lastAck).Seconds(), why))
+			prev = why
+		}
+	}
+	return strings.Join(out, " | ")
 }

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/ferryhq/ferry/activities"
@@ -165,8 +164,4 @@ func other(which string) string {
 // brokerResource is one queue of a broker, for the resource locks.
 func brokerResource(addr, vhost, queue string) Resource {
 	return Resource{ID: "rabbitmq/" + strings.ToLower(addr) + "/" + vhost + "/" + queue, Display: fmt.Sprintf("RabbitMQ queue %s (vhost %s) on %s", queue, vhost, addr)}
-}
-
-func containsFold(list []string, s string) bool {
-	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
 }
