@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"sigs.k8s.io/yaml"
 
@@ -63,8 +64,19 @@ func ParseFile(path string) (*ferryv1.MigrationSpec, error) {
 // ignored would run a shift with the default), and enum values may be written short
 // (`gradual` for ROLLBACK_MODE_GRADUAL).
 func Parse(data []byte, ext string) (*ferryv1.MigrationSpec, error) {
+	m := &ferryv1.MigrationSpec{}
+	if err := ParseMessage(data, ext, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ParseMessage decodes a YAML or JSON document into m (any of ferry's file schemas: a
+// migration spec, a GameDay scenario) with Parse's rules: unknown fields named, short enum
+// values, durations as strings.
+func ParseMessage(data []byte, ext string, m proto.Message) error {
 	if len(data) > maxSpecBytes {
-		return nil, &FieldError{Msg: fmt.Sprintf("spec is %d bytes; the limit is %d", len(data), maxSpecBytes)}
+		return &FieldError{Msg: fmt.Sprintf("spec is %d bytes; the limit is %d", len(data), maxSpecBytes)}
 	}
 	var js []byte
 	switch strings.ToLower(ext) {
@@ -73,34 +85,33 @@ func Parse(data []byte, ext string) (*ferryv1.MigrationSpec, error) {
 	case ".yaml", ".yml", "":
 		var err error
 		if js, err = yaml.YAMLToJSON(data); err != nil {
-			return nil, &FieldError{Msg: "not valid YAML: " + err.Error()}
+			return &FieldError{Msg: "not valid YAML: " + err.Error()}
 		}
 	default:
-		return nil, &FieldError{Msg: fmt.Sprintf("unknown spec format %q; use .yaml, .yml or .json", ext)}
+		return &FieldError{Msg: fmt.Sprintf("unknown spec format %q; use .yaml, .yml or .json", ext)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &FieldError{Msg: "not valid JSON: " + err.Error()}
+		return &FieldError{Msg: "not valid JSON: " + err.Error()}
 	}
 	if doc == nil {
-		return nil, &FieldError{Msg: "the spec is empty"}
+		return &FieldError{Msg: "the spec is empty"}
 	}
-	md := (&ferryv1.MigrationSpec{}).ProtoReflect().Descriptor()
+	md := m.ProtoReflect().Descriptor()
 	doc, err := normalize("", doc, md)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	js, err = json.Marshal(doc)
 	if err != nil {
-		return nil, fmt.Errorf("re-encode spec: %w", err)
+		return fmt.Errorf("re-encode spec: %w", err)
 	}
-	m := &ferryv1.MigrationSpec{}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(js, m); err != nil {
-		return nil, &FieldError{Msg: "does not match the spec schema (proto/ferry/v1/spec.proto): " + cleanProtoErr(err)}
+		return &FieldError{Msg: fmt.Sprintf("does not match the schema (proto/ferry/v1, %s): %s", md.Name(), cleanProtoErr(err))}
 	}
-	return m, nil
+	return nil
 }
 
 // cleanProtoErr drops protojson's "proto: (line 1:57)" position, which points into the

@@ -90,6 +90,7 @@ writes one named dev.`,
 		newVersionCmd(g),
 		newConfigCmd(g),
 		newSetupCmd(g),
+		newGameDayCmd(g),
 	)
 	addClientCommands(root, g)
 	addBuiltinExamples(root)
