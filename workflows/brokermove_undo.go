@@ -170,12 +170,21 @@ func (w *brokerMove) drainBroker(ctx workflow.Context, which string, decide bool
 			}
 			return nil
 		}
-		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: every, TimerOptions: workflow.TimerOptions{Summary: "next drain sample"}},
+		pace := every
+		if asked || (w.s.RollingBack() && workflow.Now(ctx).Sub(start) > w.spec.DrainTimeout) {
+			// Past the timeout the wait may last a weekend: each reading is ~10 history
+			// events, so sample at most twice a minute (about 2 days to the history limit).
+			pace = max(every, drainSlowPace)
+		}
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: pace, TimerOptions: workflow.TimerOptions{Summary: "next drain sample"}},
 			func() bool { return (asked && w.s.Decided()) || (!w.s.RollingBack() && w.s.RollbackRequest() != nil) }); err != nil {
 			return err
 		}
 	}
 }
+
+// drainSlowPace is how often a drain past its timeout is sampled.
+const drainSlowPace = 30 * time.Second
 
 func (w *brokerMove) drainRule() DrainRule {
 	return DrainRule{StatsInterval: w.spec.StatsInterval, Intervals: 2, Producers: w.spec.producerNames()}
