@@ -171,7 +171,7 @@ func (w *brokerMove) drainBroker(ctx workflow.Context, which string, decide bool
 			return nil
 		}
 		pace := every
-		if asked || (w.s.RollingBack() && workflow.Now(ctx).Sub(start) > w.spec.DrainTimeout) {
+		if asked || (w.s.RollingBack() && workflow.Now(ctx).Sub(start) > max(w.spec.DrainTimeout, 10*time.Minute)) {
 			// Past the timeout the wait may last a weekend: each reading is ~10 history
 			// events, so sample at most twice a minute (about 2 days to the history limit).
 			pace = max(every, drainSlowPace)
