@@ -64,10 +64,84 @@ func (d vhostDefinitions) items() []string {
 	return out
 }
 
+// relevant keeps what concerns queues: those queues, the bindings into them, the
+// exchanges those bindings come from (not the default exchange, which every broker has),
+// and every policy (a policy applies by pattern, so any may apply to them). Other queues of
+// a shared vhost are not the move's business. Exchange-to-exchange bindings are not
+// followed.
+func (d vhostDefinitions) relevant(queues []string) vhostDefinitions {
+	var out vhostDefinitions
+	exchanges := map[string]bool{}
+	for _, b := range d.Bindings {
+		if b.DestinationType == "queue" && slices.Contains(queues, b.Destination) {
+			out.Bindings = append(out.Bindings, b)
+			if b.Source != "" {
+				exchanges[b.Source] = true
+			}
+		}
+	}
+	for _, q := range d.Queues {
+		if slices.Contains(queues, q.Name) {
+			out.Queues = append(out.Queues, q)
+		}
+	}
+	for _, e := range d.Exchanges {
+		if exchanges[e.Name] {
+			out.Exchanges = append(out.Exchanges, e)
+		}
+	}
+	out.Policies = d.Policies
+	return out
+}
+
+// filterDefinitions is raw (the old broker's document) with only the items keep holds,
+// every other field of each item as it was read, for the import.
+func filterDefinitions(raw json.RawMessage, keep vhostDefinitions) (json.RawMessage, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	items := map[string]bool{}
+	for _, it := range keep.items() {
+		items[it] = true
+	}
+	out := map[string]any{}
+	for _, k := range []string{"rabbit_version", "rabbitmq_version"} {
+		if v, ok := doc[k]; ok {
+			out[k] = v
+		}
+	}
+	for _, kind := range []string{"queues", "exchanges", "bindings", "policies"} {
+		list, _ := doc[kind].([]any)
+		kept := []any{}
+		for _, x := range list {
+			m, _ := x.(map[string]any)
+			name, _ := m["name"].(string)
+			var it string
+			switch kind {
+			case "queues":
+				it = "queue " + name
+			case "exchanges":
+				it = "exchange " + name
+			case "policies":
+				it = "policy " + name
+			case "bindings":
+				it = fmt.Sprintf("binding %v -> %v %v (key %v)", m["source"], m["destination_type"], m["destination"], m["routing_key"])
+			}
+			if items[it] {
+				kept = append(kept, x)
+			}
+		}
+		out[kind] = kept
+	}
+	return json.Marshal(out)
+}
+
 // RabbitDefinitions is the preflight's definitions check (read-only unless Import): the
-// spec's queues on the old broker, the old broker's definitions on the new one, and with
-// Import, the old definitions posted to the new broker (RabbitMQ's import only adds;
-// a queue that exists with other arguments is refused, and reported).
+// spec's queues on the old broker, and on the new one what the old broker defines for them
+// (the queues, the bindings into them, their exchanges, the policies); with Import, those
+// definitions posted to the new broker (RabbitMQ's import only adds; a queue that exists
+// with other arguments is refused, and reported).
 func (a *Rabbit) RabbitDefinitions(ctx context.Context, in RabbitDefinitionsInput) (RabbitDefinitionsResult, error) {
 	var res RabbitDefinitionsResult
 	oldM, err := a.mgmt(in.Old)
@@ -90,7 +164,8 @@ func (a *Rabbit) RabbitDefinitions(ctx context.Context, in RabbitDefinitionsInpu
 	if err := newM.do(ctx, "GET", "/api/definitions/"+newM.vhostPath(), nil, &newDefs); err != nil {
 		return res, err
 	}
-	oldItems, newItems := oldDefs.items(), newDefs.items()
+	mine := oldDefs.relevant(in.Queues)
+	oldItems, newItems := mine.items(), newDefs.items()
 	for _, q := range in.Queues {
 		if !slices.Contains(oldItems, "queue "+q) {
 			res.MissingOnOld = append(res.MissingOnOld, "queue "+q)
@@ -102,7 +177,11 @@ func (a *Rabbit) RabbitDefinitions(ctx context.Context, in RabbitDefinitionsInpu
 		}
 	}
 	if in.Import && len(res.MissingOnNew) > 0 && len(res.MissingOnOld) == 0 {
-		if err := newM.doBody(ctx, "POST", "/api/definitions/"+newM.vhostPath(), nil, raw, nil); err != nil {
+		body, err := filterDefinitions(raw, mine)
+		if err != nil {
+			return res, fmt.Errorf("old broker's definitions: %w", err)
+		}
+		if err := newM.doBody(ctx, "POST", "/api/definitions/"+newM.vhostPath(), nil, body, nil); err != nil {
 			return res, fmt.Errorf("import the old broker's definitions into the new: %w", err)
 		}
 		res.Imported = true

@@ -168,6 +168,10 @@ func TestRabbitDefinitions(t *testing.T) {
 	if err := ch.QueueBind("defs-q", "new", "defs-x", false, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Another application's queue in the same vhost is not the move's business.
+	if _, err := ch.QueueDeclare("defs-other", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"exchange defs-x", "queue defs-q", "binding defs-x -> queue defs-q (key new)"}
 	res, err := a.RabbitDefinitions(context.Background(), RabbitDefinitionsInput{Old: blue, New: green, Queues: []string{"defs-q", "nope"}, Import: true})
 	if err != nil {
@@ -194,4 +198,18 @@ func TestRabbitDefinitions(t *testing.T) {
 			t.Errorf("%q still missing on the new broker after the import: %q", w, res.MissingOnNew)
 		}
 	}
+	s, err := a.SampleRabbit(context.Background(), SampleRabbitInput{Broker: green, Queues: []string{"defs-other"}})
+	if err != nil || !s.Queues[0].Missing {
+		t.Errorf("an unrelated queue was imported: %+v, %v", s.Queues, err)
+	}
+	// The undo removes what the import added (empty and unused).
+	rm, err := a.RemoveRabbitDefinitions(context.Background(), RemoveRabbitDefinitionsInput{Broker: green, Items: want})
+	if err != nil || !slices.Contains(rm.Removed, "queue defs-q") || !slices.Contains(rm.Removed, "exchange defs-x") {
+		t.Fatalf("remove: %+v, %v", rm, err)
+	}
+	res, err = a.RabbitDefinitions(context.Background(), RabbitDefinitionsInput{Old: blue, New: green, Queues: []string{"defs-q"}})
+	if err != nil || !slices.Contains(res.MissingOnNew, "queue defs-q") {
+		t.Errorf("defs-q still on the new broker after the removal: %+v, %v", res, err)
+	}
+	_, _ = ch.QueueDelete("defs-other", false, false, false)
 }

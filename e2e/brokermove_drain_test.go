@@ -60,6 +60,14 @@ func TestBrokerDrainOracleOnRealBroker(t *testing.T) {
 		_ = c.Close() // the producer moved away
 	}
 	produce(0, 100)
+	t.Cleanup(func() { // the pair is the package's: leave no queue behind for the next test
+		if c, err := amqp.Dial(p.Blue.AMQPURL()); err == nil {
+			if ch, err := c.Channel(); err == nil {
+				_, _ = ch.QueueDelete(queue, false, false, false)
+			}
+			_ = c.Close()
+		}
+	})
 
 	// The consumer acks everything but its first 3 deliveries, which it holds.
 	cch, err := dial("drain-consumer").Channel()

@@ -84,7 +84,10 @@ func (s metricStack) waitState(t *testing.T, id string, want ferryv1.MigrationSt
 	terminal := want != ferryv1.MigrationState_MIGRATION_STATE_PAUSED
 	testenv.Eventually(t, 90*time.Second, id+" in state "+want.String(), func() bool {
 		m = s.get(t, id)
-		return m.GetState() == want && (!terminal || m.GetCloseTime() != nil)
+		// A pause and the gate verdicts that caused it are two progress updates: a paused
+		// shift is read once its gates are published (seen empty in CI, under load).
+		published := want != ferryv1.MigrationState_MIGRATION_STATE_PAUSED || len(m.GetDnsShift().GetGates()) > 0
+		return m.GetState() == want && (!terminal || m.GetCloseTime() != nil) && published
 	})
 	return m
 }
