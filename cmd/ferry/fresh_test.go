@@ -54,7 +54,8 @@ func TestDefaultExampleOnFreshMachine(t *testing.T) {
 		}
 	})
 	waitHTTP(t, "http://"+testenv.Addr(d.apiPort)+"/healthz", 60*time.Second)
-	testenv.Eventually(t, 10*time.Second, "ferry dev's table", func() bool { return strings.Contains(out.String(), "Prometheus") })
+	// The table is written in pieces: read it once its last line is there.
+	testenv.Eventually(t, 10*time.Second, "ferry dev's table", func() bool { return strings.Contains(out.String(), "Ctrl-C stops everything") })
 	if !strings.Contains(out.String(), "apt-get install prometheus") {
 		t.Fatalf("ferry dev must say how to enable Prometheus when it is missing:\n%s", out.String())
 	}
