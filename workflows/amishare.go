@@ -198,11 +198,7 @@ func (w *amiShare) execute(ctx workflow.Context) (AMIShareResult, error) {
 	for _, im := range obs.Images {
 		w.sources[im.ID] = im
 	}
-	names, descs := make([]string, len(w.plan.Plan.Steps)), make([]string, len(w.plan.Plan.Steps))
-	for i, st := range w.plan.Plan.Steps {
-		names[i], descs[i] = st.Name, st.Description
-	}
-	w.s.SetSteps(ctx, names, descs)
+	w.s.SetPlannedSteps(ctx, w.plan.Plan.Steps)
 	for _, pp := range w.plan.Pairs {
 		w.pairs = append(w.pairs, &amiPair{step: pp.Step, AMICopyProgress: AMICopyProgress{
 			SourceImageID: pp.SourceImageID, SourceInstanceID: pp.SourceInstanceID, Region: pp.Region, State: AMICopyPending,

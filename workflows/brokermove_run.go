@@ -31,11 +31,7 @@ func (w *brokerMove) execute(ctx workflow.Context) (BrokerMoveResult, error) {
 	}
 	w.rec.Records = slices.Clone(obs.Records)
 	w.rec.Connected = obs.Connected
-	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))
-	for i, st := range plan.Steps {
-		names[i], descs[i] = st.Name, st.Description
-	}
-	w.s.SetSteps(ctx, names, descs)
+	w.s.SetPlannedSteps(ctx, plan.Steps)
 	w.s.Update(ctx, func(p *Progress) { p.PlanHash = plan.Hash })
 	w.publish(ctx)
 	w.s.Audit(ctx, SystemIdentity, "preflight", fmt.Sprintf("plan %s: %s", plan.Hash, strings.Join(plan.Observations, "; ")), "")

@@ -28,11 +28,7 @@ func (w *brokerMove) rollback(ctx workflow.Context) (BrokerMoveResult, error) {
 	}
 	w.rec.Restored = true
 	w.publish(ctx)
-	for i, st := range w.s.Progress().Steps {
-		if st.Status == StepDone || st.Status == StepRunning {
-			w.s.EndStep(ctx, i, StepRolledBack, "")
-		}
-	}
+	w.s.MarkRolledBack(ctx)
 	msg := fmt.Sprintf("rolled back: every application on the old broker %s (%s)", w.spec.Old.AMQPAddress, why)
 	if len(w.notes) > 0 {
 		msg += "; " + strings.Join(w.notes, "; ")

@@ -169,11 +169,7 @@ func (w *dbCutover) execute(ctx workflow.Context) (DBCutoverResult, error) {
 	if obs.Maintenance != nil {
 		w.rec.MaintZoneID, w.rec.MaintBefore, w.rec.MaintNow = obs.Maintenance.ZoneID, obs.Maintenance.Set, obs.Maintenance.Set.Values
 	}
-	names, descs := make([]string, len(plan.Steps)), make([]string, len(plan.Steps))
-	for i, st := range plan.Steps {
-		names[i], descs[i] = st.Name, st.Description
-	}
-	w.s.SetSteps(ctx, names, descs)
+	w.s.SetPlannedSteps(ctx, plan.Steps)
 	w.s.Update(ctx, func(p *Progress) { p.PlanHash = plan.Hash })
 	w.publish(ctx)
 	w.s.Audit(ctx, SystemIdentity, "preflight", fmt.Sprintf("plan %s: %s", plan.Hash, strings.Join(plan.Observations, "; ")), "")

@@ -29,11 +29,7 @@ func (w *dbCutover) rollback(ctx workflow.Context) (DBCutoverResult, error) {
 	}
 	w.rec.Restored = true
 	w.publish(ctx)
-	for i, st := range w.s.Progress().Steps {
-		if st.Status == StepDone || st.Status == StepRunning {
-			w.s.EndStep(ctx, i, StepRolledBack, "")
-		}
-	}
+	w.s.MarkRolledBack(ctx)
 	msg := fmt.Sprintf("rolled back: %s is the primary and the application writes to it (%s)", w.primary, why)
 	if len(w.notes) > 0 {
 		msg += "; " + strings.Join(w.notes, "; ")

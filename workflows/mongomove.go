@@ -455,11 +455,7 @@ func (w *mongoMove) rollback(ctx workflow.Context) (MongoPrimaryMoveResult, erro
 		return MongoPrimaryMoveResult{}, err
 	}
 	w.restored = true
-	for i, st := range w.s.Progress().Steps {
-		if st.Status == StepDone || st.Status == StepRunning {
-			w.s.EndStep(ctx, i, StepRolledBack, "")
-		}
-	}
+	w.s.MarkRolledBack(ctx)
 	w.s.Audit(ctx, SystemIdentity, "rolled back", msg, "")
 	w.s.Finish(ctx, StateRolledBack, msg)
 	return w.res(StateRolledBack, msg), nil

@@ -293,6 +293,24 @@ func (s *Steering) SetSteps(ctx workflow.Context, names, details []string) {
 	s.refresh(ctx)
 }
 
+// SetPlannedSteps sets the step list from a plan's steps: names and descriptions.
+func (s *Steering) SetPlannedSteps(ctx workflow.Context, steps []PlannedStep) {
+	names, descs := make([]string, len(steps)), make([]string, len(steps))
+	for i, st := range steps {
+		names[i], descs[i] = st.Name, st.Description
+	}
+	s.SetSteps(ctx, names, descs)
+}
+
+// MarkRolledBack marks every step done or running as rolled back, at a rollback's end.
+func (s *Steering) MarkRolledBack(ctx workflow.Context) {
+	for i, st := range s.p.Steps {
+		if st.Status == StepDone || st.Status == StepRunning {
+			s.EndStep(ctx, i, StepRolledBack, "")
+		}
+	}
+}
+
 // StartStep marks step i running.
 func (s *Steering) StartStep(ctx workflow.Context, i int) {
 	if i < 0 || i >= len(s.p.Steps) {
