@@ -138,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	appsRef, s.apps = a, a
 
 	src := control.Sources{
-		Faults: faults, Calls: s.aws.Calls, Traffic: a.Traffic,
+		Faults: faults, Calls: s.aws.Calls, Traffic: a.Traffic, Series: a.Series,
 		Topology: func() any { return t }, Logger: log,
 	}
 	if opts.Mongo != nil {

@@ -103,6 +103,29 @@ func TestTrafficFollowsWeightsAndFaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, calls, 1)
 	assert.Equal(t, "100", calls[0].Params["Change.2.Weight"])
+
+	// The per-second series is the same record as the totals: every request sent so far
+	// is in some second of the last minute, and eu-west-2's failed ones too.
+	now := time.Now()
+	series, err := cc.Series(ctx, now.Add(-time.Minute), now.Add(time.Second))
+	require.NoError(t, err)
+	tr := traffic()
+	for _, region := range []string{"eu-west-1", "eu-west-2"} {
+		var req, errs int64
+		for _, p := range series.Regions[region] {
+			req += p.Requests
+			errs += p.Errors
+		}
+		assert.InDelta(t, tr.Regions[region].Total, req, float64(tr.Regions[region].Total)*0.1+20, region)
+		assert.LessOrEqual(t, req, traffic().Regions[region].Total, region)
+		if region == "eu-west-2" {
+			assert.Positive(t, errs, "the fault's failed requests are in the series")
+		}
+	}
+	_, err = cc.Series(ctx, now, now.Add(-time.Second))
+	var ae *control.APIError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "to", ae.Field)
 }
 
 func TestControlRejectsBadFaults(t *testing.T) {

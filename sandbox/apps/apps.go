@@ -305,6 +305,12 @@ func (a *Apps) call(ctx context.Context, region string) bool {
 // Traffic returns the per-region view of the client population.
 func (a *Apps) Traffic() control.Traffic { return a.stats.snapshot(time.Now()) }
 
+// Series returns the clients' per-second counts of every region for the seconds
+// [from, to) (the last 15 minutes at most).
+func (a *Apps) Series(from, to time.Time) control.TrafficSeries {
+	return a.stats.series(from.Unix(), to.Unix())
+}
+
 // ErrorRate returns a region's error rate over the window; ok is false without requests.
 func (a *Apps) ErrorRate(region string) (float64, bool) {
 	rt, ok := a.stats.snapshot(time.Now()).Regions[region]

@@ -103,3 +103,23 @@ func (s *stats) snapshot(now time.Time) control.Traffic {
 	}
 	return out
 }
+
+// series returns every region's per-second counts for the seconds [from, to), seconds
+// older than the ring's reach left out.
+func (s *stats) series(from, to int64) control.TrafficSeries {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := control.TrafficSeries{From: from, To: to, Regions: map[string][]control.TrafficPoint{}}
+	for name, r := range s.regions {
+		pts := []control.TrafficPoint{}
+		for sec := max(from, to-historySec); sec < to; sec++ {
+			p := control.TrafficPoint{Sec: sec}
+			if b := r.ring[sec%historySec]; b.sec == sec {
+				p.Requests, p.Errors = b.requests, b.errors
+			}
+			pts = append(pts, p)
+		}
+		out.Regions[name] = pts
+	}
+	return out
+}

@@ -96,6 +96,14 @@ func (c *Client) Traffic(ctx context.Context) (Traffic, error) {
 	return out, err
 }
 
+// Series returns the clients' per-second counts of every region for [from, to).
+func (c *Client) Series(ctx context.Context, from, to time.Time) (TrafficSeries, error) {
+	var out TrafficSeries
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	err := c.do(ctx, http.MethodGet, "/_sandbox/traffic/series?"+q.Encode(), nil, &out)
+	return out, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if c.BaseURL == "" {
 		return fmt.Errorf("sandbox: no base URL")

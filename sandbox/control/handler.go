@@ -17,6 +17,7 @@ type Sources struct {
 	Faults      *Registry
 	Calls       func(CallFilter) []Call
 	Traffic     func() Traffic
+	Series      func(from, to time.Time) TrafficSeries
 	Topology    func() any
 	MongoEvents func() any
 	Logger      *slog.Logger
@@ -132,6 +133,26 @@ func NewHandler(src Sources) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, src.Traffic())
+	})
+	mux.HandleFunc("GET /_sandbox/traffic/series", func(w http.ResponseWriter, r *http.Request) {
+		if !need(w, src.Series != nil, "traffic series") {
+			return
+		}
+		q := r.URL.Query()
+		var at [2]time.Time
+		for i, name := range []string{"from", "to"} {
+			t, err := time.Parse(time.RFC3339Nano, q.Get(name))
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, &FieldError{name, "must be an RFC 3339 time, e.g. " + time.Now().UTC().Format(time.RFC3339)})
+				return
+			}
+			at[i] = t
+		}
+		if !at[1].After(at[0]) || at[1].Sub(at[0]) > MaxSeriesSec*time.Second {
+			writeJSON(w, http.StatusBadRequest, &FieldError{"to", fmt.Sprintf("must be after from and at most %d minutes later", MaxSeriesSec/60)})
+			return
+		}
+		writeJSON(w, http.StatusOK, src.Series(at[0], at[1]))
 	})
 	mux.HandleFunc("GET /_sandbox/topology", func(w http.ResponseWriter, r *http.Request) {
 		if !need(w, src.Topology != nil, "topology") {

@@ -51,3 +51,22 @@ type Traffic struct {
 	WindowSec float64                  `json:"windowSec"`
 	Regions   map[string]RegionTraffic `json:"regions"`
 }
+
+// TrafficSeries is what the clients saw of each region, second by second: the sandbox's
+// own record of a stretch of time (a GameDay's timeline and its impact are computed from
+// it). Seconds are Unix seconds; each point counts the requests sent in that second.
+type TrafficSeries struct {
+	From    int64                     `json:"from"`
+	To      int64                     `json:"to"` // exclusive
+	Regions map[string][]TrafficPoint `json:"regions"`
+}
+
+// TrafficPoint is one second of one region: requests sent and how many failed.
+type TrafficPoint struct {
+	Sec      int64 `json:"sec"`
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+}
+
+// MaxSeriesSec bounds one series read: the sandbox keeps 15 minutes of seconds.
+const MaxSeriesSec = 15 * 60
