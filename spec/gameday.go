@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/ferryhq/ferry/activities"
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/workflows"
 )
@@ -113,6 +114,13 @@ func GameDay(s *ferryv1.GameDayScenario) (workflows.GameDaySpec, error) {
 			return out, err
 		}
 		out.Migration, out.MigrationKind = string(b), k.Name
+		d := m.GetDnsShift()
+		if d == nil {
+			d = m.GetRegionMove().GetDnsShift()
+		}
+		if d != nil {
+			out.Record = &activities.RecordRef{Zone: d.GetHostedZone(), Name: d.GetRecordName(), Type: strings.ToUpper(d.GetRecordType())}
+		}
 	}
 	switch out.Mode {
 	case workflows.GameDayInformed:
