@@ -148,8 +148,8 @@ type GameDayRun struct {
 	Experiments []ExperimentRun
 	Presses     []GameDayPress
 	// Weights of the charted record at the start and at the end (Route 53's answer).
-	StartWeights map[string]int64 `json:",omitempty"`
-	EndWeights   map[string]int64 `json:",omitempty"`
+	StartWeights map[string]int64         `json:",omitempty"`
+	EndWeights   map[string]int64         `json:",omitempty"`
 	Migration    *activities.MigrationEnd `json:",omitempty"`
 	// Notes are what went wrong in the game itself (a fault the sandbox refused...).
 	Notes []string `json:",omitempty"`
