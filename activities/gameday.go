@@ -209,7 +209,10 @@ func (g *GameDay) ReadWeights(ctx context.Context, ref RecordRef) (map[string]in
 
 // CollectInput is the stretch of time one experiment covers.
 type CollectInput struct {
-	From, To  time.Time
+	From, To time.Time
+	// WeightsSince is when the game read the start weights: changes from then on are
+	// read, so the chart knows the weights at From.
+	WeightsSince time.Time
 	Record    *RecordRef
 	Migration string // workflow id of the migration under test, "" for none
 }
@@ -253,7 +256,7 @@ func (g *GameDay) Collect(ctx context.Context, in CollectInput) (Records, error)
 		return Records{}, err
 	}
 	if in.Record != nil {
-		calls, err := cc.Calls(ctx, control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets", Since: in.From})
+		calls, err := cc.Calls(ctx, control.CallFilter{Service: "route53", Operation: "ChangeResourceRecordSets", Since: in.WeightsSince})
 		if err != nil {
 			return Records{}, err
 		}

@@ -35,6 +35,10 @@ type Options struct {
 	PriorRequestNotComplete bool
 	Logger                  *slog.Logger
 	Mongo                   MongoFaulter // optional; may be nil
+	// ClientTTLScale, when set, replaces the scale Fast puts on the clients' DNS caches
+	// (0.001): 1 makes the clients keep an answer for the record's whole TTL, as resolvers
+	// do, with the rest of Fast's short delays.
+	ClientTTLScale float64
 }
 
 // MongoFaulter is implemented by the MongoDB simulator (wired by the caller); faults whose
@@ -88,6 +92,9 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 			InstanceStartTime:  topology.Duration(20 * time.Millisecond),
 		}
 		ttlScale = 0.001
+	}
+	if opts.ClientTTLScale > 0 {
+		ttlScale = opts.ClientTTLScale
 	}
 
 	faults := control.NewRegistry(t.Regions, uint64(time.Now().UnixNano()))

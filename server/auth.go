@@ -39,6 +39,12 @@ var procedureRoles = map[string][]string{
 	ferryv1connect.MigrationServiceCancelMigrationProcedure:   {RoleOperator},
 	ferryv1connect.MigrationServiceRollbackMigrationProcedure: {RoleOperator},
 	ferryv1connect.MigrationServiceApproveStepProcedure:       {RoleApprover},
+	// GameDays: operators start them (and stop them: PressGameDay checks the role for a
+	// stop); every player presses detect and mitigate, whatever their role.
+	ferryv1connect.GameDayServiceStartGameDayProcedure:     {RoleOperator},
+	ferryv1connect.GameDayServiceGetGameDayProcedure:       {RoleViewer, RoleOperator, RoleApprover},
+	ferryv1connect.GameDayServiceGetGameDayReportProcedure: {RoleViewer, RoleOperator, RoleApprover},
+	ferryv1connect.GameDayServicePressGameDayProcedure:     {RoleViewer, RoleOperator, RoleApprover},
 }
 
 // Principal is an authenticated caller.
@@ -101,17 +107,36 @@ func LoadTokens(path string) (*Tokens, error) {
 // NewTokens builds a token set in memory (tests).
 func NewTokens(entries ...TokenEntry) *Tokens { return &Tokens{entries: entries} }
 
+// DevPlayers are the GameDay players `ferry dev` makes tokens for (viewers, picked with
+// --as alice): the example scenarios' teams name them, so one person can play every part.
+var DevPlayers = []string{"alice", "bob", "carol"}
+
 // EnsureDevTokens creates (once) or reads the token file in dataDir: a local operator and a
-// local approver, so the four-eyes flow can be tried alone.
+// local approver, so the four-eyes flow can be tried alone, and the GameDay players. A
+// file from before the players existed gains them.
 func EnsureDevTokens(dataDir, user string) (*Tokens, error) {
 	path := DevTokenFile(dataDir)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	var f tokenFile
+	if b, err := os.ReadFile(path); errors.Is(err, os.ErrNotExist) {
 		// The local operator may approve too, so approving one's own migration is refused by
 		// the four-eyes rule itself (which is what a laptop user should see), not by a role.
-		f := tokenFile{Tokens: []TokenEntry{
+		f.Tokens = []TokenEntry{
 			{Token: newToken(), Profile: "operator", Principal: Principal{Identity: user, Roles: []string{RoleOperator, RoleApprover, RoleViewer}}},
 			{Token: newToken(), Profile: "approver", Principal: Principal{Identity: user + "-approver", Roles: []string{RoleApprover, RoleViewer}}},
-		}}
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read dev tokens: %w", err)
+	} else if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse dev tokens %s: %w", path, err)
+	}
+	changed := len(f.Tokens) == 2 && f.Tokens[0].Profile == "operator"
+	for _, p := range DevPlayers {
+		if !slices.ContainsFunc(f.Tokens, func(t TokenEntry) bool { return t.Profile == p }) {
+			f.Tokens = append(f.Tokens, TokenEntry{Token: newToken(), Profile: p, Principal: Principal{Identity: p, Roles: []string{RoleViewer}}})
+			changed = true
+		}
+	}
+	if changed {
 		b, _ := json.MarshalIndent(f, "", "  ")
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)

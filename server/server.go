@@ -93,8 +93,13 @@ func Handler(c client.Client, o Options) http.Handler {
 		connect.WithCompressMinBytes(compressMinBytes),
 	)...)
 	mux.Handle(path, h)
+	path, h = ferryv1connect.NewGameDayServiceHandler(&gameDayService{m: svc}, append(limits,
+		connect.WithInterceptors(o.interceptors()...),
+		connect.WithCompressMinBytes(compressMinBytes),
+	)...)
+	mux.Handle(path, h)
 
-	reflector := grpcreflect.NewStaticReflector(ferryv1connect.MigrationServiceName, healthpb.Health_ServiceDesc.ServiceName)
+	reflector := grpcreflect.NewStaticReflector(ferryv1connect.MigrationServiceName, ferryv1connect.GameDayServiceName, healthpb.Health_ServiceDesc.ServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, limits...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limits...))
 

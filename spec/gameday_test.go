@@ -28,7 +28,7 @@ func TestGameDayExamples(t *testing.T) {
 	assert.Equal(t, workflows.GameDayInformed, g.Mode)
 	assert.Equal(t, workflows.KindRegionMove, g.MigrationKind)
 	require.Len(t, g.Experiments, 1)
-	assert.Equal(t, 70*time.Second, g.Experiments[0].StartAfter)
+	assert.Equal(t, 95*time.Second, g.Experiments[0].StartAfter)
 	assert.Equal(t, 0.02, g.MaxErrorRate)
 
 	s, err = ParseGameDayFile("../examples/gameday-hidden.yaml")

@@ -217,7 +217,7 @@ func (g *gameDay) collect(ctx workflow.Context, i int) {
 	}
 	var rec activities.Records
 	err := workflow.ExecuteActivity(actx, gameActs.Collect, activities.CollectInput{
-		From: from, To: to, Record: g.run.Spec.Record, Migration: g.run.MigrationID,
+		From: from, To: to, WeightsSince: g.run.Started, Record: g.run.Spec.Record, Migration: g.run.MigrationID,
 	}).Get(ctx, &rec)
 	if err != nil {
 		g.note(fmt.Sprintf("%s: collecting the records: %s", e.Name, failureLine(err)))

@@ -26,6 +26,11 @@ func New(hc *http.Client, baseURL, token string, grpc bool) ferryv1connect.Migra
 	return ferryv1connect.NewMigrationServiceClient(hc, strings.TrimSuffix(baseURL, "/"), opts...)
 }
 
+// NewGameDay returns a GameDay service client for the API at baseURL that sends token.
+func NewGameDay(hc *http.Client, baseURL, token string) ferryv1connect.GameDayServiceClient {
+	return ferryv1connect.NewGameDayServiceClient(hc, strings.TrimSuffix(baseURL, "/"), connect.WithInterceptors(bearer(token)))
+}
+
 // TLSConfig builds the client side of TLS to the API: caFile verifies the server (system
 // roots when empty), certFile and keyFile present a client certificate (mTLS).
 func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {

@@ -38,7 +38,7 @@ func (f *clientFlags) bind(cmd *cobra.Command) {
 	p := cmd.PersistentFlags()
 	p.StringVar(&f.api, "api", envOr("FERRY_API", "http://127.0.0.1:8080"), "ferry API base URL (FERRY_API); default: the context's")
 	p.StringVar(&f.token, "token", envOr("FERRY_TOKEN", ""), "bearer token (FERRY_TOKEN); default: the context's, else the local token `ferry dev` wrote")
-	p.StringVar(&f.as, "as", envOr("FERRY_AS", "operator"), "with ferry dev's local tokens: act as operator or approver (FERRY_AS)")
+	p.StringVar(&f.as, "as", envOr("FERRY_AS", "operator"), "with ferry dev's local tokens: act as operator, approver, or a GameDay player: alice, bob, carol (FERRY_AS)")
 	p.StringVar(&f.dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "where ferry dev keeps its local tokens (FERRY_DATA_DIR); given, it wins over the context")
 	p.StringVar(&f.apiCA, "api-ca", envOr("FERRY_API_CA", ""), "CA bundle to verify an https API (FERRY_API_CA)")
 	p.StringVar(&f.apiCert, "api-cert", envOr("FERRY_API_CERT", ""), "client certificate for an mTLS API; replaces the token (FERRY_API_CERT)")
@@ -123,30 +123,51 @@ func tokenFromFile(path string, b []byte, as string) (string, error) {
 	if err := json.Unmarshal(b, &file); err != nil {
 		return "", fmt.Errorf("parse %s: %w", path, err)
 	}
-	if as != "operator" && as != "approver" {
-		return "", fmt.Errorf("--as %q: use operator or approver", as)
-	}
+	var profiles []string
 	for _, t := range file.Tokens {
 		if t.Profile == as {
 			return t.Token, nil
 		}
+		profiles = append(profiles, t.Profile)
+	}
+	if as != "operator" && as != "approver" {
+		return "", fmt.Errorf("--as %q: use one of %s (operator, approver, or a GameDay player)", as, strings.Join(profiles, ", "))
 	}
 	return "", fmt.Errorf("%s has no %s token", path, as)
 }
 
 // client builds the API client from the flags, variables and context of cmd.
 func (f *clientFlags) client(cmd *cobra.Command) (ferryv1connect.MigrationServiceClient, error) {
-	if err := checkOutput(f.output); err != nil {
+	hc, token, err := f.connection(cmd)
+	if err != nil {
 		return nil, err
 	}
-	if err := f.applyContext(cmd); err != nil {
+	return apiclient.New(hc, f.api, token, false), nil
+}
+
+// gameDayClient is client for the GameDay service.
+func (f *clientFlags) gameDayClient(cmd *cobra.Command) (ferryv1connect.GameDayServiceClient, error) {
+	hc, token, err := f.connection(cmd)
+	if err != nil {
 		return nil, err
+	}
+	return apiclient.NewGameDay(hc, f.api, token), nil
+}
+
+// connection resolves the HTTP client (TLS) and the token from the flags, variables and
+// context of cmd.
+func (f *clientFlags) connection(cmd *cobra.Command) (*http.Client, string, error) {
+	if err := checkOutput(f.output); err != nil {
+		return nil, "", err
+	}
+	if err := f.applyContext(cmd); err != nil {
+		return nil, "", err
 	}
 	hc := &http.Client{}
 	if f.apiCA != "" || f.apiCert != "" {
 		tc, err := apiclient.TLSConfig(f.apiCA, f.apiCert, f.apiKey)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
 	}
@@ -154,10 +175,10 @@ func (f *clientFlags) client(cmd *cobra.Command) (ferryv1connect.MigrationServic
 	if f.apiCert == "" {
 		var err error
 		if token, err = f.resolveToken(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return apiclient.New(hc, f.api, token, false), nil
+	return hc, token, nil
 }
 
 func addClientCommands(root *cobra.Command, g *globals) {

@@ -11,22 +11,30 @@ import (
 	"github.com/ferryhq/ferry/workflows"
 )
 
-// `ferry gameday`: GameDays (issue 23). Today it checks a scenario and shows its schedule;
-// running one (the GameDay workflow, detection and recovery measured from the sandbox's
-// records, the report) is still to come.
+// `ferry gameday`: GameDays (issue 23): plan checks a scenario offline; run, status,
+// detect, mitigate, stop and report go through the API (gameday_run.go).
 func newGameDayCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gameday",
-		Short: "GameDays: check a scenario of faults to inject on purpose, and see its schedule",
+		Short: "GameDays: inject faults on purpose, score time to detect and recover, get the report",
 		Long: `A GameDay breaks the sandbox on purpose: announced ("informed") or drawn in secret from a
 pool with a seed ("hidden"), while teams watch the steady state and, optionally, a
-migration runs. Scenarios are YAML like specs (examples/gameday-informed.yaml,
-examples/gameday-hidden.yaml). Running a GameDay and its report are still to come; plan
-checks a scenario and shows the schedule today.`,
+migration runs. Players press detect and mitigate when they notice and act; ferry measures
+time to detect, mitigate and recover and the failed client requests from the sandbox's own
+records, scores each experiment and team, and writes a report (HTML with timelines, and
+JSON). Scenarios are YAML like specs (examples/gameday-informed.yaml,
+examples/gameday-hidden.yaml). A GameDay runs against the sandbox only (` + "`ferry dev`" + `).`,
 		Example: `  ferry gameday plan -f examples/gameday-informed.yaml
-  ferry gameday plan -f examples/gameday-hidden.yaml --seed 7 --reveal`,
+  ferry gameday run -f examples/gameday-informed.yaml --watch
+  ferry gameday detect gameday/region-move-under-fire --as alice --note "5xx on eu-west-2"
+  ferry gameday report gameday/region-move-under-fire -o reports/`,
 	}
+	f := &clientFlags{}
 	cmd.AddCommand(newGameDayPlanCmd(g))
+	for _, c := range gameDayAPICommands(g, f) {
+		f.bind(c)
+		cmd.AddCommand(c)
+	}
 	return cmd
 }
 

@@ -16,7 +16,7 @@ import (
 var pageTemplate string
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"secs":  secs,
+	"secs":  Secs,
 	"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
 	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"chart": chart,
@@ -24,9 +24,9 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"join":  strings.Join,
 }).Parse(pageTemplate))
 
-// secs formats an optional number of seconds as the table shows it ("-" for none). The
+// Secs formats an optional number of seconds as the table shows it ("-" for none). The
 // report's test reads the table back and compares it with the JSON through this format.
-func secs(v *float64) string {
+func Secs(v *float64) string {
 	if v == nil {
 		return "-"
 	}

@@ -175,7 +175,8 @@ func experiment(run workflows.GameDayRun, i int, e workflows.ExperimentRun) Expe
 	startSec := e.Start.Unix()
 	effect, lastBad := s.effect(startSec, run.Spec.MaxErrorRate)
 	if effect >= 0 {
-		x.Effect = ptr(unix(effect))
+		// Counted in whole seconds: the fault's own second counts from its start.
+		x.Effect = ptr(later(unix(effect), e.Start))
 	}
 	if lastBad >= 0 && lastBad+1 < s.to {
 		x.Recovered = &Mark{Time: unix(lastBad + 1), By: "clients", Detail: fmt.Sprintf("every watched region's error rate at or under %.1f%%", run.Spec.MaxErrorRate*100)}
@@ -195,7 +196,7 @@ func experiment(run workflows.GameDayRun, i int, e workflows.ExperimentRun) Expe
 		}
 		switch {
 		case ev.Action == "gate failed":
-			x.Detected = earlier(x.Detected, Mark{Time: ev.Time, By: "ferry", Detail: "gate failed: " + ev.Reason})
+			x.Detected = earlier(x.Detected, Mark{Time: ev.Time, By: "ferry", Detail: ev.Reason})
 		case isMitigation(ev.Action):
 			by := ev.Identity
 			if by == workflows.SystemIdentity || by == "" {
@@ -379,6 +380,13 @@ func mean(xs []float64) float64 {
 		s += x
 	}
 	return s / float64(len(xs))
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }

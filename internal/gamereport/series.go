@@ -135,7 +135,10 @@ func weights(run workflows.GameDayRun, rec *activities.Records, s series) map[st
 	emit(from)
 	for ; i < len(changes) && changes[i].Time.Before(to); i++ {
 		cur[changes[i].SetIdentifier] = changes[i].Weight
-		emit(changes[i].Time)
+		// One change batch sets every weight at once: draw it once.
+		if i+1 == len(changes) || !changes[i+1].Time.Equal(changes[i].Time) {
+			emit(changes[i].Time)
+		}
 	}
 	emit(to)
 	if len(cur) == 0 {

@@ -79,6 +79,10 @@ type StackOptions struct {
 	// Tracing, when set, traces the API's calls and the Temporal client's (so the worker's
 	// workflows and activities) as `ferry server` and `ferry worker` do with OTLP on.
 	Tracing *telemetry.Tracing
+	// Topology edits the sandbox's topology (after StartSandbox's own edits).
+	Topology func(*topology.Topology)
+	// ClientTTLScale is the sandbox's (sandbox.Options): 1 for clients that cache answers.
+	ClientTTLScale float64
 }
 
 // StartStack starts the stack; everything stops when the test ends.
@@ -110,7 +114,11 @@ func StartStackWith(t testing.TB, o StackOptions) *Stack {
 		t.Fatalf("client with metrics: %v", err)
 	}
 	t.Cleanup(c.Close)
-	sb, mongo := StartSandbox(t)
+	var edits []func(*topology.Topology)
+	if o.Topology != nil {
+		edits = append(edits, o.Topology)
+	}
+	sb, mongo := startSandbox(t, o.ClientTTLScale, edits...)
 	// The API signs with a key the worker trusts, as in `ferry dev`: approvals and starts
 	// that did not come through the API are refused.
 	pub, signingKey, err := ed25519.GenerateKey(rand.Reader)
@@ -155,6 +163,11 @@ func StartStackWith(t testing.TB, o StackOptions) *Stack {
 // AddShiftRecords). Both stop when the test ends.
 func StartSandbox(t testing.TB, edits ...func(*topology.Topology)) (*sandbox.Sandbox, *sandbox.MongoSets) {
 	t.Helper()
+	return startSandbox(t, 0, edits...)
+}
+
+func startSandbox(t testing.TB, clientTTLScale float64, edits ...func(*topology.Topology)) (*sandbox.Sandbox, *sandbox.MongoSets) {
+	t.Helper()
 	ctx := context.Background()
 	// TTL 1s: a shift dwells max(bake, TTL), so the default 60s would make every test step
 	// a minute long.
@@ -178,7 +191,7 @@ func StartSandbox(t testing.TB, edits ...func(*topology.Topology)) (*sandbox.San
 		t.Fatalf("start sandbox mongodb: %v", err)
 	}
 	t.Cleanup(func() { _ = mongo.Close() })
-	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: mongo})
+	sb, err := sandbox.Start(ctx, sandbox.Options{Addr: "127.0.0.1:0", Fast: true, Topology: topo, Mongo: mongo, ClientTTLScale: clientTTLScale})
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)
 	}

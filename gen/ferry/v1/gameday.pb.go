@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -462,11 +463,733 @@ func (x *GameDayPool) GetSeed() int64 {
 	return 0
 }
 
+type StartGameDayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scenario      *GameDayScenario       `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartGameDayRequest) Reset() {
+	*x = StartGameDayRequest{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartGameDayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartGameDayRequest) ProtoMessage() {}
+
+func (x *StartGameDayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartGameDayRequest.ProtoReflect.Descriptor instead.
+func (*StartGameDayRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StartGameDayRequest) GetScenario() *GameDayScenario {
+	if x != nil {
+		return x.Scenario
+	}
+	return nil
+}
+
+type StartGameDayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The game's id, e.g. "gameday/region-move-under-fire".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The migration started with it ("" for none).
+	MigrationId string `protobuf:"bytes,2,opt,name=migration_id,json=migrationId,proto3" json:"migration_id,omitempty"`
+	// How many experiments it will run (a hidden game's are not named).
+	Experiments int32 `protobuf:"varint,3,opt,name=experiments,proto3" json:"experiments,omitempty"`
+	// The game in the Temporal Web UI.
+	UiUrl         string `protobuf:"bytes,4,opt,name=ui_url,json=uiUrl,proto3" json:"ui_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartGameDayResponse) Reset() {
+	*x = StartGameDayResponse{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartGameDayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartGameDayResponse) ProtoMessage() {}
+
+func (x *StartGameDayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartGameDayResponse.ProtoReflect.Descriptor instead.
+func (*StartGameDayResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *StartGameDayResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StartGameDayResponse) GetMigrationId() string {
+	if x != nil {
+		return x.MigrationId
+	}
+	return ""
+}
+
+func (x *StartGameDayResponse) GetExperiments() int32 {
+	if x != nil {
+		return x.Experiments
+	}
+	return 0
+}
+
+func (x *StartGameDayResponse) GetUiUrl() string {
+	if x != nil {
+		return x.UiUrl
+	}
+	return ""
+}
+
+type GetGameDayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGameDayRequest) Reset() {
+	*x = GetGameDayRequest{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGameDayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGameDayRequest) ProtoMessage() {}
+
+func (x *GetGameDayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGameDayRequest.ProtoReflect.Descriptor instead.
+func (*GetGameDayRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetGameDayRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetGameDayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GameDay       *GameDayStatus         `protobuf:"bytes,1,opt,name=game_day,json=gameDay,proto3" json:"game_day,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGameDayResponse) Reset() {
+	*x = GetGameDayResponse{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGameDayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGameDayResponse) ProtoMessage() {}
+
+func (x *GetGameDayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGameDayResponse.ProtoReflect.Descriptor instead.
+func (*GetGameDayResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetGameDayResponse) GetGameDay() *GameDayStatus {
+	if x != nil {
+		return x.GameDay
+	}
+	return nil
+}
+
+// GameDayStatus is a game's state as players may see it.
+type GameDayStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode  string                 `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// running, completed or stopped.
+	State         string                     `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	StartedBy     string                     `protobuf:"bytes,5,opt,name=started_by,json=startedBy,proto3" json:"started_by,omitempty"`
+	StartTime     *timestamppb.Timestamp     `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime       *timestamppb.Timestamp     `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	MigrationId   string                     `protobuf:"bytes,8,opt,name=migration_id,json=migrationId,proto3" json:"migration_id,omitempty"`
+	Experiments   []*GameDayExperimentStatus `protobuf:"bytes,9,rep,name=experiments,proto3" json:"experiments,omitempty"`
+	Presses       []*GameDayPressStatus      `protobuf:"bytes,10,rep,name=presses,proto3" json:"presses,omitempty"`
+	Notes         []string                   `protobuf:"bytes,11,rep,name=notes,proto3" json:"notes,omitempty"`
+	UiUrl         string                     `protobuf:"bytes,12,opt,name=ui_url,json=uiUrl,proto3" json:"ui_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GameDayStatus) Reset() {
+	*x = GameDayStatus{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GameDayStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GameDayStatus) ProtoMessage() {}
+
+func (x *GameDayStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GameDayStatus.ProtoReflect.Descriptor instead.
+func (*GameDayStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GameDayStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GameDayStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GameDayStatus) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *GameDayStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GameDayStatus) GetStartedBy() string {
+	if x != nil {
+		return x.StartedBy
+	}
+	return ""
+}
+
+func (x *GameDayStatus) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GameDayStatus) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *GameDayStatus) GetMigrationId() string {
+	if x != nil {
+		return x.MigrationId
+	}
+	return ""
+}
+
+func (x *GameDayStatus) GetExperiments() []*GameDayExperimentStatus {
+	if x != nil {
+		return x.Experiments
+	}
+	return nil
+}
+
+func (x *GameDayStatus) GetPresses() []*GameDayPressStatus {
+	if x != nil {
+		return x.Presses
+	}
+	return nil
+}
+
+func (x *GameDayStatus) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+func (x *GameDayStatus) GetUiUrl() string {
+	if x != nil {
+		return x.UiUrl
+	}
+	return ""
+}
+
+type GameDayExperimentStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A hidden game's experiment not started yet: name "hidden", no fault.
+	Name  string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fault string `protobuf:"bytes,2,opt,name=fault,proto3" json:"fault,omitempty"`
+	// pending, injected, recovering, done or skipped.
+	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GameDayExperimentStatus) Reset() {
+	*x = GameDayExperimentStatus{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GameDayExperimentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GameDayExperimentStatus) ProtoMessage() {}
+
+func (x *GameDayExperimentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GameDayExperimentStatus.ProtoReflect.Descriptor instead.
+func (*GameDayExperimentStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GameDayExperimentStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GameDayExperimentStatus) GetFault() string {
+	if x != nil {
+		return x.Fault
+	}
+	return ""
+}
+
+func (x *GameDayExperimentStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GameDayExperimentStatus) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GameDayExperimentStatus) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+type GameDayPressStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// detect or mitigate.
+	Action        string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Identity      string `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
+	Team          string `protobuf:"bytes,4,opt,name=team,proto3" json:"team,omitempty"`
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GameDayPressStatus) Reset() {
+	*x = GameDayPressStatus{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GameDayPressStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GameDayPressStatus) ProtoMessage() {}
+
+func (x *GameDayPressStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GameDayPressStatus.ProtoReflect.Descriptor instead.
+func (*GameDayPressStatus) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GameDayPressStatus) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *GameDayPressStatus) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *GameDayPressStatus) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *GameDayPressStatus) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *GameDayPressStatus) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type PressGameDayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// detect, mitigate or stop.
+	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// What the player saw or did, for the report's narrative.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PressGameDayRequest) Reset() {
+	*x = PressGameDayRequest{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PressGameDayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PressGameDayRequest) ProtoMessage() {}
+
+func (x *PressGameDayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PressGameDayRequest.ProtoReflect.Descriptor instead.
+func (*PressGameDayRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PressGameDayRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PressGameDayRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *PressGameDayRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type PressGameDayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Team          string                 `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PressGameDayResponse) Reset() {
+	*x = PressGameDayResponse{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PressGameDayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PressGameDayResponse) ProtoMessage() {}
+
+func (x *PressGameDayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PressGameDayResponse.ProtoReflect.Descriptor instead.
+func (*PressGameDayResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PressGameDayResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PressGameDayResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PressGameDayResponse) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+type GetGameDayReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGameDayReportRequest) Reset() {
+	*x = GetGameDayReportRequest{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGameDayReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGameDayReportRequest) ProtoMessage() {}
+
+func (x *GetGameDayReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGameDayReportRequest.ProtoReflect.Descriptor instead.
+func (*GetGameDayReportRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetGameDayReportRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetGameDayReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The report as JSON (every number the page shows).
+	Json string `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	// The self-contained HTML page.
+	Html string `protobuf:"bytes,2,opt,name=html,proto3" json:"html,omitempty"`
+	// The game's state when the report was made: a running game's report is partial.
+	State         string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGameDayReportResponse) Reset() {
+	*x = GetGameDayReportResponse{}
+	mi := &file_ferry_v1_gameday_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGameDayReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGameDayReportResponse) ProtoMessage() {}
+
+func (x *GetGameDayReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_gameday_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGameDayReportResponse.ProtoReflect.Descriptor instead.
+func (*GetGameDayReportResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_gameday_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetGameDayReportResponse) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
+func (x *GetGameDayReportResponse) GetHtml() string {
+	if x != nil {
+		return x.Html
+	}
+	return ""
+}
+
+func (x *GetGameDayReportResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 var File_ferry_v1_gameday_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_gameday_proto_rawDesc = "" +
 	"\n" +
-	"\x16ferry/v1/gameday.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc8\x02\n" +
+	"\x16ferry/v1/gameday.proto\x12\bferry.v1\x1a\x13ferry/v1/spec.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x02\n" +
 	"\x0fGameDayScenario\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12+\n" +
@@ -498,7 +1221,67 @@ const file_ferry_v1_gameday_proto_rawDesc = "" +
 	"\vGameDayPool\x12=\n" +
 	"\vexperiments\x18\x01 \x03(\v2\x1b.ferry.v1.GameDayExperimentR\vexperiments\x12\x12\n" +
 	"\x04draw\x18\x02 \x01(\x05R\x04draw\x12\x12\n" +
-	"\x04seed\x18\x03 \x01(\x03R\x04seedB\x8c\x01\n" +
+	"\x04seed\x18\x03 \x01(\x03R\x04seed\"L\n" +
+	"\x13StartGameDayRequest\x125\n" +
+	"\bscenario\x18\x01 \x01(\v2\x19.ferry.v1.GameDayScenarioR\bscenario\"\x82\x01\n" +
+	"\x14StartGameDayResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fmigration_id\x18\x02 \x01(\tR\vmigrationId\x12 \n" +
+	"\vexperiments\x18\x03 \x01(\x05R\vexperiments\x12\x15\n" +
+	"\x06ui_url\x18\x04 \x01(\tR\x05uiUrl\"#\n" +
+	"\x11GetGameDayRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"\x12GetGameDayResponse\x122\n" +
+	"\bgame_day\x18\x01 \x01(\v2\x17.ferry.v1.GameDayStatusR\agameDay\"\xbb\x03\n" +
+	"\rGameDayStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"started_by\x18\x05 \x01(\tR\tstartedBy\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12!\n" +
+	"\fmigration_id\x18\b \x01(\tR\vmigrationId\x12C\n" +
+	"\vexperiments\x18\t \x03(\v2!.ferry.v1.GameDayExperimentStatusR\vexperiments\x126\n" +
+	"\apresses\x18\n" +
+	" \x03(\v2\x1c.ferry.v1.GameDayPressStatusR\apresses\x12\x14\n" +
+	"\x05notes\x18\v \x03(\tR\x05notes\x12\x15\n" +
+	"\x06ui_url\x18\f \x01(\tR\x05uiUrl\"\xcb\x01\n" +
+	"\x17GameDayExperimentStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05fault\x18\x02 \x01(\tR\x05fault\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x129\n" +
+	"\n" +
+	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xa0\x01\n" +
+	"\x12GameDayPressStatus\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
+	"\bidentity\x18\x03 \x01(\tR\bidentity\x12\x12\n" +
+	"\x04team\x18\x04 \x01(\tR\x04team\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"Q\n" +
+	"\x13PressGameDayRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"t\n" +
+	"\x14PressGameDayResponse\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04team\x18\x03 \x01(\tR\x04team\")\n" +
+	"\x17GetGameDayReportRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"X\n" +
+	"\x18GetGameDayReportResponse\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\tR\x04json\x12\x12\n" +
+	"\x04html\x18\x02 \x01(\tR\x04html\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state2\xdc\x02\n" +
+	"\x0eGameDayService\x12M\n" +
+	"\fStartGameDay\x12\x1d.ferry.v1.StartGameDayRequest\x1a\x1e.ferry.v1.StartGameDayResponse\x12L\n" +
+	"\n" +
+	"GetGameDay\x12\x1b.ferry.v1.GetGameDayRequest\x1a\x1c.ferry.v1.GetGameDayResponse\"\x03\x90\x02\x01\x12M\n" +
+	"\fPressGameDay\x12\x1d.ferry.v1.PressGameDayRequest\x1a\x1e.ferry.v1.PressGameDayResponse\x12^\n" +
+	"\x10GetGameDayReport\x12!.ferry.v1.GetGameDayReportRequest\x1a\".ferry.v1.GetGameDayReportResponse\"\x03\x90\x02\x01B\x8c\x01\n" +
 	"\fcom.ferry.v1B\fGamedayProtoP\x01Z-github.com/ferryhq/ferry/gen/ferry/v1;ferryv1\xa2\x02\x03FXX\xaa\x02\bFerry.V1\xca\x02\bFerry\\V1\xe2\x02\x14Ferry\\V1\\GPBMetadata\xea\x02\tFerry::V1b\x06proto3"
 
 var (
@@ -513,32 +1296,62 @@ func file_ferry_v1_gameday_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_gameday_proto_rawDescData
 }
 
-var file_ferry_v1_gameday_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ferry_v1_gameday_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_ferry_v1_gameday_proto_goTypes = []any{
-	(*GameDayScenario)(nil),     // 0: ferry.v1.GameDayScenario
-	(*GameDayTeam)(nil),         // 1: ferry.v1.GameDayTeam
-	(*GameDaySteadyState)(nil),  // 2: ferry.v1.GameDaySteadyState
-	(*GameDayExperiment)(nil),   // 3: ferry.v1.GameDayExperiment
-	(*GameDayFault)(nil),        // 4: ferry.v1.GameDayFault
-	(*GameDayPool)(nil),         // 5: ferry.v1.GameDayPool
-	(*MigrationSpec)(nil),       // 6: ferry.v1.MigrationSpec
-	(*durationpb.Duration)(nil), // 7: google.protobuf.Duration
+	(*GameDayScenario)(nil),          // 0: ferry.v1.GameDayScenario
+	(*GameDayTeam)(nil),              // 1: ferry.v1.GameDayTeam
+	(*GameDaySteadyState)(nil),       // 2: ferry.v1.GameDaySteadyState
+	(*GameDayExperiment)(nil),        // 3: ferry.v1.GameDayExperiment
+	(*GameDayFault)(nil),             // 4: ferry.v1.GameDayFault
+	(*GameDayPool)(nil),              // 5: ferry.v1.GameDayPool
+	(*StartGameDayRequest)(nil),      // 6: ferry.v1.StartGameDayRequest
+	(*StartGameDayResponse)(nil),     // 7: ferry.v1.StartGameDayResponse
+	(*GetGameDayRequest)(nil),        // 8: ferry.v1.GetGameDayRequest
+	(*GetGameDayResponse)(nil),       // 9: ferry.v1.GetGameDayResponse
+	(*GameDayStatus)(nil),            // 10: ferry.v1.GameDayStatus
+	(*GameDayExperimentStatus)(nil),  // 11: ferry.v1.GameDayExperimentStatus
+	(*GameDayPressStatus)(nil),       // 12: ferry.v1.GameDayPressStatus
+	(*PressGameDayRequest)(nil),      // 13: ferry.v1.PressGameDayRequest
+	(*PressGameDayResponse)(nil),     // 14: ferry.v1.PressGameDayResponse
+	(*GetGameDayReportRequest)(nil),  // 15: ferry.v1.GetGameDayReportRequest
+	(*GetGameDayReportResponse)(nil), // 16: ferry.v1.GetGameDayReportResponse
+	(*MigrationSpec)(nil),            // 17: ferry.v1.MigrationSpec
+	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
 }
 var file_ferry_v1_gameday_proto_depIdxs = []int32{
-	1, // 0: ferry.v1.GameDayScenario.teams:type_name -> ferry.v1.GameDayTeam
-	2, // 1: ferry.v1.GameDayScenario.steady_state:type_name -> ferry.v1.GameDaySteadyState
-	6, // 2: ferry.v1.GameDayScenario.migration:type_name -> ferry.v1.MigrationSpec
-	3, // 3: ferry.v1.GameDayScenario.experiments:type_name -> ferry.v1.GameDayExperiment
-	5, // 4: ferry.v1.GameDayScenario.pool:type_name -> ferry.v1.GameDayPool
-	4, // 5: ferry.v1.GameDayExperiment.fault:type_name -> ferry.v1.GameDayFault
-	7, // 6: ferry.v1.GameDayExperiment.start_after:type_name -> google.protobuf.Duration
-	7, // 7: ferry.v1.GameDayExperiment.duration:type_name -> google.protobuf.Duration
-	3, // 8: ferry.v1.GameDayPool.experiments:type_name -> ferry.v1.GameDayExperiment
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	1,  // 0: ferry.v1.GameDayScenario.teams:type_name -> ferry.v1.GameDayTeam
+	2,  // 1: ferry.v1.GameDayScenario.steady_state:type_name -> ferry.v1.GameDaySteadyState
+	17, // 2: ferry.v1.GameDayScenario.migration:type_name -> ferry.v1.MigrationSpec
+	3,  // 3: ferry.v1.GameDayScenario.experiments:type_name -> ferry.v1.GameDayExperiment
+	5,  // 4: ferry.v1.GameDayScenario.pool:type_name -> ferry.v1.GameDayPool
+	4,  // 5: ferry.v1.GameDayExperiment.fault:type_name -> ferry.v1.GameDayFault
+	18, // 6: ferry.v1.GameDayExperiment.start_after:type_name -> google.protobuf.Duration
+	18, // 7: ferry.v1.GameDayExperiment.duration:type_name -> google.protobuf.Duration
+	3,  // 8: ferry.v1.GameDayPool.experiments:type_name -> ferry.v1.GameDayExperiment
+	0,  // 9: ferry.v1.StartGameDayRequest.scenario:type_name -> ferry.v1.GameDayScenario
+	10, // 10: ferry.v1.GetGameDayResponse.game_day:type_name -> ferry.v1.GameDayStatus
+	19, // 11: ferry.v1.GameDayStatus.start_time:type_name -> google.protobuf.Timestamp
+	19, // 12: ferry.v1.GameDayStatus.end_time:type_name -> google.protobuf.Timestamp
+	11, // 13: ferry.v1.GameDayStatus.experiments:type_name -> ferry.v1.GameDayExperimentStatus
+	12, // 14: ferry.v1.GameDayStatus.presses:type_name -> ferry.v1.GameDayPressStatus
+	19, // 15: ferry.v1.GameDayExperimentStatus.start_time:type_name -> google.protobuf.Timestamp
+	19, // 16: ferry.v1.GameDayExperimentStatus.end_time:type_name -> google.protobuf.Timestamp
+	19, // 17: ferry.v1.GameDayPressStatus.time:type_name -> google.protobuf.Timestamp
+	19, // 18: ferry.v1.PressGameDayResponse.time:type_name -> google.protobuf.Timestamp
+	6,  // 19: ferry.v1.GameDayService.StartGameDay:input_type -> ferry.v1.StartGameDayRequest
+	8,  // 20: ferry.v1.GameDayService.GetGameDay:input_type -> ferry.v1.GetGameDayRequest
+	13, // 21: ferry.v1.GameDayService.PressGameDay:input_type -> ferry.v1.PressGameDayRequest
+	15, // 22: ferry.v1.GameDayService.GetGameDayReport:input_type -> ferry.v1.GetGameDayReportRequest
+	7,  // 23: ferry.v1.GameDayService.StartGameDay:output_type -> ferry.v1.StartGameDayResponse
+	9,  // 24: ferry.v1.GameDayService.GetGameDay:output_type -> ferry.v1.GetGameDayResponse
+	14, // 25: ferry.v1.GameDayService.PressGameDay:output_type -> ferry.v1.PressGameDayResponse
+	16, // 26: ferry.v1.GameDayService.GetGameDayReport:output_type -> ferry.v1.GetGameDayReportResponse
+	23, // [23:27] is the sub-list for method output_type
+	19, // [19:23] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_gameday_proto_init() }
@@ -553,9 +1366,9 @@ func file_ferry_v1_gameday_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_gameday_proto_rawDesc), len(file_ferry_v1_gameday_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   17,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_ferry_v1_gameday_proto_goTypes,
 		DependencyIndexes: file_ferry_v1_gameday_proto_depIdxs,
