@@ -213,8 +213,8 @@ type CollectInput struct {
 	// WeightsSince is when the game read the start weights: changes from then on are
 	// read, so the chart knows the weights at From.
 	WeightsSince time.Time
-	Record    *RecordRef
-	Migration string // workflow id of the migration under test, "" for none
+	Record       *RecordRef
+	Migration    string // workflow id of the migration under test, "" for none
 }
 
 // WeightChange is a weight Route 53 accepted, from the sandbox's call record.
