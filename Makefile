@@ -26,7 +26,7 @@ test:
 ## FERRY_CHROMIUM for another path); screenshots go to bin/test-ui (FERRY_UI_ARTIFACTS).
 ## Under CI=true a missing Chromium fails the test instead of skipping it.
 test-ui:
-	go test -tags uitest -count=1 -timeout 8m -v -run TestTemporalUI ./e2e/ui
+	go test -tags uitest -count=1 -timeout 8m -v -run 'TestTemporalUI|TestGameDayReportInChromium' ./e2e/ui
 
 ## test-postgres: ferry against a Temporal cluster on PostgreSQL (127.0.0.1:5432): setup,
 ## one server and two worker processes, a DNS shift and a region move with a worker killed.

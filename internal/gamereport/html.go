@@ -94,7 +94,7 @@ func chart(i int, x Experiment, maxRate float64) template.HTML {
 	tick := niceTick(span)
 	for s := 0.0; s <= span; s += tick {
 		xp := padL + s/span*plotW
-		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%d" y2="%d"/><text class="axis" x="%.1f" y="%d" text-anchor="middle">+%.0fs</text>`,
+		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%d" y2="%d"/><text class="axis" x="%.1f" y="%d" text-anchor="middle">%+.0fs</text>`,
 			xp, xp, padT, padT+plotH, xp, chartH-10, s-x.Start.Sub(tl.From).Seconds())
 	}
 	for _, f := range []float64{0, 0.5, 1} {
@@ -130,7 +130,8 @@ func chart(i int, x Experiment, maxRate float64) template.HTML {
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(p.Time), yRate(p.Value)))
 	}
 	fmt.Fprintf(&b, `<polyline class="error-rate" points="%s"><title>client error rate</title></polyline>`, strings.Join(pts, " "))
-	for _, m := range []struct {
+	// Each mark's label on its own line, so marks at the same moment stay readable.
+	for n, m := range []struct {
 		class string
 		mark  *Mark
 	}{{"detect", x.Detected}, {"mitigate", x.Mitigated}, {"recover", x.Recovered}} {
@@ -139,7 +140,7 @@ func chart(i int, x Experiment, maxRate float64) template.HTML {
 		}
 		xp := px(m.mark.Time)
 		fmt.Fprintf(&b, `<g class="mark %s"><line x1="%.1f" x2="%.1f" y1="%d" y2="%d"/><text x="%.1f" y="%d">%s</text><title>%s by %s at %s</title></g>`,
-			m.class, xp, xp, padT, padT+plotH, xp+3, padT+12, m.class, m.class, template.HTMLEscapeString(m.mark.By), m.mark.Time.UTC().Format("15:04:05"))
+			m.class, xp, xp, padT, padT+plotH, xp+3, padT+12+14*n, m.class, m.class, template.HTMLEscapeString(m.mark.By), m.mark.Time.UTC().Format("15:04:05"))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // every text in it was escaped above

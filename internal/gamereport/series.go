@@ -170,16 +170,22 @@ func narrative(run workflows.GameDayRun, e workflows.ExperimentRun, x Experiment
 	default:
 		out = append(out, fmt.Sprintf("%s (%s) detected it at %s%s.", x.Detected.By, x.Detected.Team, at(x.Detected.Time), quoted(x.Detected.Detail)))
 	}
-	for _, p := range run.Presses {
-		if p.Action == "detect" && x.Detected != nil && !p.Time.Equal(x.Detected.Time) && !p.Time.Before(e.Start) && p.Time.Before(x.Timeline.To) {
-			out = append(out, fmt.Sprintf("%s (%s) pressed detect at %s%s.", p.Identity, p.Team, at(p.Time), quoted(p.Note)))
+	// The other detect presses in the experiment's stretch; mitigate presses come after
+	// the mitigation sentence.
+	others := func(action string, first *Mark) {
+		for _, p := range run.Presses {
+			if p.Action == action && (first == nil || !p.Time.Equal(first.Time)) && !p.Time.Before(e.Start) && p.Time.Before(x.Timeline.To) {
+				out = append(out, fmt.Sprintf("%s (%s) pressed %s at %s%s.", p.Identity, p.Team, action, at(p.Time), quoted(p.Note)))
+			}
 		}
 	}
+	others("detect", x.Detected)
 	if x.Mitigated != nil {
 		out = append(out, fmt.Sprintf("%s mitigated at %s (%s).", x.Mitigated.By, at(x.Mitigated.Time), x.Mitigated.Detail))
 	} else {
 		out = append(out, "Nothing was done to mitigate it.")
 	}
+	others("mitigate", x.Mitigated)
 	switch {
 	case x.Recovered != nil:
 		out = append(out, fmt.Sprintf("The steady state was back at %s; %d of %d requests failed.", at(x.Recovered.Time), x.FailedRequests, x.Requests))
