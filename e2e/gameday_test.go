@@ -141,6 +141,7 @@ func TestGameDayInformedExample(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, faults, "the game left a fault behind")
 
+	saveGameHistory(t, s, id, "gameday-informed-completed.json.gz")
 	rep, err := alice.GetGameDayReport(ctx, connect.NewRequest(&ferryv1.GetGameDayReportRequest{Id: id}))
 	require.NoError(t, err)
 	var r gamereport.Report
@@ -241,6 +242,9 @@ func TestGameDayHiddenStopClearsOnlyItsFaults(t *testing.T) {
 		_, err = alice.PressGameDay(ctx, connect.NewRequest(&ferryv1.PressGameDayRequest{Id: id, Action: "stop"}))
 		require.NoError(t, err)
 		awaitGame(t, alice, id, time.Minute, func(g *ferryv1.GameDayStatus) bool { return g.GetState() == "stopped" })
+		if seed == 7 {
+			saveGameHistory(t, s, id, "gameday-hidden-stopped.json.gz")
+		}
 		// Judged from the sandbox's fault list: the game's are gone, the other one stays.
 		faults, err := cc.ListFaults(ctx)
 		require.NoError(t, err)
@@ -262,6 +266,17 @@ func TestGameDayHiddenStopClearsOnlyItsFaults(t *testing.T) {
 	other7, _ := play(7)
 	assert.NotEqual(t, first, other7, "another seed draws others")
 	t.Logf("seed 20261204 drew %v; seed 7 drew %v", first, other7)
+}
+
+// saveGameHistory keeps the game's history for workflows' replay test when
+// FERRY_RECORD_HISTORY is set (only when a change is meant to alter histories).
+func saveGameHistory(t *testing.T, s *testenv.Stack, id, name string) {
+	if os.Getenv("FERRY_RECORD_HISTORY") == "" {
+		return
+	}
+	d, err := s.Client.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	testenv.SaveHistory(t, s.Client, id, d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), filepath.Join("..", "workflows", "testdata", name))
 }
 
 // recordWeights reads www.shop.example.'s weights from the sandbox's Route 53.

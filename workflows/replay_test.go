@@ -42,6 +42,8 @@ func TestReplayHistories(t *testing.T) {
 		want = append(want, k.WorkflowName, k.PlanName)
 	}
 	workflows.RegisterLock(r)
+	r.RegisterWorkflowWithOptions(workflows.GameDay, workflow.RegisterOptions{Name: workflows.GameDayWorkflowName})
+	want = append(want, workflows.GameDayWorkflowName)
 
 	have := map[string]int{}
 	for _, e := range entries {
