@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/spec"
 	"github.com/ferryhq/ferry/workflows"
 )
@@ -55,19 +56,9 @@ scenario's seed.`,
   ferry gameday plan -f examples/gameday-hidden.yaml --seed 7 --reveal`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return fmt.Errorf("-f SCENARIO is required, e.g. -f examples/gameday-informed.yaml")
-			}
-			s, err := spec.ParseGameDayFile(file)
+			_, gd, err := loadScenario(cmd, file, seed)
 			if err != nil {
 				return err
-			}
-			if cmd.Flags().Changed("seed") && s.GetPool() != nil {
-				s.Pool.Seed = seed
-			}
-			gd, err := spec.GameDay(s)
-			if err != nil {
-				return fmt.Errorf("scenario %s: %w", file, err)
 			}
 			printGameDayPlan(g, gd, reveal)
 			return nil
@@ -77,6 +68,26 @@ scenario's seed.`,
 	cmd.Flags().Int64Var(&seed, "seed", 0, "hidden GameDay: draw with this seed instead of the scenario's")
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "hidden GameDay: show the drawn faults (the villains' view)")
 	return cmd
+}
+
+// loadScenario reads and validates the scenario file (nothing is sent anywhere before a
+// bad one is named), with --seed, when given, replacing a hidden game's seed.
+func loadScenario(cmd *cobra.Command, file string, seed int64) (*ferryv1.GameDayScenario, workflows.GameDaySpec, error) {
+	if file == "" {
+		return nil, workflows.GameDaySpec{}, fmt.Errorf("-f SCENARIO is required, e.g. -f examples/gameday-informed.yaml")
+	}
+	s, err := spec.ParseGameDayFile(file)
+	if err != nil {
+		return nil, workflows.GameDaySpec{}, err
+	}
+	if cmd.Flags().Changed("seed") && s.GetPool() != nil {
+		s.Pool.Seed = seed
+	}
+	gd, err := spec.GameDay(s)
+	if err != nil {
+		return nil, gd, fmt.Errorf("scenario %s: %w", file, err)
+	}
+	return s, gd, nil
 }
 
 func printGameDayPlan(g *globals, gd workflows.GameDaySpec, reveal bool) {

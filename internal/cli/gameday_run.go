@@ -17,7 +17,6 @@ import (
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
 	"github.com/ferryhq/ferry/internal/gamereport"
-	"github.com/ferryhq/ferry/spec"
 )
 
 // gameDayAPICommands are the GameDay commands that talk to the API.
@@ -46,19 +45,9 @@ prints the scorecard. Players press ` + "`ferry gameday detect`" + ` and ` + "`m
   ferry gameday run -f examples/gameday-hidden.yaml --seed 7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return fmt.Errorf("-f SCENARIO is required, e.g. -f examples/gameday-informed.yaml")
-			}
-			s, err := spec.ParseGameDayFile(file)
+			s, _, err := loadScenario(cmd, file, seed)
 			if err != nil {
 				return err
-			}
-			if cmd.Flags().Changed("seed") && s.GetPool() != nil {
-				s.Pool.Seed = seed
-			}
-			// Checked here too, so a bad scenario is named before anything is sent.
-			if _, err := spec.GameDay(s); err != nil {
-				return fmt.Errorf("scenario %s: %w", file, err)
 			}
 			c, err := f.gameDayClient(cmd)
 			if err != nil {
