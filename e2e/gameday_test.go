@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	ferryv1 "github.com/ferryhq/ferry/gen/ferry/v1"
 	"github.com/ferryhq/ferry/gen/ferry/v1/ferryv1connect"
@@ -303,4 +304,35 @@ func writeArtifacts(t *testing.T, name string, r *ferryv1.GetGameDayReportRespon
 	_ = os.WriteFile(filepath.Join(dir, name+".html"), []byte(r.GetHtml()), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, name+".json"), []byte(r.GetJson()), 0o644)
 	t.Logf("report written to %s", filepath.Join(dir, name+".html"))
+}
+
+// A fault the sandbox refuses (no such MongoDB member) is a skipped experiment with a note
+// naming why; the game goes on to the next one and ends, leaving nothing behind.
+func TestGameDayRefusedFaultIsSkippedAndTheGameGoesOn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: embedded Temporal and the sandbox")
+	}
+	s := testenv.StartStack(t)
+	ctx := context.Background()
+	alice := gameDayClient(s, testenv.TokenAlice)
+	sc := &ferryv1.GameDayScenario{
+		Name: "refused", Mode: "informed",
+		Teams:       []*ferryv1.GameDayTeam{{Name: "platform", Members: []string{"alice"}}},
+		SteadyState: &ferryv1.GameDaySteadyState{MaxErrorRate: 0.05},
+		Experiments: []*ferryv1.GameDayExperiment{
+			{Name: "no such member", Fault: &ferryv1.GameDayFault{Target: "mongo:rs0:1", Kind: "down"}, StartAfter: durationpb.New(0), Duration: durationpb.New(2 * time.Second)},
+			{Name: "route 53 slow", Fault: &ferryv1.GameDayFault{Target: "aws:route53:*", Kind: "latency", LatencyMs: 10, Rate: 1}, StartAfter: durationpb.New(time.Second), Duration: durationpb.New(2 * time.Second)},
+		},
+	}
+	start, err := alice.StartGameDay(ctx, connect.NewRequest(&ferryv1.StartGameDayRequest{Scenario: sc}))
+	require.NoError(t, err)
+	g := awaitGame(t, alice, start.Msg.GetId(), time.Minute, func(g *ferryv1.GameDayStatus) bool { return g.GetState() != "running" })
+	require.Equal(t, "completed", g.GetState())
+	assert.Equal(t, "skipped", g.GetExperiments()[0].GetState())
+	assert.Equal(t, "done", g.GetExperiments()[1].GetState())
+	require.NotEmpty(t, g.GetNotes())
+	assert.Contains(t, g.GetNotes()[0], "no such member: the fault was not injected")
+	faults, err := (&control.Client{BaseURL: s.Sandbox.Addr()}).ListFaults(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, faults)
 }

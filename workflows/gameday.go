@@ -363,5 +363,8 @@ func slug(name string) string {
 			dash = true
 		}
 	}
-	return strings.TrimSuffix(b.String(), "-")
+	if out := strings.TrimSuffix(b.String(), "-"); out != "" {
+		return out
+	}
+	return "game" // a name of other letters only
 }
