@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -98,7 +99,7 @@ func chart(i int, x Experiment, maxRate float64) template.HTML {
 			xp, xp, padT, padT+plotH, xp, chartH-10, s-x.Start.Sub(tl.From).Seconds())
 	}
 	for _, f := range []float64{0, 0.5, 1} {
-		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%.0f%%</text>`, padL-6, yRate(f*peak)+4, f*peak*100)
+		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s%%</text>`, padL-6, yRate(f*peak)+4, strconv.FormatFloat(math.Round(f*peak*1000)/10, 'f', -1, 64))
 		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f">%.0f%%</text>`, chartW-padR+6, yShare(f)+4, f*100)
 	}
 	fmt.Fprintf(&b, `<line class="threshold" x1="%d" x2="%d" y1="%.1f" y2="%.1f"><title>maxErrorRate %.1f%%</title></line>`,
