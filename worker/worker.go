@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/proof"
+	"github.com/ferryhq/ferry/sandbox/gameday"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -100,7 +101,7 @@ func register(w sdkworker.Registry, o Options, c *cloudClients, mongo *activitie
 	w.RegisterActivity(&activities.Rabbit{})
 	// GameDays: the game and what it asks of the sandbox (the worker's --aws-endpoint).
 	w.RegisterWorkflowWithOptions(workflows.GameDay, workflow.RegisterOptions{Name: workflows.GameDayWorkflowName})
-	w.RegisterActivity(&activities.GameDay{Sandbox: o.Cloud.AWSEndpoint, HTTP: c.http, Route53: &activities.Route53{Client: c.route53}, Temporal: tc})
+	w.RegisterActivity(&gameday.Activities{Sandbox: o.Cloud.AWSEndpoint, HTTP: c.http, Temporal: tc})
 	// Resource locks: the lock child, and reading who holds one for a refusal's message.
 	workflows.RegisterLock(w)
 	w.RegisterActivity(&activities.Locks{Temporal: tc})

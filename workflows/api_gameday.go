@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/proof"
+	"github.com/ferryhq/ferry/sandbox/gameday"
 )
 
 // --- GameDay (contract) ---------------------------------------------------------------------
@@ -148,9 +149,9 @@ type GameDayRun struct {
 	Experiments []ExperimentRun
 	Presses     []GameDayPress
 	// Weights of the charted record at the start and at the end (Route 53's answer).
-	StartWeights map[string]int64         `json:",omitempty"`
-	EndWeights   map[string]int64         `json:",omitempty"`
-	Migration    *activities.MigrationEnd `json:",omitempty"`
+	StartWeights map[string]int64      `json:",omitempty"`
+	EndWeights   map[string]int64      `json:",omitempty"`
+	Migration    *gameday.MigrationEnd `json:",omitempty"`
 	// Notes are what went wrong in the game itself (a fault the sandbox refused...).
 	Notes []string `json:",omitempty"`
 }
@@ -173,6 +174,6 @@ type ExperimentRun struct {
 	Start   time.Time `json:",omitzero"` // the sandbox's clock at injection
 	End     time.Time `json:",omitzero"` // cleared
 	// Steady is when the game saw the steady state back (zero: it did not, in time).
-	Steady  time.Time           `json:",omitzero"`
-	Records *activities.Records `json:",omitempty"`
+	Steady  time.Time        `json:",omitzero"`
+	Records *gameday.Records `json:",omitempty"`
 }

@@ -10,9 +10,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/proof"
 	"github.com/ferryhq/ferry/sandbox/control"
+	"github.com/ferryhq/ferry/sandbox/gameday"
 )
 
 // A GameDay (issue 23) as a workflow: each experiment is a step that injects its fault
@@ -22,7 +22,7 @@ import (
 // approval: a score must not be forgeable); stop ends the game and clears its faults, and
 // only those. Nothing here judges: package gamereport scores the run's records.
 
-var gameActs *activities.GameDay
+var gameActs *gameday.Activities
 
 const (
 	// steadyHold is how long the steady state must hold before the game goes on.
@@ -68,7 +68,7 @@ func GameDay(ctx workflow.Context, in GameDayInput) (GameDayRun, error) {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
 	if in.Spec.Record != nil {
-		if err := workflow.ExecuteActivity(actx, gameActs.ReadWeights, *in.Spec.Record).Get(ctx, &g.run.StartWeights); err != nil {
+		if err := workflow.ExecuteActivity(actx, r53.ReadWeights, *in.Spec.Record).Get(ctx, &g.run.StartWeights); err != nil {
 			g.note("could not read the weights at the start: " + err.Error())
 		}
 	}
@@ -124,7 +124,7 @@ func GameDay(ctx workflow.Context, in GameDayInput) (GameDayRun, error) {
 			StartToCloseTimeout: wait + time.Minute, HeartbeatTimeout: 30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
 		})
-		var end activities.MigrationEnd
+		var end gameday.MigrationEnd
 		if err := workflow.ExecuteActivity(mctx, gameActs.AwaitMigrationEnd, in.MigrationID, wait).Get(dctx, &end); err != nil {
 			g.note("could not read the migration's end: " + err.Error())
 		} else {
@@ -132,7 +132,7 @@ func GameDay(ctx workflow.Context, in GameDayInput) (GameDayRun, error) {
 		}
 	}
 	if in.Spec.Record != nil {
-		if err := workflow.ExecuteActivity(dctx, gameActs.ReadWeights, *in.Spec.Record).Get(dctx, &g.run.EndWeights); err != nil {
+		if err := workflow.ExecuteActivity(dctx, r53.ReadWeights, *in.Spec.Record).Get(dctx, &g.run.EndWeights); err != nil {
 			g.note("could not read the weights at the end: " + err.Error())
 		}
 	}
@@ -159,9 +159,9 @@ func (g *gameDay) experiment(ctx workflow.Context, i int, at time.Time) {
 	})
 	f := control.Fault{Target: spec.Fault.Target, Kind: spec.Fault.Kind, Rate: spec.Fault.Rate,
 		LatencyMs: spec.Fault.LatencyMs, Command: spec.Fault.Command, Code: spec.Fault.Code}
-	var inj activities.InjectedFault
+	var inj gameday.InjectedFault
 	err := workflow.ExecuteActivity(actx, gameActs.InjectFault,
-		activities.InjectFaultInput{Owner: g.run.ID, Fault: f, Duration: spec.Duration}).Get(ctx, &inj)
+		gameday.InjectFaultInput{Owner: g.run.ID, Fault: f, Duration: spec.Duration}).Get(ctx, &inj)
 	if err != nil {
 		e.State = ExperimentSkipped
 		if !temporal.IsCanceledError(err) {
@@ -186,8 +186,8 @@ func (g *gameDay) experiment(ctx workflow.Context, i int, at time.Time) {
 		StartToCloseTimeout: recoveryTimeout + time.Minute, HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
-	var steady activities.SteadyStateOutput
-	err = workflow.ExecuteActivity(sctx, gameActs.AwaitSteadyState, activities.SteadyStateInput{
+	var steady gameday.SteadyStateOutput
+	err = workflow.ExecuteActivity(sctx, gameActs.AwaitSteadyState, gameday.SteadyStateInput{
 		Regions: g.run.Spec.Regions, MaxErrorRate: g.run.Spec.MaxErrorRate, Hold: steadyHold, Timeout: recoveryTimeout,
 	}).Get(ctx, &steady)
 	switch {
@@ -215,8 +215,8 @@ func (g *gameDay) collect(ctx workflow.Context, i int) {
 	if max := from.Add(control.MaxSeriesSec * time.Second); to.After(max) {
 		to = max
 	}
-	var rec activities.Records
-	err := workflow.ExecuteActivity(actx, gameActs.Collect, activities.CollectInput{
+	var rec gameday.Records
+	err := workflow.ExecuteActivity(actx, gameActs.Collect, gameday.CollectInput{
 		From: from, To: to, WeightsSince: g.run.Started, Record: g.run.Spec.Record, Migration: g.run.MigrationID,
 	}).Get(ctx, &rec)
 	if err != nil {

@@ -86,7 +86,14 @@ func followGameDay(ctx context.Context, w io.Writer, c ferryv1connect.GameDaySer
 	seen := map[string]bool{}
 	for {
 		r, err := c.GetGameDay(ctx, connect.NewRequest(&ferryv1.GetGameDayRequest{Id: id}))
-		if err != nil {
+		switch code := connect.CodeOf(err); {
+		case err == nil:
+		case code == connect.CodeDeadlineExceeded || code == connect.CodeUnavailable:
+			// The game's state is read from a worker: one being replaced answers late.
+			fmt.Fprintf(w, "%s  (no answer: %s; trying again)\n", time.Now().Format(time.TimeOnly), code)
+			time.Sleep(2 * time.Second)
+			continue
+		default:
 			return apiError(err)
 		}
 		gd := r.Msg.GetGameDay()

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferryhq/ferry/activities"
+	"github.com/ferryhq/ferry/sandbox/gameday"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -160,7 +160,7 @@ func experiment(run workflows.GameDayRun, i int, e workflows.ExperimentRun) Expe
 	}
 	rec := e.Records
 	if rec == nil {
-		rec = &activities.Records{}
+		rec = &gameday.Records{}
 	}
 	watch := run.Spec.Regions
 	if len(watch) == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/sandbox/control"
+	"github.com/ferryhq/ferry/sandbox/gameday"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -39,16 +40,16 @@ func run() workflows.GameDayRun {
 		MigrationID:  "region/shop/eu-west-1/eu-west-2",
 		StartWeights: map[string]int64{"eu-west-1": 100, "eu-west-2": 0},
 		EndWeights:   map[string]int64{"eu-west-1": 100, "eu-west-2": 0},
-		Migration:    &activities.MigrationEnd{State: workflows.StateRolledBack, Ended: true},
+		Migration:    &gameday.MigrationEnd{State: workflows.StateRolledBack, Ended: true},
 		Experiments: []workflows.ExperimentRun{
 			{Name: "eu-west-2 unhealthy", Fault: workflows.GameDayFault{Target: "app:eu-west-2", Kind: "unhealthy", Rate: 1}, State: workflows.ExperimentDone,
-				Start: t0, End: at(30), Steady: at(21), Records: &activities.Records{
+				Start: t0, End: at(30), Steady: at(21), Records: &gameday.Records{
 					Series: series,
-					Weights: []activities.WeightChange{
+					Weights: []gameday.WeightChange{
 						{Time: at(-20), SetIdentifier: "eu-west-1", Weight: 50}, {Time: at(-20), SetIdentifier: "eu-west-2", Weight: 50},
 						{Time: at(2.4), SetIdentifier: "eu-west-1", Weight: 100}, {Time: at(2.4), SetIdentifier: "eu-west-2", Weight: 0},
 					},
-					Events: []activities.MigrationEvent{
+					Events: []gameday.MigrationEvent{
 						{Time: at(2.2), Identity: workflows.SystemIdentity, Action: "gate failed", Reason: "gate failed: eu-west-2 health: 503"},
 						{Time: at(2.3), Identity: workflows.SystemIdentity, Action: "rollback", Reason: "gate failed"},
 					}}},

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferryhq/ferry/activities"
+	"github.com/ferryhq/ferry/sandbox/gameday"
 	"github.com/ferryhq/ferry/workflows"
 )
 
@@ -17,7 +17,7 @@ type series struct {
 	req, errs map[string][]int64
 }
 
-func newSeries(rec *activities.Records, watch []string) series {
+func newSeries(rec *gameday.Records, watch []string) series {
 	s := series{from: rec.Series.From, to: rec.Series.To, req: map[string][]int64{}, errs: map[string][]int64{}}
 	if s.to < s.from {
 		s.to = s.from
@@ -103,7 +103,7 @@ func (s series) rates() []Point {
 
 // weights is each set's share of the record's total weight over the records' stretch:
 // from the weights at the game's start, each change Route 53 accepted applied in order.
-func weights(run workflows.GameDayRun, rec *activities.Records, s series) map[string][]Point {
+func weights(run workflows.GameDayRun, rec *gameday.Records, s series) map[string][]Point {
 	if run.Spec.Record == nil {
 		return nil
 	}
@@ -147,8 +147,8 @@ func weights(run workflows.GameDayRun, rec *activities.Records, s series) map[st
 	return out
 }
 
-func slicesSorted(in []activities.WeightChange) []activities.WeightChange {
-	out := append([]activities.WeightChange(nil), in...)
+func slicesSorted(in []gameday.WeightChange) []gameday.WeightChange {
+	out := append([]gameday.WeightChange(nil), in...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out
 }

@@ -1,4 +1,6 @@
-package activities
+// Package gameday is the sandbox's side of a GameDay: the activities that inject its faults
+// (with the game's owner label) and read back what the sandbox and the migration recorded.
+package gameday
 
 import (
 	"context"
@@ -11,27 +13,50 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/ferryhq/ferry/activities"
 	"github.com/ferryhq/ferry/sandbox/control"
 )
 
-// GameDay injects a GameDay's faults into the sandbox and reads back what happened from the
-// sandbox's own records (the clients' per-second traffic, the Route 53 call record) and
+// Activities inject a GameDay's faults into the sandbox and read back what happened from
+// the sandbox's own records (the clients' per-second traffic, the Route 53 call record) and
 // from the migration under test (its progress, through Temporal). Every fault carries the
-// game's owner label, so a stop clears the game's faults and nobody else's.
-type GameDay struct {
+// game's owner label, so a stop clears the game's faults and nobody else's. They live next
+// to the sandbox, not in package activities: production activities do not talk to the
+// simulator, and these talk to nothing else.
+type Activities struct {
 	// Sandbox is the sandbox's base URL (the worker's --aws-endpoint). Empty: the worker
 	// talks to real AWS, where a GameDay refuses to run.
 	Sandbox  string
 	HTTP     *http.Client
-	Route53  *Route53
 	Temporal client.Client
 }
 
 // ErrNoSandbox is a GameDay on a worker that talks to real AWS.
 const ErrNoSandbox = "NoSandbox"
 
-func (g *GameDay) control() (*control.Client, error) {
+// ErrBadInput is input no retry can fix.
+const ErrBadInput = "BadInput"
+
+func permanent(errType string, err error, format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), errType, err)
+}
+
+func badInput(format string, args ...any) error {
+	return permanent(ErrBadInput, nil, format, args...)
+}
+
+// fqdn is a name as Route 53 compares it: lower case, with its trailing dot.
+func fqdn(name string) string {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if !strings.HasSuffix(name, ".") {
+		name += "."
+	}
+	return name
+}
+
+func (g *Activities) control() (*control.Client, error) {
 	if g.Sandbox == "" {
 		return nil, permanent(ErrNoSandbox, nil, "a GameDay runs against the sandbox only, and this worker talks to real AWS: run it on `ferry dev`, or give the worker --aws-endpoint with the sandbox's address")
 	}
@@ -54,7 +79,7 @@ type InjectedFault struct {
 // InjectFault adds the fault with the game's owner label and its duration, so the sandbox
 // ends it on time even if no worker is there to clear it. A retry after a lost answer finds
 // the fault it added (same owner, target and kind) instead of adding a second one.
-func (g *GameDay) InjectFault(ctx context.Context, in InjectFaultInput) (InjectedFault, error) {
+func (g *Activities) InjectFault(ctx context.Context, in InjectFaultInput) (InjectedFault, error) {
 	cc, err := g.control()
 	if err != nil {
 		return InjectedFault{}, err
@@ -86,7 +111,7 @@ func (g *GameDay) InjectFault(ctx context.Context, in InjectFaultInput) (Injecte
 }
 
 // DeleteFault removes one fault; one the sandbox already ended is no error.
-func (g *GameDay) DeleteFault(ctx context.Context, id string) error {
+func (g *Activities) DeleteFault(ctx context.Context, id string) error {
 	cc, err := g.control()
 	if err != nil {
 		return err
@@ -100,7 +125,7 @@ func (g *GameDay) DeleteFault(ctx context.Context, id string) error {
 
 // ClearFaults removes every fault owner injected that is still active and returns how
 // many there were.
-func (g *GameDay) ClearFaults(ctx context.Context, owner string) (int, error) {
+func (g *Activities) ClearFaults(ctx context.Context, owner string) (int, error) {
 	cc, err := g.control()
 	if err != nil {
 		return 0, err
@@ -135,7 +160,7 @@ type SteadyStateOutput struct {
 // AwaitSteadyState reads the clients' traffic every second until the watched regions have
 // been healthy for Hold, or Timeout passes. The report computes recovery from the
 // per-second series; this only tells the game when it may go on.
-func (g *GameDay) AwaitSteadyState(ctx context.Context, in SteadyStateInput) (SteadyStateOutput, error) {
+func (g *Activities) AwaitSteadyState(ctx context.Context, in SteadyStateInput) (SteadyStateOutput, error) {
 	cc, err := g.control()
 	if err != nil {
 		return SteadyStateOutput{}, err
@@ -180,40 +205,13 @@ func unhealthyRegions(tr control.Traffic, regions []string, maxRate float64) []s
 	return bad
 }
 
-// RecordRef names the weighted record a game charts (the migration's DNS record).
-type RecordRef struct {
-	Zone, Name, Type string
-}
-
-// ReadWeights returns the record's weights by set identifier, as Route 53 answers now.
-func (g *GameDay) ReadWeights(ctx context.Context, ref RecordRef) (map[string]int64, error) {
-	if g.Route53 == nil {
-		return nil, permanent(ErrBadInput, nil, "read weights: this worker has no Route 53 client")
-	}
-	zoneID, _, err := g.Route53.resolveZone(ctx, ref.Zone)
-	if err != nil {
-		return nil, err
-	}
-	sets, err := g.Route53.listName(ctx, zoneID, fqdn(ref.Name))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, s := range sets {
-		if strings.EqualFold(s.Type, ref.Type) && s.SetIdentifier != "" {
-			out[s.SetIdentifier] = s.Weight
-		}
-	}
-	return out, nil
-}
-
 // CollectInput is the stretch of time one experiment covers.
 type CollectInput struct {
 	From, To time.Time
 	// WeightsSince is when the game read the start weights: changes from then on are
 	// read, so the chart knows the weights at From.
 	WeightsSince time.Time
-	Record       *RecordRef
+	Record       *activities.RecordRef
 	Migration    string // workflow id of the migration under test, "" for none
 }
 
@@ -246,7 +244,7 @@ type Records struct {
 
 // Collect reads the records of [From, To): the clients' traffic second by second, the
 // weight changes Route 53 accepted for the record, the migration's audit entries.
-func (g *GameDay) Collect(ctx context.Context, in CollectInput) (Records, error) {
+func (g *Activities) Collect(ctx context.Context, in CollectInput) (Records, error) {
 	cc, err := g.control()
 	if err != nil {
 		return Records{}, err
@@ -279,7 +277,7 @@ func (g *GameDay) Collect(ctx context.Context, in CollectInput) (Records, error)
 
 // weightChanges picks, from accepted ChangeResourceRecordSets calls before to, the weights
 // set on ref's record (the query API's Change.N.* parameters).
-func weightChanges(calls []control.Call, ref RecordRef, to time.Time) []WeightChange {
+func weightChanges(calls []control.Call, ref activities.RecordRef, to time.Time) []WeightChange {
 	var out []WeightChange
 	for _, c := range calls {
 		if c.Result != "ok" || !c.Time.Before(to) {
@@ -311,7 +309,7 @@ type MigrationEnd struct {
 
 // AwaitMigrationEnd waits (heartbeating) until the migration's workflow has closed, or
 // timeout passes, and returns its last state.
-func (g *GameDay) AwaitMigrationEnd(ctx context.Context, id string, timeout time.Duration) (MigrationEnd, error) {
+func (g *Activities) AwaitMigrationEnd(ctx context.Context, id string, timeout time.Duration) (MigrationEnd, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		d, err := g.Temporal.DescribeWorkflowExecution(ctx, id, "")
@@ -347,7 +345,7 @@ type progressView struct {
 	Phases []struct{ MigrationID string }
 }
 
-func (g *GameDay) progress(ctx context.Context, id string) (progressView, error) {
+func (g *Activities) progress(ctx context.Context, id string) (progressView, error) {
 	var p progressView
 	if g.Temporal == nil {
 		return p, permanent(ErrBadInput, nil, "this worker has no Temporal client")
@@ -360,7 +358,7 @@ func (g *GameDay) progress(ctx context.Context, id string) (progressView, error)
 }
 
 // migrationEvents returns the migration's state and its audit entries with its phases'.
-func (g *GameDay) migrationEvents(ctx context.Context, id string) (string, []MigrationEvent, error) {
+func (g *Activities) migrationEvents(ctx context.Context, id string) (string, []MigrationEvent, error) {
 	p, err := g.progress(ctx, id)
 	if err != nil {
 		return "", nil, err
