@@ -4,9 +4,11 @@ package testenv
 
 import (
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,9 +51,26 @@ func QuietLogger() tlog.Logger {
 	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago, for a process the test
+// starts with it. It is picked below Linux's ephemeral range (32768-60999): a port the
+// kernel hands out for ":0" can be taken before the process binds it, by any outgoing
+// connection or another test's listener (CI saw `ferry dev` fail to bind one that way).
+// Ports this process handed out are not handed out again.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		p := 20000 + mrand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		if ln, err := net.Listen("tcp", Addr(p)); err == nil {
+			ln.Close()
+			portsGiven[p] = true
+			return p
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +78,11 @@ func FreePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // Addr is 127.0.0.1:port.
 func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
