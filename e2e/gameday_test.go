@@ -324,15 +324,25 @@ func TestGameDayRefusedFaultIsSkippedAndTheGameGoesOn(t *testing.T) {
 		SteadyState: &ferryv1.GameDaySteadyState{MaxErrorRate: 0.05},
 		Experiments: []*ferryv1.GameDayExperiment{
 			{Name: "no such member", Fault: &ferryv1.GameDayFault{Target: "mongo:rs0:1", Kind: "down"}, StartAfter: durationpb.New(0), Duration: durationpb.New(2 * time.Second)},
-			{Name: "route 53 slow", Fault: &ferryv1.GameDayFault{Target: "aws:route53:*", Kind: "latency", LatencyMs: 10, Rate: 1}, StartAfter: durationpb.New(time.Second), Duration: durationpb.New(2 * time.Second)},
+			// Two experiments of the same target and kind at once: two faults, each its own.
+			{Name: "route 53 slow", Fault: &ferryv1.GameDayFault{Target: "aws:route53:*", Kind: "latency", LatencyMs: 10, Rate: 1}, StartAfter: durationpb.New(time.Second), Duration: durationpb.New(5 * time.Second)},
+			{Name: "route 53 slow again", Fault: &ferryv1.GameDayFault{Target: "aws:route53:*", Kind: "latency", LatencyMs: 10, Rate: 1}, StartAfter: durationpb.New(3 * time.Second), Duration: durationpb.New(5 * time.Second)},
 		},
 	}
 	start, err := alice.StartGameDay(ctx, connect.NewRequest(&ferryv1.StartGameDayRequest{Scenario: sc}))
 	require.NoError(t, err)
-	g := awaitGame(t, alice, start.Msg.GetId(), time.Minute, func(g *ferryv1.GameDayStatus) bool { return g.GetState() != "running" })
+	id := start.Msg.GetId()
+	awaitGame(t, alice, id, time.Minute, func(g *ferryv1.GameDayStatus) bool {
+		return g.GetExperiments()[1].GetState() == "injected" && g.GetExperiments()[2].GetState() == "injected"
+	})
+	mine, err := (&control.Client{BaseURL: s.Sandbox.Addr()}).ListFaultsOf(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, mine, 2, "overlapping experiments of the same fault share one: %v", mine)
+	g := awaitGame(t, alice, id, time.Minute, func(g *ferryv1.GameDayStatus) bool { return g.GetState() != "running" })
 	require.Equal(t, "completed", g.GetState())
 	assert.Equal(t, "skipped", g.GetExperiments()[0].GetState())
 	assert.Equal(t, "done", g.GetExperiments()[1].GetState())
+	assert.Equal(t, "done", g.GetExperiments()[2].GetState())
 	require.NotEmpty(t, g.GetNotes())
 	assert.Contains(t, g.GetNotes()[0], "no such member: the fault was not injected")
 	faults, err := (&control.Client{BaseURL: s.Sandbox.Addr()}).ListFaults(ctx)

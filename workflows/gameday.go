@@ -157,7 +157,9 @@ func (g *gameDay) experiment(ctx workflow.Context, i int, at time.Time) {
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
-	f := control.Fault{Target: spec.Fault.Target, Kind: spec.Fault.Kind, Rate: spec.Fault.Rate,
+	// The id names this run's experiment i, so a retried injection finds its own fault.
+	f := control.Fault{ID: fmt.Sprintf("gameday-%s-%d", workflow.GetInfo(ctx).WorkflowExecution.RunID, i),
+		Target: spec.Fault.Target, Kind: spec.Fault.Kind, Rate: spec.Fault.Rate,
 		LatencyMs: spec.Fault.LatencyMs, Command: spec.Fault.Command, Code: spec.Fault.Code}
 	var inj gameday.InjectedFault
 	err := workflow.ExecuteActivity(actx, gameActs.InjectFault,

@@ -136,6 +136,9 @@ func (r *Registry) Validate(f Fault) error {
 	if f.LatencyMs < 0 {
 		return &FieldError{"latencyMs", "must not be negative"}
 	}
+	if !idRE.MatchString(f.ID) {
+		return &FieldError{"id", fmt.Sprintf("%q: use at most 64 letters, digits and . _ - (or none: the sandbox picks one)", f.ID)}
+	}
 	if !validOwner(f.Owner) {
 		return &FieldError{"owner", fmt.Sprintf("%q: use at most 128 letters, digits and . _ - / : @", f.Owner)}
 	}
@@ -237,6 +240,13 @@ func (r *Registry) Add(f Fault) (Fault, error) {
 		r.mu.Unlock()
 		return Fault{}, err
 	}
+	// A caller's own id makes its retries safe (it finds the fault it added), so an id
+	// may not stand for two faults at once.
+	r.expireLocked()
+	if _, busy := r.adding[f.ID]; f.ID != "" && (busy || slices.ContainsFunc(r.faults, func(g *Fault) bool { return g.ID == f.ID })) {
+		r.mu.Unlock()
+		return Fault{}, &FieldError{"id", fmt.Sprintf("a fault with id %s is active already", f.ID)}
+	}
 	hook, hooked := r.hookLocked(f.Target)
 	if f.ID == "" {
 		f.ID = newID()
@@ -311,6 +321,9 @@ func (r *Registry) Delete(id string) (bool, error) {
 }
 
 // ownerRE is what an owner label may hold: ids such as "gameday/informed-2026-12-04".
+// idRE is a fault id a caller may choose: it goes into URL paths (DELETE /faults/{id}).
+var idRE = regexp.MustCompile(`^[A-Za-z0-9._\-]{0,64}$`)
+
 var ownerRE = regexp.MustCompile(`^[A-Za-z0-9._\-/:@]{0,128}$`)
 
 func validOwner(o string) bool { return ownerRE.MatchString(o) }

@@ -286,3 +286,25 @@ func ids(fs []Fault) []string {
 	}
 	return out
 }
+
+// A caller may name its fault (a GameDay does, so a retried injection finds the fault it
+// added); a name stands for one active fault at a time and must fit in a URL path.
+func TestRegistryCallerChosenIDs(t *testing.T) {
+	r := NewRegistry([]string{"eu-west-2"}, 1)
+	f, err := r.Add(Fault{ID: "gameday-run1-0", Target: "app:eu-west-2", Kind: KindUnhealthy})
+	require.NoError(t, err)
+	assert.Equal(t, "gameday-run1-0", f.ID)
+	_, err = r.Add(Fault{ID: "gameday-run1-0", Target: "app:eu-west-2", Kind: KindError})
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "id", fe.Field)
+	require.Len(t, r.List(), 1)
+	_, err = r.Add(Fault{ID: "a/b", Target: "app:eu-west-2", Kind: KindUnhealthy})
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "id", fe.Field)
+	ok, err := r.Delete("gameday-run1-0")
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = r.Add(Fault{ID: "gameday-run1-0", Target: "app:eu-west-2", Kind: KindUnhealthy})
+	require.NoError(t, err, "an id is free again once its fault is gone")
+}

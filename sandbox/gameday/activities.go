@@ -63,7 +63,8 @@ func (g *Activities) control() (*control.Client, error) {
 	return &control.Client{BaseURL: g.Sandbox, HTTPClient: g.HTTP}, nil
 }
 
-// InjectFaultInput is one experiment's fault.
+// InjectFaultInput is one experiment's fault; Fault.ID, chosen by the game (its run and
+// the experiment's index), names it for the retries.
 type InjectFaultInput struct {
 	Owner    string
 	Fault    control.Fault
@@ -78,21 +79,22 @@ type InjectedFault struct {
 
 // InjectFault adds the fault with the game's owner label and its duration, so the sandbox
 // ends it on time even if no worker is there to clear it. A retry after a lost answer finds
-// the fault it added (same owner, target and kind) instead of adding a second one.
+// the fault it added by its id instead of adding a second one (two experiments on the same
+// target and kind may overlap, so nothing else tells them apart).
 func (g *Activities) InjectFault(ctx context.Context, in InjectFaultInput) (InjectedFault, error) {
 	cc, err := g.control()
 	if err != nil {
 		return InjectedFault{}, err
 	}
-	if in.Owner == "" || in.Duration <= 0 {
-		return InjectedFault{}, badInput("inject fault: owner and duration are required")
+	if in.Owner == "" || in.Duration <= 0 || in.Fault.ID == "" {
+		return InjectedFault{}, badInput("inject fault: owner, duration and the fault's id are required")
 	}
 	mine, err := cc.ListFaultsOf(ctx, in.Owner)
 	if err != nil {
 		return InjectedFault{}, err
 	}
 	for _, f := range mine {
-		if f.Target == in.Fault.Target && f.Kind == in.Fault.Kind {
+		if f.ID == in.Fault.ID {
 			return InjectedFault{ID: f.ID, Start: f.Created}, nil
 		}
 	}
