@@ -58,14 +58,17 @@ func (g *gameDayService) StartGameDay(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
+	details := fmt.Sprintf("**GameDay: %s** (%s)\n\nstarted by %s; %d experiment(s)", gs.Name, gs.Mode, p.Identity, len(gs.Experiments))
+	if in.MigrationID != "" {
+		details += "; migration " + in.MigrationID
+	}
 	run, err := g.m.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		StaticSummary:                            "GameDay: " + gs.Name,
-		StaticDetails: fmt.Sprintf("**GameDay: %s** (%s)\n\nstarted by %s; %d experiment(s)%s", gs.Name, gs.Mode, p.Identity,
-			len(gs.Experiments), map[bool]string{true: "; migration " + in.MigrationID}[in.MigrationID != ""]),
+		StaticDetails:                            details,
 	}, workflows.GameDayWorkflowName, input)
 	if err != nil {
 		return nil, temporalError(err, "start gameday "+id)

@@ -264,7 +264,7 @@ func teams(run workflows.GameDayRun, xs []Experiment) []TeamScore {
 	for _, t := range run.Spec.Teams {
 		ts := TeamScore{Team: t.Name, Members: t.Members}
 		var pts, ttds []float64
-		for i, x := range xs {
+		for _, x := range xs {
 			if x.Start.IsZero() {
 				continue
 			}
@@ -291,7 +291,6 @@ func teams(run workflows.GameDayRun, xs []Experiment) []TeamScore {
 				ts.Mitigated++
 				p += 40 * math.Max(0, 1-*mit/RecoverWithin.Seconds())
 			}
-			_ = i
 			pts = append(pts, p)
 		}
 		ts.Score = round1(mean(pts))

@@ -2,7 +2,7 @@ package gamereport
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,7 +111,8 @@ func weights(run workflows.GameDayRun, rec *gameday.Records, s series) map[strin
 	for k, v := range run.StartWeights {
 		cur[k] = v
 	}
-	changes := slicesSorted(rec.Weights)
+	changes := slices.Clone(rec.Weights)
+	slices.SortStableFunc(changes, func(a, b gameday.WeightChange) int { return a.Time.Compare(b.Time) })
 	from, to := unix(s.from), unix(s.to)
 	// Changes before the chart's start set the starting point.
 	i := 0
@@ -144,12 +145,6 @@ func weights(run workflows.GameDayRun, rec *gameday.Records, s series) map[strin
 	if len(cur) == 0 {
 		return nil
 	}
-	return out
-}
-
-func slicesSorted(in []gameday.WeightChange) []gameday.WeightChange {
-	out := append([]gameday.WeightChange(nil), in...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out
 }
 
