@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -78,20 +79,29 @@ func (g *gameDayService) StartGameDay(ctx context.Context, req *connect.Request[
 	}), nil
 }
 
+// describe finds game id, refusing (NotFound) a workflow that is not a GameDay: the API
+// acts on games and migrations only.
+func (g *gameDayService) describe(ctx context.Context, id, op string) (*workflowpb.WorkflowExecutionInfo, error) {
+	d, err := g.m.temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) || (err == nil && d.GetWorkflowExecutionInfo().GetType().GetName() != workflows.GameDayWorkflowName) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no GameDay %s (ids look like gameday/region-move-under-fire)", op, id))
+	}
+	if err != nil {
+		return nil, temporalError(err, op)
+	}
+	return d.GetWorkflowExecutionInfo(), nil
+}
+
 // load reads a game: its query while it runs, its result once it has ended.
 func (g *gameDayService) load(ctx context.Context, id, op string) (workflows.GameDayRun, string, error) {
 	var run workflows.GameDayRun
 	ctx, cancel := context.WithTimeout(ctx, g.m.opts.callTimeout())
 	defer cancel()
-	d, err := g.m.temporal.DescribeWorkflowExecution(ctx, id, "")
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) || (err == nil && d.GetWorkflowExecutionInfo().GetType().GetName() != workflows.GameDayWorkflowName) {
-		return run, "", connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no GameDay %s (ids look like gameday/region-move-under-fire)", op, id))
-	}
+	info, err := g.describe(ctx, id, op)
 	if err != nil {
-		return run, "", temporalError(err, op)
+		return run, "", err
 	}
-	info := d.GetWorkflowExecutionInfo()
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		v, err := g.m.temporal.QueryWorkflow(ctx, id, "", workflows.QueryGameDay)
 		if err == nil {
@@ -164,7 +174,9 @@ func (g *gameDayService) PressGameDay(ctx context.Context, req *connect.Request[
 	if action == workflows.PressStop && !slices.Contains(p.Roles, RoleOperator) {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s: %s (roles %v) may not stop a GameDay: it needs the operator role", op, p.Identity, p.Roles))
 	}
-	if _, _, err := g.load(ctx, id, op); err != nil {
+	// Only a GameDay takes a press; the game itself answers the rest (no worker round trip
+	// here: the update makes one).
+	if _, err := g.describe(ctx, id, op); err != nil {
 		return nil, err
 	}
 	update := workflows.UpdateGameDayPress
