@@ -132,8 +132,8 @@ func Build(run workflows.GameDayRun) Report {
 		Formula: Formula, Notes: run.Notes,
 	}
 	var scores, ttds []float64
-	for i, e := range run.Experiments {
-		x := experiment(run, i, e)
+	for _, e := range run.Experiments {
+		x := experiment(run, e)
 		r.Experiments = append(r.Experiments, x)
 		if !x.Start.IsZero() {
 			scores = append(scores, x.Score)
@@ -151,7 +151,7 @@ func Build(run workflows.GameDayRun) Report {
 	return r
 }
 
-func experiment(run workflows.GameDayRun, i int, e workflows.ExperimentRun) Experiment {
+func experiment(run workflows.GameDayRun, e workflows.ExperimentRun) Experiment {
 	f := e.Fault
 	x := Experiment{Name: e.Name, Fault: faultText(f), State: e.State, Start: e.Start, End: e.End}
 	if e.Start.IsZero() {
