@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -197,7 +198,15 @@ func (g *Activities) AwaitSteadyState(ctx context.Context, in SteadyStateInput) 
 	}
 }
 
+// unhealthyRegions names the watched regions over maxRate; no regions watched means every
+// region the clients reach (the steady state's default, as the report reads it too).
 func unhealthyRegions(tr control.Traffic, regions []string, maxRate float64) []string {
+	if len(regions) == 0 {
+		for r := range tr.Regions {
+			regions = append(regions, r)
+		}
+		slices.Sort(regions)
+	}
 	var bad []string
 	for _, r := range regions {
 		if rt := tr.Regions[r]; rt.WindowRequests > 0 && rt.ErrorRate > maxRate {
